@@ -1,0 +1,1 @@
+"""The Pulumi program's building blocks: stack settings, policies and component resources."""

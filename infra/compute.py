@@ -1,0 +1,77 @@
+"""A managed EC2/Spot compute environment that scales to zero."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.settings import PROJECT, ComputeSettings
+
+BATCH_TYPE = {"spot": "SPOT", "on-demand": "EC2"}
+
+
+@dataclass(frozen=True)
+class ComputeEnvironmentArgs:
+    compute: ComputeSettings
+    instance_profile_arn: pulumi.Input[str]
+    subnet_ids: pulumi.Input[list[str]]
+    security_group_ids: pulumi.Input[list[str]]
+    tags: dict[str, str]
+    # Resources the hosts need before they start (the instance role's policy attachments).
+    depends_on: tuple[pulumi.Resource, ...] = ()
+
+
+def compute_resources(compute: ComputeSettings) -> dict[str, object]:
+    """The static part of ``compute_resources`` for the configured purchase model.
+
+    ``desired_vcpus`` is never set: Batch owns it, and setting it would fight the scaler.
+    """
+    resources: dict[str, object] = {
+        "type": BATCH_TYPE[compute.purchase_model],
+        "allocation_strategy": compute.allocation_strategy,
+        "min_vcpus": compute.min_vcpus,
+        "max_vcpus": compute.max_vcpus,
+        "instance_types": list(compute.instance_types),
+    }
+    if compute.bid_percentage is not None:
+        resources["bid_percentage"] = compute.bid_percentage
+    return resources
+
+
+class ComputeEnvironment(pulumi.ComponentResource):
+    """One managed compute environment.
+
+    Autonamed (no fixed name) so a replacement is created before the old one is deleted, and
+    without a service role so Batch uses its service-linked role.
+    """
+
+    arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ComputeEnvironmentArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(f"{PROJECT}:index:ComputeEnvironment", name, None, opts)
+        compute = args.compute
+        environment = aws.batch.ComputeEnvironment(
+            f"{name}-ce",
+            type="MANAGED",
+            state="ENABLED",
+            compute_resources={
+                **compute_resources(compute),
+                "instance_role": args.instance_profile_arn,
+                "subnets": args.subnet_ids,
+                "security_group_ids": args.security_group_ids,
+                # Instances carry the cost-allocation tags too: they are what is billed.
+                "tags": args.tags,
+            },
+            update_policy={
+                "terminate_jobs_on_update": compute.terminate_jobs_on_update,
+                "job_execution_timeout_minutes": compute.update_timeout_minutes,
+            },
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
+        self.arn = environment.arn
+        self.register_outputs({"arn": self.arn})

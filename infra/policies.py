@@ -1,0 +1,77 @@
+"""IAM policy documents as plain dicts: pure, no AWS calls, no Pulumi invokes.
+
+Serialise with ``policy_json`` so the same document always gives the same string (no diffs).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from infra.settings import DataSettings
+
+PolicyDocument = dict[str, Any]
+
+ECS_TASKS = "ecs-tasks.amazonaws.com"
+EC2 = "ec2.amazonaws.com"
+# AWS-managed policy the ECS agent on Batch instances needs (pull images, register, ship logs).
+ECS_INSTANCE_POLICY = "service-role/AmazonEC2ContainerServiceforEC2Role"
+
+_READ_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion"]
+_WRITE_ACTIONS = ["s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"]
+
+
+def policy_json(document: PolicyDocument) -> str:
+    """The canonical JSON of a policy document."""
+    return json.dumps(document, sort_keys=True)
+
+
+def assume_role_policy(service: str) -> PolicyDocument:
+    """Trust policy letting one AWS service principal assume the role."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
+def managed_policy_arn(partition: str, name: str) -> str:
+    """ARN of an AWS-managed policy in the given partition (aws, aws-cn, aws-us-gov)."""
+    return f"arn:{partition}:iam::aws:policy/{name}"
+
+
+def data_access_policy(data: DataSettings, partition: str = "aws") -> PolicyDocument | None:
+    """Least-privilege S3 access to the configured bucket and prefix; None without a bucket.
+
+    Listing is limited to the prefix with an ``s3:prefix`` condition; object actions to keys
+    under it. ``read-write`` adds put, multipart abort and delete on those keys only.
+    """
+    if data.bucket is None:
+        return None
+    bucket_arn = f"arn:{partition}:s3:::{data.bucket}"
+    list_statement: dict[str, Any] = {
+        "Sid": "ListDataPrefix",
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": bucket_arn,
+    }
+    if data.prefix:
+        list_statement["Condition"] = {"StringLike": {"s3:prefix": [f"{data.prefix}*"]}}
+    actions = _READ_ACTIONS + (_WRITE_ACTIONS if data.access == "read-write" else [])
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            list_statement,
+            {
+                "Sid": "DataObjects",
+                "Effect": "Allow",
+                "Action": actions,
+                "Resource": f"{bucket_arn}/{data.prefix}*",
+            },
+        ],
+    }
