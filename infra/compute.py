@@ -55,7 +55,7 @@ class ComputeEnvironment(pulumi.ComponentResource):
         super().__init__(f"{PROJECT}:index:ComputeEnvironment", name, None, opts)
         compute = args.compute
         environment = aws.batch.ComputeEnvironment(
-            f"{name}-ce",
+            name,
             type="MANAGED",
             state="ENABLED",
             compute_resources={

@@ -72,7 +72,7 @@ class BatchEnvironment(pulumi.ComponentResource):
         self.log_group_name = log_group.name
 
         self.queue = JobQueue(
-            f"{name}-jobs",
+            f"{name}-queue",
             JobQueueArgs(
                 queue=settings.queue,
                 compute_environment_arns=[ce.arn for ce in self.compute_environments],
@@ -98,4 +98,3 @@ class BatchEnvironment(pulumi.ComponentResource):
                 "logGroupName": self.log_group_name,
             }
         )
-

@@ -77,7 +77,7 @@ class JobDefinition(pulumi.ComponentResource):
         super().__init__(f"{PROJECT}:index:JobDefinition", name, None, opts)
         job = args.job
         definition = aws.batch.JobDefinition(
-            f"{name}-job",
+            name,
             type="container",
             platform_capabilities=["EC2"],
             container_properties=pulumi.Output.all(

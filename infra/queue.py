@@ -47,7 +47,7 @@ class JobQueue(pulumi.ComponentResource):
     ) -> None:
         super().__init__(f"{PROJECT}:index:JobQueue", name, None, opts)
         queue = aws.batch.JobQueue(
-            f"{name}-queue",
+            name,
             state="ENABLED",
             priority=args.queue.priority,
             compute_environment_orders=[

@@ -38,7 +38,9 @@ class BatchRoles(pulumi.ComponentResource):
 
         job_role = aws.iam.Role(
             f"{name}-job",
-            assume_role_policy=policies.policy_json(policies.assume_role_policy(policies.ECS_TASKS)),
+            assume_role_policy=policies.policy_json(
+                policies.assume_role_policy(policies.ECS_TASKS)
+            ),
             description="Assumed by batch-stacks job containers",
             tags=args.tags,
             opts=child,
@@ -66,7 +68,9 @@ class BatchRoles(pulumi.ComponentResource):
             f"{name}-instance-ecs",
             role=instance_role.name,
             policy_arn=pulumi.Output.from_input(args.partition).apply(
-                lambda partition: policies.managed_policy_arn(partition, policies.ECS_INSTANCE_POLICY)
+                lambda partition: policies.managed_policy_arn(
+                    partition, policies.ECS_INSTANCE_POLICY
+                )
             ),
             opts=child,
         )

@@ -151,8 +151,7 @@ class _Section:
             raw = {}
         if not isinstance(raw, Mapping):
             raise SettingsError(
-                f"{self.name}: expected an object of settings ({', '.join(known)}), "
-                f"got {raw!r}"
+                f"{self.name}: expected an object of settings ({', '.join(known)}), got {raw!r}"
             )
         for key in raw:
             if key not in known:
@@ -192,7 +191,11 @@ class _Section:
         return value
 
     def text(
-        self, key: str, default: Any = _MISSING, *, check: Callable[[str], str | None] = lambda _: None
+        self,
+        key: str,
+        default: Any = _MISSING,
+        *,
+        check: Callable[[str], str | None] = lambda _: None,
     ) -> Any:
         value = self.raw.get(key, default)
         if value is _MISSING:
@@ -207,7 +210,11 @@ class _Section:
         return value
 
     def strings(
-        self, key: str, default: tuple[str, ...], *, pattern: re.Pattern[str] | None = None,
+        self,
+        key: str,
+        default: tuple[str, ...],
+        *,
+        pattern: re.Pattern[str] | None = None,
         allowed: str = "use a list of strings",
     ) -> tuple[str, ...]:
         value = self.raw.get(key, default)
@@ -238,7 +245,10 @@ def _prefix_problem(prefix: str) -> str | None:
 
 def _image_problem(image: str) -> str | None:
     if any(ch.isspace() for ch in image):
-        return "use a container image reference such as 123456789012.dkr.ecr.REGION.amazonaws.com/repo:tag"
+        return (
+            "use a container image reference such as "
+            "123456789012.dkr.ecr.REGION.amazonaws.com/repo:tag"
+        )
     return None
 
 
@@ -314,7 +324,9 @@ def _read_network(raw: Any) -> NetworkSettings:
     s = _Section("network", raw, ("vpcId", "subnetIds", "securityGroupIds"))
     return NetworkSettings(
         vpc_id=s.text(
-            "vpcId", None, check=lambda v: None if v.startswith("vpc-") else "use a VPC id (vpc-...)"
+            "vpcId",
+            None,
+            check=lambda v: None if v.startswith("vpc-") else "use a VPC id (vpc-...)",
         ),
         subnet_ids=s.strings(
             "subnetIds", (), pattern=re.compile(r"^subnet-[0-9a-f]+$"),
@@ -354,11 +366,14 @@ def _read_tags(raw: Any) -> dict[str, str]:
         raise SettingsError(f"{name}: {raw!r} is not allowed; use an object of key: value strings")
     for key, value in raw.items():
         if not isinstance(key, str) or not _TAG_KEY.match(key) or key.startswith("aws:"):
-            raise SettingsError(f"{name}.{key}: not a valid tag key; use 1-128 letters, digits, "
-                                "spaces or _.:/=+-@, not starting with 'aws:'")
+            raise SettingsError(
+                f"{name}.{key}: not a valid tag key; use 1-128 letters, digits, "
+                "spaces or _.:/=+-@, not starting with 'aws:'"
+            )
         if not isinstance(value, str) or len(value) > 256:
-            raise SettingsError(f"{name}.{key}: {value!r} is not allowed; use a string of at "
-                                "most 256 characters")
+            raise SettingsError(
+                f"{name}.{key}: {value!r} is not allowed; use a string of at most 256 characters"
+            )
     return dict(raw)
 
 

@@ -1,0 +1,99 @@
+"""Run this project's Pulumi program in-process under Pulumi's mock engine.
+
+The same program ``pulumi up`` runs, with the stack's config loaded from ``Pulumi.<stack>.yaml``
+the way the Pulumi CLI passes it: project-namespaced keys, objects and non-strings as JSON.
+The ``Mocks`` decide what each resource and invoke does (record it, or create it in moto).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import runpy
+import sys
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from runner.errors import RunnerError
+
+
+class ProgramError(RunnerError):
+    """The Pulumi program or its stack file could not be run."""
+
+
+def project_name(project_dir: Path) -> str:
+    """The ``name`` in Pulumi.yaml."""
+    path = project_dir / "Pulumi.yaml"
+    try:
+        return str(yaml.safe_load(path.read_text())["name"])
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as err:
+        raise ProgramError(f"cannot read the project name from {path}: {err}") from None
+
+
+def load_stack_config(project_dir: Path, stack: str) -> dict[str, str]:
+    """The stack's config as the Pulumi CLI hands it to a program (``PULUMI_CONFIG``)."""
+    project = project_name(project_dir)
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        known = sorted(
+            p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")
+        )
+        raise ProgramError(
+            f"no stack file {path.name} in {project_dir}; use one of: {', '.join(known) or 'none'}"
+        )
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        first_line = str(err).splitlines()[0]
+        raise ProgramError(f"{path.name} is not valid YAML ({first_line}); fix the file") from None
+    config: dict[str, str] = {}
+    for key, value in (document.get("config") or {}).items():
+        full_key = key if ":" in key else f"{project}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            raise ProgramError(
+                f"{path.name}: {full_key} is an encrypted secret, which only the Pulumi CLI can "
+                "decrypt; use a plain value for local runs"
+            )
+        config[full_key] = value if isinstance(value, str) else json.dumps(value)
+    return config
+
+
+def run_program(
+    project_dir: Path, stack: str, mocks: pulumi.runtime.Mocks, *, preview: bool = False
+) -> dict[str, Any]:
+    """Run ``__main__.py`` for ``stack`` under ``mocks``; return the resolved stack outputs.
+
+    Errors from the program (a bad setting, an unsupported resource) propagate unchanged.
+    """
+    project = project_name(project_dir)
+    config = load_stack_config(project_dir, stack)
+    main = project_dir / "__main__.py"
+
+    # Each run is a fresh deployment: no root stack or config left from an earlier run.
+    runtime_settings.ROOT.set(None)
+    pulumi.runtime.set_all_config(config, secret_keys=[])
+    quiet = logging.getLogger("batch-stacks.program")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, logger=quiet)
+    root = runtime_settings.get_root_resource()
+    assert isinstance(root, pulumi.runtime.stack.Stack)
+
+    added_path = str(project_dir) not in sys.path
+    if added_path:
+        sys.path.insert(0, str(project_dir))
+    try:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(main), run_name="__main__")))
+        return {
+            name: _sync_await(pulumi.Output.from_input(value).future())
+            for name, value in root.outputs.items()
+        }
+    finally:
+        if added_path:
+            sys.path.remove(str(project_dir))

@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.settings import DEFAULT_INSTANCE_TYPES, SettingsError, parse_settings
+
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sim:latest"
+
+
+def settings_from(**sections: Any):
+    sections.setdefault("job", {"image": IMAGE})
+    return parse_settings("dev", sections.get)
+
+
+def error_for(**sections: Any) -> str:
+    with pytest.raises(SettingsError) as caught:
+        settings_from(**sections)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_defaults_are_on_demand_scaling_to_zero_with_diverse_types():
+    settings = settings_from()
+    assert settings.compute.purchase_model == "on-demand"
+    assert settings.compute.min_vcpus == 0
+    assert settings.compute.allocation_strategy == "BEST_FIT_PROGRESSIVE"
+    assert settings.compute.instance_types == DEFAULT_INSTANCE_TYPES
+    assert settings.job.vcpus == 1 and settings.job.memory_mib == 2048
+    assert settings.job.retry_attempts == 3
+    assert settings.data.bucket is None
+    assert settings.logs.retention_days == 14
+
+
+def test_spot_defaults_to_price_capacity_optimized_without_bid():
+    compute = settings_from(compute={"purchaseModel": "spot"}).compute
+    assert compute.allocation_strategy == "SPOT_PRICE_CAPACITY_OPTIMIZED"
+    assert compute.bid_percentage is None
+
+
+def test_tags_always_carry_project_and_stack_over_configured_ones():
+    settings = settings_from(tags={"team": "genomics", "stack": "spoofed"})
+    assert settings.tags == {"team": "genomics", "project": "batch-stacks", "stack": "dev"}
+
+
+def test_on_demand_counterpart_drops_spot_only_settings():
+    compute = settings_from(
+        compute={"purchaseModel": "spot", "bidPercentage": 60, "onDemandFallback": True}
+    ).compute
+    fallback = compute.on_demand_counterpart()
+    assert fallback.purchase_model == "on-demand"
+    assert fallback.bid_percentage is None
+    assert fallback.allocation_strategy == "BEST_FIT_PROGRESSIVE"
+    assert fallback.max_vcpus == compute.max_vcpus
+
+
+@pytest.mark.parametrize(
+    ("sections", "expected"),
+    [
+        (
+            {"compute": {"purchaseModel": "spotty"}},
+            "batch-stacks:compute.purchaseModel: 'spotty' is not allowed; use one of: spot, on-demand",
+        ),
+        (
+            {"compute": {"minVcpus": 8, "maxVcpus": 4}},
+            "batch-stacks:compute.minVcpus: 8 is not allowed; use at most maxVcpus (4)",
+        ),
+        (
+            {"compute": {"maxVcpus": -4}},
+            "batch-stacks:compute.maxVcpus: -4 is not allowed; use a whole number from 1 to 10000",
+        ),
+        (
+            {"compute": {"minVcpus": -1}},
+            "batch-stacks:compute.minVcpus: -1 is not allowed; use a whole number from 0 to 10000",
+        ),
+        (
+            {"compute": {"maxVcpus": "32"}},
+            "batch-stacks:compute.maxVcpus: '32' is not allowed; use a whole number from 1 to 10000",
+        ),
+        (
+            {"compute": {"maxVcpu": 32}},
+            "batch-stacks:compute.maxVcpu: unknown setting; did you mean 'maxVcpus'?",
+        ),
+        (
+            {"compute": {"bidPercentage": 50}},
+            "batch-stacks:compute.bidPercentage: 50 is not allowed; only set it with purchaseModel: spot",
+        ),
+        (
+            {"compute": {"purchaseModel": "spot", "bidPercentage": 120}},
+            "batch-stacks:compute.bidPercentage: 120 is not allowed; use a whole number from 1 to 100",
+        ),
+        (
+            {"compute": {"onDemandFallback": True}},
+            "batch-stacks:compute.onDemandFallback: True is not allowed; only set it with purchaseModel: spot",
+        ),
+        (
+            {"compute": {"allocationStrategy": "SPOT_CAPACITY_OPTIMIZED"}},
+            "batch-stacks:compute.allocationStrategy: 'SPOT_CAPACITY_OPTIMIZED' is not allowed; "
+            "use one of: BEST_FIT_PROGRESSIVE, BEST_FIT",
+        ),
+        (
+            {"compute": {"instanceTypes": "c5"}},
+            "batch-stacks:compute.instanceTypes: 'c5' is not allowed; use a list of instance types "
+            "or families, e.g. [c6i, m6i.2xlarge]",
+        ),
+        (
+            {"compute": {"terminateJobsOnUpdate": "yes"}},
+            "batch-stacks:compute.terminateJobsOnUpdate: 'yes' is not allowed; use true or false",
+        ),
+        (
+            {"compute": ["spot"]},
+            "batch-stacks:compute: expected an object of settings",
+        ),
+        ({"job": {}}, "batch-stacks:job.image is required"),
+        (
+            {"job": {"image": IMAGE, "memoryMiB": 64}},
+            "batch-stacks:job.memoryMiB: 64 is not allowed; use a whole number from 128 to 1572864",
+        ),
+        (
+            {"job": {"image": IMAGE, "vcpus": 0}},
+            "batch-stacks:job.vcpus: 0 is not allowed; use a whole number from 1 to 192",
+        ),
+        (
+            {"compute": {"maxVcpus": 4}, "job": {"image": IMAGE, "vcpus": 8}},
+            "batch-stacks:job.vcpus: 8 is not allowed; use at most compute.maxVcpus (4)",
+        ),
+        (
+            {"job": {"image": IMAGE, "retryAttempts": 11}},
+            "batch-stacks:job.retryAttempts: 11 is not allowed; use a whole number from 1 to 10",
+        ),
+        (
+            {"job": {"image": IMAGE, "retryAttempts": 0}},
+            "batch-stacks:job.retryAttempts: 0 is not allowed; use a whole number from 1 to 10",
+        ),
+        (
+            {"job": {"image": IMAGE, "timeoutSeconds": 30}},
+            "batch-stacks:job.timeoutSeconds: 30 is not allowed; use a whole number from 60 to 1209600",
+        ),
+        (
+            {"job": {"image": "my image"}},
+            "batch-stacks:job.image: 'my image' is not allowed; use a container image reference",
+        ),
+        (
+            {"data": {"bucket": "My_Bucket"}},
+            "batch-stacks:data.bucket: 'My_Bucket' is not allowed; use an S3 bucket name",
+        ),
+        (
+            {"data": {"bucket": "192.168.1.10"}},
+            "batch-stacks:data.bucket: '192.168.1.10' is not allowed; use an S3 bucket name: "
+            "3-63 lowercase letters, digits, dots or hyphens, not an IP address",
+        ),
+        (
+            {"data": {"bucket": "lab-data", "prefix": "/runs"}},
+            "batch-stacks:data.prefix: '/runs' is not allowed; use a key prefix without a leading",
+        ),
+        (
+            {"data": {"bucket": "lab-data", "access": "write"}},
+            "batch-stacks:data.access: 'write' is not allowed; use one of: read, read-write",
+        ),
+        (
+            {"queue": {"runnableTimeoutMinutes": 5}},
+            "batch-stacks:queue.runnableTimeoutMinutes: 5 is not allowed; use a whole number from 10 to 1440",
+        ),
+        (
+            {"network": {"subnetIds": ["sn-1"]}},
+            "batch-stacks:network.subnetIds: ['sn-1'] is not allowed; use a list of subnet ids",
+        ),
+        (
+            {"logs": {"retentionDays": 10}},
+            "batch-stacks:logs.retentionDays: 10 is not allowed; use one of 0, 1, 3, 5, 7, 14",
+        ),
+        ({"tags": {"aws:owner": "x"}}, "batch-stacks:tags.aws:owner: not a valid tag key"),
+        ({"tags": {"team": 7}}, "batch-stacks:tags.team: 7 is not allowed; use a string"),
+    ],
+)
+def test_each_bad_value_names_key_value_and_what_is_allowed(sections, expected):
+    assert error_for(**sections).startswith(expected)
+
+
+def test_unknown_key_is_reported_before_other_problems():
+    message = error_for(compute={"purchaseModel": "bogus", "maxvcpus": 3})
+    assert message == "batch-stacks:compute.maxvcpus: unknown setting; did you mean 'maxVcpus'?"
+
+
+def test_unknown_key_without_a_close_match_lists_allowed_keys():
+    message = error_for(data={"region": "eu-west-1"})
+    assert message == "batch-stacks:data.region: unknown setting; allowed: bucket, prefix, access"
