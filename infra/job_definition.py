@@ -24,9 +24,7 @@ class JobDefinitionArgs:
     tags: dict[str, str]
 
 
-def container_properties(
-    job: JobSettings, *, job_role_arn: str, log_group_name: str, region: str
-) -> str:
+def container_properties(job: JobSettings, *, job_role_arn: str, log_group_name: str, region: str) -> str:
     """``containerProperties`` as canonical JSON (sorted keys, so revisions do not churn)."""
     properties: dict[str, object] = {
         "image": job.image,
@@ -80,9 +78,7 @@ class JobDefinition(pulumi.ComponentResource):
             name,
             type="container",
             platform_capabilities=["EC2"],
-            container_properties=pulumi.Output.all(
-                args.job_role_arn, args.log_group_name, args.region
-            ).apply(
+            container_properties=pulumi.Output.all(args.job_role_arn, args.log_group_name, args.region).apply(
                 lambda values: container_properties(
                     job, job_role_arn=values[0], log_group_name=values[1], region=values[2]
                 )

@@ -27,9 +27,7 @@ class BatchNetwork(pulumi.ComponentResource):
     subnet_ids: pulumi.Output[list[str]]
     security_group_ids: pulumi.Output[list[str]]
 
-    def __init__(
-        self, name: str, args: BatchNetworkArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, args: BatchNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{PROJECT}:index:BatchNetwork", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOptions(parent=self)
@@ -73,6 +71,4 @@ class BatchNetwork(pulumi.ComponentResource):
             )
             self.security_group_ids = group.id.apply(lambda group_id: [group_id])
 
-        self.register_outputs(
-            {"subnetIds": self.subnet_ids, "securityGroupIds": self.security_group_ids}
-        )
+        self.register_outputs({"subnetIds": self.subnet_ids, "securityGroupIds": self.security_group_ids})

@@ -42,9 +42,7 @@ class JobQueue(pulumi.ComponentResource):
     arn: pulumi.Output[str]
     queue_name: pulumi.Output[str]
 
-    def __init__(
-        self, name: str, args: JobQueueArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, args: JobQueueArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{PROJECT}:index:JobQueue", name, None, opts)
         queue = aws.batch.JobQueue(
             name,

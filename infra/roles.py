@@ -30,17 +30,13 @@ class BatchRoles(pulumi.ComponentResource):
     # Compute environments depend on these so hosts never start without their permissions.
     instance_policy_attachments: list[pulumi.Resource]
 
-    def __init__(
-        self, name: str, args: BatchRolesArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, args: BatchRolesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{PROJECT}:index:BatchRoles", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
         job_role = aws.iam.Role(
             f"{name}-job",
-            assume_role_policy=policies.policy_json(
-                policies.assume_role_policy(policies.ECS_TASKS)
-            ),
+            assume_role_policy=policies.policy_json(policies.assume_role_policy(policies.ECS_TASKS)),
             description="Assumed by batch-stacks job containers",
             tags=args.tags,
             opts=child,
@@ -68,9 +64,7 @@ class BatchRoles(pulumi.ComponentResource):
             f"{name}-instance-ecs",
             role=instance_role.name,
             policy_arn=pulumi.Output.from_input(args.partition).apply(
-                lambda partition: policies.managed_policy_arn(
-                    partition, policies.ECS_INSTANCE_POLICY
-                )
+                lambda partition: policies.managed_policy_arn(partition, policies.ECS_INSTANCE_POLICY)
             ),
             opts=child,
         )

@@ -245,10 +245,7 @@ def _prefix_problem(prefix: str) -> str | None:
 
 def _image_problem(image: str) -> str | None:
     if any(ch.isspace() for ch in image):
-        return (
-            "use a container image reference such as "
-            "123456789012.dkr.ecr.REGION.amazonaws.com/repo:tag"
-        )
+        return "use a container image reference such as 123456789012.dkr.ecr.REGION.amazonaws.com/repo:tag"
     return None
 
 
@@ -352,9 +349,7 @@ def _read_logs(raw: Any) -> LogSettings:
     s = _Section("logs", raw, ("retentionDays",))
     days = s.integer("retentionDays", 14, minimum=0)
     if days not in LOG_RETENTION_DAYS:
-        raise s._fail(
-            "retentionDays", days, f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}"
-        )
+        raise s._fail("retentionDays", days, f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
     return LogSettings(retention_days=days)
 
 

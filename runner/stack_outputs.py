@@ -1,6 +1,20 @@
-"""The stack-output contract between the Pulumi program and the runner."""
+"""The stack-output contract between the Pulumi program and the runner, and where it is read.
+
+Outputs come from a JSON file (as ``pulumi stack output --json`` prints) or from the Pulumi CLI.
+"""
 
 from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from runner.errors import StackOutputsError
 
 CONTRACT_KEYS: tuple[str, ...] = (
     "region",
@@ -16,3 +30,134 @@ CONTRACT_KEYS: tuple[str, ...] = (
     "jobVcpus",
     "jobMemoryMiB",
 )
+
+Run = Callable[..., subprocess.CompletedProcess]
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    """What the runner needs from a deployed stack."""
+
+    stack: str
+    region: str
+    job_queue_name: str
+    job_queue_arn: str
+    job_definition_name: str
+    job_definition_arn: str
+    compute_environment_arns: tuple[str, ...]
+    job_role_arn: str
+    log_group_name: str
+    purchase_model: str
+    max_vcpus: int
+    job_vcpus: int
+    job_memory_mib: int
+
+    def to_contract(self) -> dict[str, Any]:
+        """The outputs by their contract names, as ``pulumi stack output --json`` prints them."""
+        values = asdict(self)
+        values.pop("stack")
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in zip(CONTRACT_KEYS, values.values(), strict=True)
+        }
+
+
+def parse_outputs(stack: str, raw: Any, source: str) -> StackOutputs:
+    """Check ``raw`` against the contract; a missing key means the stack is not deployed."""
+    if not isinstance(raw, Mapping):
+        raise StackOutputsError(f"{source} is not a JSON object of stack outputs")
+    missing = [key for key in CONTRACT_KEYS if key not in raw]
+    if missing:
+        raise StackOutputsError(
+            f"stack '{stack}' outputs lack {', '.join(missing)}; "
+            f"run `pulumi up -s {stack}` first (read from {source})"
+        )
+    try:
+        return StackOutputs(
+            stack,
+            *(tuple(raw[key]) if key == "computeEnvironmentArns" else raw[key] for key in CONTRACT_KEYS),
+        )
+    except TypeError as err:
+        raise StackOutputsError(f"{source}: stack outputs are malformed ({err})") from None
+
+
+def outputs_from_file(path: Path, stack: str) -> StackOutputs:
+    """Outputs saved with ``pulumi stack output --json > FILE``."""
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise StackOutputsError(
+            f"outputs file {path} does not exist; "
+            f"save it with `pulumi stack output --json -s {stack} > {path}`"
+        ) from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise StackOutputsError(f"cannot read outputs file {path}: {err}") from None
+    return parse_outputs(stack, raw, str(path))
+
+
+def find_project_dir(start: Path | None = None) -> Path:
+    """``RUNNER_PROJECT_DIR``, else the nearest ancestor of ``start`` holding Pulumi.yaml."""
+    configured = os.environ.get("RUNNER_PROJECT_DIR")
+    if configured:
+        path = Path(configured).expanduser()
+        if not (path / "Pulumi.yaml").is_file():
+            raise StackOutputsError(
+                f"RUNNER_PROJECT_DIR={configured} holds no Pulumi.yaml; point it at the project"
+            )
+        return path
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "Pulumi.yaml").is_file():
+            return candidate
+    raise StackOutputsError(
+        "no Pulumi.yaml here or above; run inside the project, set RUNNER_PROJECT_DIR, or pass --outputs FILE"
+    )
+
+
+def _pulumi(args: list[str], project_dir: Path, run: Run) -> str:
+    if shutil.which("pulumi") is None:
+        raise StackOutputsError(
+            "the `pulumi` CLI is not on PATH; install it, or pass --outputs FILE "
+            "(saved with `pulumi stack output --json`), or use --local"
+        )
+    try:
+        done = run(
+            ["pulumi", *args, "--non-interactive"],
+            cwd=project_dir,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError as err:
+        raise StackOutputsError(f"cannot run pulumi: {err}") from None
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()
+        reason = detail[-1] if detail else f"exit code {done.returncode}"
+        raise StackOutputsError(f"`pulumi {' '.join(args)}` failed: {reason.strip()}")
+    return done.stdout
+
+
+def selected_stack(project_dir: Path, run: Run = subprocess.run) -> str:
+    """The stack ``pulumi stack select`` chose in this project."""
+    name = _pulumi(["stack", "--show-name"], project_dir, run).strip()
+    if not name:
+        raise StackOutputsError("no Pulumi stack is selected; pass --stack NAME or set RUNNER_STACK")
+    return name
+
+
+def outputs_from_pulumi(stack: str, project_dir: Path, run: Run = subprocess.run) -> StackOutputs:
+    """``pulumi stack output --json --show-secrets --stack STACK`` in the project directory."""
+    try:
+        text = _pulumi(["stack", "output", "--json", "--show-secrets", "--stack", stack], project_dir, run)
+    except StackOutputsError as err:
+        if "no stack named" in str(err).lower() or "not found" in str(err).lower():
+            raise StackOutputsError(
+                f"unknown stack '{stack}'; list stacks with `pulumi stack ls`, "
+                f"create it with `pulumi stack init {stack}` and `pulumi up`"
+            ) from None
+        raise
+    try:
+        raw = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        raise StackOutputsError(f"pulumi printed non-JSON outputs for stack '{stack}'") from None
+    return parse_outputs(stack, raw, f"`pulumi stack output -s {stack}`")

@@ -41,9 +41,7 @@ def load_stack_config(project_dir: Path, stack: str) -> dict[str, str]:
     project = project_name(project_dir)
     path = project_dir / f"Pulumi.{stack}.yaml"
     if not path.is_file():
-        known = sorted(
-            p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")
-        )
+        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
         raise ProgramError(
             f"no stack file {path.name} in {project_dir}; use one of: {', '.join(known) or 'none'}"
         )

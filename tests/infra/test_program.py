@@ -59,9 +59,7 @@ def test_compute_environment_is_managed_autonamed_without_service_role(stack, re
     assert "name" not in ce and "serviceRole" not in ce
     profile = deployment.mocks.one(PROFILE)
     assert ce["computeResources"]["instanceRole"] == profile.state["arn"]
-    assert (
-        ":instance-profile/" in profile.state["arn"] or "InstanceProfile/" in profile.state["arn"]
-    )
+    assert ":instance-profile/" in profile.state["arn"] or "InstanceProfile/" in profile.state["arn"]
     assert ce["computeResources"]["subnets"] == ["subnet-0aaa", "subnet-0bbb"]
     assert ce["computeResources"]["securityGroupIds"] == ["sg-0123456789abcdef0"]
 
@@ -90,15 +88,9 @@ def test_job_definition_runs_as_nobody_with_job_role_logs_and_retries(stack, req
     definition = deployment.mocks.one(JOB_DEF).inputs
     container = json.loads(definition["containerProperties"])
     assert container["user"] == "nobody"
-    assert (
-        container["jobRoleArn"]
-        == role_trusted_by(deployment, "ecs-tasks.amazonaws.com").state["arn"]
-    )
+    assert container["jobRoleArn"] == role_trusted_by(deployment, "ecs-tasks.amazonaws.com").state["arn"]
     assert container["logConfiguration"]["logDriver"] == "awslogs"
-    assert (
-        container["logConfiguration"]["options"]["awslogs-group"]
-        == deployment.outputs["logGroupName"]
-    )
+    assert container["logConfiguration"]["options"]["awslogs-group"] == deployment.outputs["logGroupName"]
     assert container["logConfiguration"]["options"]["awslogs-region"] == "us-east-1"
     requirements = {r["type"]: r["value"] for r in container["resourceRequirements"]}
     assert requirements == {
@@ -128,10 +120,7 @@ def test_job_role_policy_is_scoped_to_the_data_bucket(dev: Deployment, prod: Dep
         actions = set(document["Statement"][1]["Action"])
         assert ("s3:PutObject" in actions) is writes
         job_role = role_trusted_by(deployment, "ecs-tasks.amazonaws.com")
-        assert (
-            policy.inputs["role"] == job_role.name
-            or policy.inputs["role"] == job_role.state["name"]
-        )
+        assert policy.inputs["role"] == job_role.name or policy.inputs["role"] == job_role.state["name"]
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -217,9 +206,7 @@ def test_on_demand_fallback_adds_a_second_environment_after_spot(tmp_path: Path)
 
 def test_configured_network_is_used_and_no_group_created_when_given(tmp_path: Path):
     stack_file = (PROJECT_DIR / "Pulumi.dev.yaml").read_text() + (
-        "  batch-stacks:network:\n"
-        "    subnetIds: [subnet-0c1, subnet-0c2]\n"
-        "    securityGroupIds: [sg-0c1]\n"
+        "  batch-stacks:network:\n    subnetIds: [subnet-0c1, subnet-0c2]\n    securityGroupIds: [sg-0c1]\n"
     )
     deployment = deploy("lab", project_copy(tmp_path, stack_file))
     resources = deployment.mocks.one(CE).inputs["computeResources"]
@@ -240,9 +227,7 @@ def test_configured_subnets_without_groups_create_a_group_in_their_vpc(tmp_path:
 
 
 def test_bad_value_in_a_stack_file_stops_before_any_resource(tmp_path: Path):
-    stack_file = (
-        (PROJECT_DIR / "Pulumi.prod.yaml").read_text().replace("maxVcpus: 256", "maxVcpus: -1")
-    )
+    stack_file = (PROJECT_DIR / "Pulumi.prod.yaml").read_text().replace("maxVcpus: 256", "maxVcpus: -1")
     with pytest.raises(SettingsError) as caught:
         deploy("lab", project_copy(tmp_path, stack_file))
     assert str(caught.value) == (

@@ -1,0 +1,395 @@
+"""runner: the click CLI. Parse, call the core, render. Nothing else lives here."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runner import render
+from runner.cancel import cancel_job
+from runner.errors import RunnerError
+from runner.job_logs import child_job_id, read_log
+from runner.session import JobRef, Session
+from runner.submit import SubmitOptions, parse_pairs, submit_run
+from runner.summary import Summary, cost_estimate, summarize
+from runner.watch import DEFAULT_INTERVAL, Progress, describe_job, progress_of, watch
+
+EXIT_JOBS_FAILED = 3
+EXIT_INTERRUPTED = 130
+
+
+class RunnerGroup(click.Group):
+    """Turns every RunnerError and usage mistake into one ``Error: ...`` line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RunnerError as err:
+            raise click.ClickException(str(err)) from None
+        except click.UsageError as err:
+            if err.ctx is None:
+                raise
+            command = err.ctx.command_path
+            exc = click.ClickException(f"{err.format_message()} (see `{command} --help`)")
+            exc.exit_code = 2
+            raise exc from None
+
+
+def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print one JSON document (shapes in the README)."
+    )(command)
+
+
+def price_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--vcpu-hour-price",
+        type=click.FloatRange(min=0),
+        envvar="RUNNER_VCPU_HOUR_PRICE",
+        help="USD per vCPU-hour for the cost estimate (default: a list price per purchase model).",
+    )(command)
+
+
+def interval_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--interval",
+        type=click.FloatRange(min=1),
+        default=DEFAULT_INTERVAL,
+        show_default=True,
+        help="Seconds between the first polls; backs off to 60 s while nothing changes.",
+    )(command)
+
+
+pass_session = click.make_pass_decorator(Session)
+
+
+@click.group(cls=RunnerGroup)
+@click.option("--stack", envvar="RUNNER_STACK", help="Stack name (default: the selected one).")
+@click.option(
+    "--outputs",
+    "outputs_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Stack outputs JSON saved with `pulumi stack output --json` (no Pulumi CLI needed).",
+)
+@click.option(
+    "--local",
+    is_flag=True,
+    envvar="RUNNER_LOCAL",
+    help="Use the local emulator started by `runner local up` (env RUNNER_LOCAL=1).",
+)
+@click.version_option(package_name="batch-stacks")
+@click.pass_context
+def cli(ctx: click.Context, stack: str | None, outputs_file: Path | None, local: bool) -> None:
+    """Submit, watch and summarize AWS Batch array jobs on a batch-stacks stack.
+
+    \b
+    Example:
+        runner submit --array 100 --wait
+        runner summary 20261124-151012-ab12
+    """
+    ctx.obj = Session(stack_option=stack, outputs_file=outputs_file, local=local)
+
+
+def _watch_with_progress(ref: JobRef, interval: float) -> Progress:
+    """Watch with live progress; Ctrl-C stops watching, never the jobs."""
+    console = render.make_console(stderr=True)
+    view = render.ProgressView(console)
+    try:
+        with view.running():
+            return watch(ref.target.client("batch"), ref.job_id, interval=interval,
+                         on_progress=view.update)  # fmt: skip
+    except KeyboardInterrupt:
+        resume = ref.run_id or ref.job_id
+        click.echo(
+            f"Stopped watching; the jobs keep running. Resume with `runner watch {resume}`, "
+            f"stop them with `runner cancel {resume}`.",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _summary_for(session: Session, ref: JobRef, price: float | None, refresh: bool) -> Summary:
+    """The cached summary of a finished run, else one built from the API (and cached if done)."""
+    record = ref.record
+    if record and record.summary and not refresh and ref.job_id == record.job_id:
+        summary = Summary.from_json(record.summary)
+        if price is not None:
+            cost = cost_estimate(summary.vcpu_hours, ref.outputs["purchaseModel"], price)
+            summary = Summary(**{**summary.__dict__, "cost": cost})
+        return summary
+    summary = summarize(
+        ref.target.client("batch"),
+        ref.job_id,
+        purchase_model=ref.outputs["purchaseModel"],
+        default_vcpus=int(ref.outputs["jobVcpus"]),
+        usd_per_vcpu_hour=price,
+        run_id=ref.run_id,
+    )
+    if record and summary.complete and ref.job_id == record.job_id:
+        record.summary = summary.to_json()
+        session.store.save(record)
+    return summary
+
+
+def _show_summary(summary: Summary, as_json: bool, submitted: dict[str, Any] | None = None) -> None:
+    if as_json:
+        document = summary.to_json()
+        render.print_json(document if submitted is None else {**submitted, "summary": document})
+    else:
+        render.show_summary(render.make_console(), summary)
+    if summary.failed:
+        sys.exit(EXIT_JOBS_FAILED)
+
+
+@cli.command()
+@click.option("--array", "array_size", type=int, help="Array size, 2 to 10,000 (omit: one job).")
+@click.option("--name", help="Job name prefix (default: the stack name).")
+@click.option("--command", help="Command override, as one shell-quoted string.")
+@click.option("--env", multiple=True, metavar="K=V", help="Environment variable (repeatable).")
+@click.option("--vcpus", type=int, help="vCPUs per task.")
+@click.option("--memory", "memory_mib", type=int, help="Memory per task in MiB.")
+@click.option("--param", multiple=True, metavar="K=V", help="Job parameter (repeatable).")
+@click.option("--attempts", type=int, help="Retry attempts, 1 to 10 (Spot reclaims only).")
+@click.option("--timeout", "timeout_seconds", type=int, help="Per-attempt timeout in seconds.")
+@click.option("--tag", multiple=True, metavar="K=V", help="Tag on the job (repeatable).")
+@click.option("--depends-on", help="Run id or job id this run waits for.")
+@click.option("--wait", is_flag=True, help="Watch until done, then print the summary.")
+@interval_option
+@price_option
+@json_option
+@pass_session
+def submit(
+    session: Session,
+    array_size: int | None,
+    name: str | None,
+    command: str | None,
+    env: tuple[str, ...],
+    vcpus: int | None,
+    memory_mib: int | None,
+    param: tuple[str, ...],
+    attempts: int | None,
+    timeout_seconds: int | None,
+    tag: tuple[str, ...],
+    depends_on: str | None,
+    wait: bool,
+    interval: float,
+    vcpu_hour_price: float | None,
+    as_json: bool,
+) -> None:
+    """Submit an array job (or one job) to the stack's queue and job definition.
+
+    \b
+    Example:
+        runner submit --array 100 --env SWEEP=alpha --vcpus 2 --wait
+    """
+    options = SubmitOptions(
+        array_size=array_size,
+        name=name,
+        command=command,
+        env=parse_pairs(env, "--env"),
+        vcpus=vcpus,
+        memory_mib=memory_mib,
+        parameters=parse_pairs(param, "--param"),
+        attempts=attempts,
+        timeout_seconds=timeout_seconds,
+        tags=parse_pairs(tag, "--tag"),
+    )
+    outputs = session.outputs()
+    target = session.target()
+    depends_on_job = session.resolve(depends_on).job_id if depends_on else None
+    record = submit_run(
+        target.client("batch"),
+        session.store,
+        options,
+        outputs,
+        now=session.now(),
+        depends_on_job_id=depends_on_job,
+        endpoint_url=target.endpoint_url,
+    )
+    submitted = {
+        "runId": record.run_id,
+        "jobId": record.job_id,
+        "jobIds": record.job_ids,
+        "jobName": record.job_name,
+        "stack": record.stack,
+        "arraySize": record.array_size,
+        "jobQueue": outputs.job_queue_name,
+        "jobDefinition": outputs.job_definition_arn,
+    }
+    if not as_json:
+        tasks = f"{record.array_size} tasks" if record.array_size else "1 task"
+        click.echo(
+            f"Submitted run {record.run_id}: job {record.job_id} ({tasks}) to {outputs.job_queue_name}"
+        )
+    if not wait:
+        if as_json:
+            render.print_json(submitted)
+        else:
+            click.echo(f"Watch it with `runner watch {record.run_id}`.")
+        return
+    ref = session.resolve(record.run_id)
+    _watch_with_progress(ref, interval)
+    _show_summary(_summary_for(session, ref, vcpu_hour_price, False), as_json, submitted)
+
+
+@cli.command("watch")
+@click.argument("run_or_job_id")
+@interval_option
+@json_option
+@pass_session
+def watch_command(session: Session, run_or_job_id: str, interval: float, as_json: bool) -> None:
+    """Show live progress until every task has SUCCEEDED or FAILED.
+
+    Exits 0 when all succeeded, 3 when any failed. Ctrl-C stops watching, not the jobs.
+    """
+    ref = session.resolve(run_or_job_id)
+    progress = _watch_with_progress(ref, interval)
+    if as_json:
+        render.print_json(
+            {
+                "runId": ref.run_id,
+                "jobId": progress.job_id,
+                "status": progress.status,
+                "size": progress.size,
+                "counts": progress.counts,
+                "done": progress.done,
+            }
+        )
+    else:
+        click.echo(f"Done: {render.counts_text(progress)}. Details: `runner summary "
+                   f"{ref.run_id or ref.job_id}`")  # fmt: skip
+    if progress.failed:
+        sys.exit(EXIT_JOBS_FAILED)
+
+
+@cli.command("summary")
+@click.argument("run_or_job_id")
+@click.option("--refresh", is_flag=True, help="Ask AWS again even if the run's summary is cached.")
+@price_option
+@json_option
+@pass_session
+def summary_command(
+    session: Session, run_or_job_id: str, refresh: bool, vcpu_hour_price: float | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Counts by status, failed tasks with reasons, runtimes, vCPU-hours and cost.
+
+    Exits 3 when any task failed.
+    """
+    ref = session.resolve(run_or_job_id)
+    _show_summary(_summary_for(session, ref, vcpu_hour_price, refresh), as_json)
+
+
+@cli.command()
+@click.argument("run_or_job_id")
+@click.option("--index", type=int, help="Array child index.")
+@click.option("--tail", type=click.IntRange(min=1, max=10_000), help="Only the last N lines.")
+@json_option
+@pass_session
+def logs(session: Session, run_or_job_id: str, index: int | None, tail: int | None, as_json: bool) -> None:
+    """Print a task's latest attempt's CloudWatch log."""
+    ref = session.resolve(run_or_job_id)
+    batch = ref.target.client("batch")
+    if ref.record and ref.job_id == ref.record.job_id:
+        size = ref.record.array_size
+    else:
+        size = progress_of(describe_job(batch, ref.job_id)).size if index is not None else None
+        size = size if size and size > 1 else None
+    job_id = child_job_id(ref.job_id, index, size) if ":" not in ref.job_id else ref.job_id
+    log = read_log(batch, ref.target.client("logs"), job_id, ref.outputs["logGroupName"], tail=tail)
+    if as_json:
+        render.print_json(
+            {
+                "jobId": log.job_id,
+                "logGroupName": log.group,
+                "logStreamName": log.stream,
+                "truncated": log.truncated,
+                "events": [{"timestamp": e.timestamp, "message": e.message} for e in log.events],
+            }
+        )
+    else:
+        render.show_log(render.make_console(), log)
+
+
+@cli.command()
+@click.argument("run_or_job_id")
+@click.option("--reason", default="cancelled with runner cancel", show_default=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@pass_session
+def cancel(session: Session, run_or_job_id: str, reason: str, yes: bool, as_json: bool) -> None:
+    """Cancel what is queued and terminate what is running."""
+    ref = session.resolve(run_or_job_id)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise RunnerError("cancel needs confirmation; pass --yes when not at a terminal")
+        click.confirm(f"Cancel job {ref.job_id} and every task still running?", abort=True)
+    result = cancel_job(ref.target.client("batch"), ref.job_id, reason)
+    if as_json:
+        render.print_json(
+            {
+                "runId": ref.run_id,
+                "jobId": ref.job_id,
+                "cancelled": result.cancelled,
+                "terminated": result.terminated,
+                "countsBefore": result.before.counts,
+            }
+        )
+    elif result.nothing_to_do:
+        click.echo(f"Nothing to cancel: {render.counts_text(result.before)}.")
+    else:
+        click.echo(
+            f"Cancelled {result.cancelled} queued and terminating {result.terminated} running "
+            f"task(s) of job {ref.job_id}."
+        )
+
+
+@cli.command()
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@json_option
+@pass_session
+def runs(session: Session, limit: int, as_json: bool) -> None:
+    """Recent runs from the local run records, newest first."""
+    records = session.store.all()[:limit]
+    if as_json:
+        render.print_json(
+            [
+                {
+                    "runId": r.run_id,
+                    "stack": r.stack,
+                    "createdAt": r.created_at,
+                    "state": r.state,
+                    "jobId": r.job_id,
+                    "jobIds": r.job_ids,
+                    "arraySize": r.array_size,
+                    "local": r.endpoint_url is not None,
+                    "error": r.error,
+                    "counts": r.summary["counts"] if r.summary else None,
+                }
+                for r in records
+            ]
+        )
+    else:
+        render.show_runs(render.make_console(), records)
+
+
+@cli.command()
+@json_option
+@pass_session
+def outputs(session: Session, as_json: bool) -> None:
+    """The resolved stack outputs the runner uses."""
+    resolved = session.outputs()
+    if as_json:
+        render.print_json(resolved.to_contract())
+    else:
+        render.show_outputs(render.make_console(), resolved.stack, resolved.to_contract())
+
+
+@functools.wraps(cli.main)
+def main(*args: Any, **kwargs: Any) -> Any:
+    return cli.main(*args, prog_name="runner", **kwargs)

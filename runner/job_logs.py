@@ -1,0 +1,107 @@
+"""Read a job's (or array child's) CloudWatch log stream, bounded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from runner.aws import aws_errors
+from runner.errors import RunnerError
+from runner.watch import describe_job
+
+DEFAULT_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    timestamp: int
+    message: str
+
+
+@dataclass(frozen=True)
+class LogStream:
+    job_id: str
+    group: str
+    stream: str
+    events: list[LogEvent]
+    truncated: bool
+
+
+def child_job_id(job_id: str, index: int | None, size: int | None) -> str:
+    """The id of array child ``index`` (``<jobId>:<index>``), checked against the array size."""
+    if index is None:
+        if size:
+            raise RunnerError(f"job {job_id} is an array of {size}; pass --index 0..{size - 1}")
+        return job_id
+    if not size:
+        raise RunnerError(f"job {job_id} is not an array job; drop --index")
+    if not 0 <= index < size:
+        raise RunnerError(f"--index {index} is out of range; use 0..{size - 1}")
+    return f"{job_id}:{index}"
+
+
+def log_location(job: dict[str, Any], default_group: str) -> tuple[str, str | None]:
+    """The log group and the latest attempt's stream of a described job."""
+    container = job.get("container") or {}
+    options = (container.get("logConfiguration") or {}).get("options") or {}
+    group = options.get("awslogs-group") or default_group
+    attempts = job.get("attempts") or []
+    stream = container.get("logStreamName")
+    if attempts and attempts[-1].get("container", {}).get("logStreamName"):
+        stream = attempts[-1]["container"]["logStreamName"]
+    return group, stream
+
+
+def _events(logs: Any, group: str, stream: str, **extra: Any) -> Iterator[dict[str, Any]]:
+    token: str | None = None
+    while True:
+        kwargs = {"logGroupName": group, "logStreamName": stream, **extra}
+        if token:
+            kwargs["nextToken"] = token
+        page = logs.get_log_events(**kwargs)
+        yield from page.get("events", [])
+        next_token = page.get("nextForwardToken")
+        # The API signals the end by returning the token it was given.
+        if not page.get("events") or next_token == token or "limit" in extra:
+            return
+        token = next_token
+
+
+def read_log(
+    batch: Any,
+    logs: Any,
+    job_id: str,
+    default_group: str,
+    *,
+    tail: int | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> LogStream:
+    """The latest attempt's log: the last ``tail`` lines, or up to ``limit`` from the head."""
+    job = describe_job(batch, job_id)
+    group, stream = log_location(job, default_group)
+    if not stream:
+        raise RunnerError(
+            f"job {job_id} has no log stream yet (status {job.get('status')}); "
+            "it gets one once a container starts"
+        )
+    try:
+        with aws_errors():
+            if tail is not None:
+                raw = list(_events(logs, group, stream, startFromHead=False, limit=tail))
+                truncated = False
+            else:
+                raw, truncated = [], False
+                for event in _events(logs, group, stream, startFromHead=True):
+                    if len(raw) == limit:
+                        truncated = True
+                        break
+                    raw.append(event)
+    except RunnerError as err:
+        if "ResourceNotFoundException" in str(err):
+            raise RunnerError(
+                f"log stream {stream} is not in {group} (not written yet, or expired)"
+            ) from None
+        raise
+    events = [LogEvent(int(e.get("timestamp", 0)), str(e.get("message", ""))) for e in raw]
+    return LogStream(job_id, group, stream, events, truncated)

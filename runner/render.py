@@ -1,0 +1,175 @@
+"""Everything the runner shows a person: rich tables and progress, or plain text off a TTY."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from runner.job_logs import LogStream
+from runner.runs import RunRecord
+from runner.summary import Summary
+from runner.watch import STATUSES
+from runner.watch import Progress as JobProgress
+
+FAILURES_SHOWN = 50
+STATUS_STYLE = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "cyan", "RUNNABLE": "yellow"}
+
+
+def make_console(stderr: bool = False) -> Console:
+    """Rich decides colour from the TTY and NO_COLOR; highlighting off keeps output literal."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def print_json(data: Any) -> None:
+    """Stable machine-readable output: sorted keys, one document, on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def counts_text(progress: JobProgress | Summary) -> str:
+    return "  ".join(
+        f"{name} {progress.counts.get(name, 0)}"
+        for name in STATUSES
+        if progress.counts.get(name, 0) or name in ("SUCCEEDED", "FAILED")
+    )
+
+
+class ProgressView:
+    """Live progress: a bar on a terminal, one line per change otherwise."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._bar: Progress | None = None
+        self._task: Any = None
+        self._last: dict[str, int] | None = None
+
+    @contextmanager
+    def running(self) -> Iterator[ProgressView]:
+        if self.console.is_terminal:
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[counts]}"),
+                TimeElapsedColumn(),
+                console=self.console,
+            )
+            with self._bar:
+                yield self
+        else:
+            yield self
+
+    def update(self, progress: JobProgress) -> None:
+        if self._bar is not None:
+            if self._task is None:
+                self._task = self._bar.add_task(progress.job_name or progress.job_id,
+                                                total=progress.size, counts="")  # fmt: skip
+            self._bar.update(self._task, completed=progress.finished, counts=counts_text(progress))
+            return
+        if progress.counts != self._last:
+            stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+            self.console.print(f"{stamp}  {progress.finished}/{progress.size} done  {counts_text(progress)}")
+            self._last = dict(progress.counts)
+
+
+def _seconds(value: float) -> str:
+    if value < 120:
+        return f"{value:.1f}s"
+    if value < 7200:
+        return f"{value / 60:.1f}m"
+    return f"{value / 3600:.2f}h"
+
+
+def show_summary(console: Console, summary: Summary) -> None:
+    title = f"Run {summary.run_id}" if summary.run_id else f"Job {summary.job_id}"
+    state = "complete" if summary.complete else "in progress"
+    console.print(f"[bold]{title}[/bold]  {summary.job_name}  {summary.status} ({state})")
+    console.print(f"job {summary.job_id}, {summary.size} task{'s' if summary.size != 1 else ''}")
+
+    counts = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for name in STATUSES:
+        counts.add_column(name, justify="right", style=STATUS_STYLE.get(name, ""))
+    counts.add_row(*(str(summary.counts.get(name, 0)) for name in STATUSES))
+    console.print(counts)
+
+    if summary.failures:
+        failures = Table(title=f"{summary.failed} failed", box=box.SIMPLE_HEAD, show_edge=False,
+                         title_justify="left", title_style="bold red")  # fmt: skip
+        for column in ("index", "exit", "attempts", "status reason", "container reason"):
+            failures.add_column(column, overflow="fold")
+        for failure in summary.failures[:FAILURES_SHOWN]:
+            failures.add_row(
+                "-" if failure.index is None else str(failure.index),
+                "-" if failure.exit_code is None else str(failure.exit_code),
+                str(failure.attempts),
+                failure.status_reason or "",
+                failure.reason or "",
+            )
+        console.print(failures)
+        hidden = len(summary.failures) - FAILURES_SHOWN
+        if hidden > 0:
+            console.print(f"... and {hidden} more failures: `runner summary --json` lists them all")
+
+    if summary.runtime:
+        r = summary.runtime
+        console.print(
+            f"runtime  min {_seconds(r.min)}  p50 {_seconds(r.p50)}  p90 {_seconds(r.p90)}"
+            f"  max {_seconds(r.max)}"
+        )
+    line = f"compute  {summary.vcpu_hours:.3f} vCPU-hours ({summary.vcpus} vCPU per task)"
+    if summary.cost:
+        line += f"  ~${summary.cost.estimated_usd:.2f} at ${summary.cost.usd_per_vcpu_hour}/vCPU-h"
+        line += f" ({summary.cost.basis})"
+    console.print(line)
+
+
+def show_runs(console: Console, records: Sequence[RunRecord]) -> None:
+    if not records:
+        console.print("no runs yet: submit one with `runner submit --array N`")
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for column in ("run", "stack", "created", "tasks", "state", "result", "job id"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        summary = record.summary
+        result = ""
+        if summary:
+            counts = summary["counts"]
+            result = f"{counts.get('SUCCEEDED', 0)} ok, {counts.get('FAILED', 0)} failed"
+        elif record.error:
+            result = record.error
+        table.add_row(
+            record.run_id,
+            record.stack + (" (local)" if record.endpoint_url else ""),
+            record.created_at[:19].replace("T", " "),
+            str(record.array_size or 1),
+            record.state,
+            result,
+            record.job_id or "-",
+        )
+    console.print(table)
+
+
+def show_outputs(console: Console, stack: str, outputs: dict[str, Any]) -> None:
+    table = Table(title=f"stack {stack}", box=box.SIMPLE_HEAD, show_edge=False, title_justify="left")
+    table.add_column("output")
+    table.add_column("value", overflow="fold")
+    for key, value in outputs.items():
+        table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+    console.print(table)
+
+
+def show_log(console: Console, log: LogStream) -> None:
+    console.print(f"[dim]{log.group} {log.stream}[/dim]")
+    for event in log.events:
+        console.print(event.message, markup=False)
+    if log.truncated:
+        console.print(f"[dim]... truncated after {len(log.events)} lines; use --tail N[/dim]")

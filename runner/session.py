@@ -1,0 +1,111 @@
+"""What a command works against: stack outputs, AWS target, run records. Resolved lazily."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from runner.aws import AwsTarget
+from runner.errors import RunnerError, RunNotFoundError
+from runner.local.state import LocalState
+from runner.runs import RunRecord, RunStore, is_run_id, state_dir, utc_now
+from runner.stack_outputs import (
+    StackOutputs,
+    find_project_dir,
+    outputs_from_file,
+    outputs_from_pulumi,
+    selected_stack,
+)
+from runner.submit import recover_job_id
+
+DEFAULT_LOCAL_STACK = "dev"
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """A job to act on, with the stack outputs and AWS target it belongs to."""
+
+    job_id: str
+    outputs: dict[str, Any]
+    target: AwsTarget
+    record: RunRecord | None = None
+
+    @property
+    def run_id(self) -> str | None:
+        return self.record.run_id if self.record else None
+
+
+@dataclass
+class Session:
+    stack_option: str | None = None
+    outputs_file: Path | None = None
+    local: bool = False
+    root: Path = field(default_factory=state_dir)
+    run: Callable[..., subprocess.CompletedProcess] = subprocess.run
+    now: Callable[[], datetime] = utc_now
+    _outputs: StackOutputs | None = None
+
+    @property
+    def store(self) -> RunStore:
+        return RunStore(self.root)
+
+    @property
+    def local_state(self) -> LocalState:
+        return LocalState(self.root)
+
+    def stack(self) -> str:
+        if self.stack_option:
+            return self.stack_option
+        if self.local:
+            return DEFAULT_LOCAL_STACK
+        if self.outputs_file is not None:
+            return self.outputs_file.stem
+        return selected_stack(find_project_dir(), self.run)
+
+    def outputs(self) -> StackOutputs:
+        if self._outputs is None:
+            stack = self.stack()
+            if self.local:
+                self._outputs = self.local_state.outputs(stack)
+            elif self.outputs_file is not None:
+                self._outputs = outputs_from_file(self.outputs_file, stack)
+            else:
+                self._outputs = outputs_from_pulumi(stack, find_project_dir(), self.run)
+        return self._outputs
+
+    def endpoint_url(self) -> str | None:
+        if not self.local:
+            return None
+        server = self.local_state.server()
+        if server is None:
+            raise RunnerError("the local emulator is not running; start it with `runner local up`")
+        return server.endpoint_url
+
+    def target(self) -> AwsTarget:
+        return AwsTarget(self.outputs().region, self.endpoint_url())
+
+    def resolve(self, run_or_job_id: str) -> JobRef:
+        """A run id or AWS job id to the job and where it lives (the run's own record first)."""
+        record = self.store.find(run_or_job_id)
+        if record is not None:
+            target = AwsTarget(record.outputs["region"], record.endpoint_url)
+            job_id = record.job_id
+            if job_id is None:
+                job_id = recover_job_id(target.client("batch"), record)
+                if job_id is None:
+                    raise RunNotFoundError(
+                        f"run {record.run_id} was never submitted ({record.error or record.state})"
+                    )
+                record.state, record.job_ids = "submitted", [job_id]
+                self.store.save(record)
+            if ":" in run_or_job_id and not is_run_id(run_or_job_id):
+                job_id = run_or_job_id  # an array child asked for by its own id
+            return JobRef(job_id, record.outputs, target, record)
+        if is_run_id(run_or_job_id):
+            raise RunNotFoundError(f"no run {run_or_job_id}; list runs with `runner runs`")
+        outputs = self.outputs()
+        return JobRef(run_or_job_id, outputs.to_contract(), self.target())

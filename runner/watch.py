@@ -1,0 +1,99 @@
+"""Watch a job or array job: one DescribeJobs call per poll, whatever the array size."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from runner.aws import aws_errors
+from runner.errors import RunNotFoundError
+
+STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+TERMINAL = frozenset({"SUCCEEDED", "FAILED"})
+DEFAULT_INTERVAL = 10.0
+MAX_INTERVAL = 60.0
+BACKOFF = 1.5
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a job stands: for an array, its children's counts from the parent's statusSummary."""
+
+    job_id: str
+    job_name: str
+    status: str
+    size: int
+    counts: dict[str, int]
+    is_array: bool
+
+    @property
+    def finished(self) -> int:
+        return self.counts.get("SUCCEEDED", 0) + self.counts.get("FAILED", 0)
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get("FAILED", 0)
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL or self.finished >= self.size
+
+
+def describe_job(batch: Any, job_id: str) -> dict[str, Any]:
+    """One DescribeJobs call for one job; a clear error if AWS does not know it."""
+    with aws_errors():
+        jobs = batch.describe_jobs(jobs=[job_id])["jobs"]
+    if not jobs:
+        raise RunNotFoundError(
+            f"AWS has no job {job_id} in this region (finished jobs are kept about a day); "
+            "check the id with `runner runs`"
+        )
+    return jobs[0]
+
+
+def progress_of(job: dict[str, Any]) -> Progress:
+    """Counts per status from one DescribeJobs entry."""
+    array = job.get("arrayProperties") or {}
+    status = job.get("status", "SUBMITTED")
+    if "size" in array:
+        summary = array.get("statusSummary") or {}
+        counts = {name: int(summary.get(name, 0)) for name in STATUSES}
+        return Progress(job["jobId"], job.get("jobName", ""), status, int(array["size"]), counts, True)
+    counts = {name: int(name == status) for name in STATUSES}
+    return Progress(job["jobId"], job.get("jobName", ""), status, 1, counts, False)
+
+
+def poll(batch: Any, job_id: str) -> Progress:
+    return progress_of(describe_job(batch, job_id))
+
+
+def watch(
+    batch: Any,
+    job_id: str,
+    *,
+    interval: float = DEFAULT_INTERVAL,
+    on_progress: Callable[[Progress], None] = lambda _: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Progress:
+    """Poll until every child is SUCCEEDED or FAILED; return the last progress.
+
+    Polls every ``interval`` seconds while things move, backing off gently (x1.5) while nothing
+    changes, never beyond ``MAX_INTERVAL`` (or ``interval`` if that is larger).
+    ``on_progress`` is called with every poll's result.
+    """
+    ceiling = max(MAX_INTERVAL, interval)
+    delay = interval
+    last: Progress | None = None
+    while True:
+        progress = poll(batch, job_id)
+        on_progress(progress)
+        if progress.done:
+            return progress
+        if last is not None and progress.counts == last.counts:
+            delay = min(delay * BACKOFF, ceiling)
+        else:
+            delay = interval
+        last = progress
+        sleep(delay)
