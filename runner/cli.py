@@ -68,7 +68,7 @@ def interval_option(command: Callable[..., Any]) -> Callable[..., Any]:
 pass_session = click.make_pass_decorator(Session)
 
 
-@click.group(cls=RunnerGroup)
+@click.group(name="runner", cls=RunnerGroup)
 @click.option("--stack", envvar="RUNNER_STACK", help="Stack name (default: the selected one).")
 @click.option(
     "--outputs",

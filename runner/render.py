@@ -24,9 +24,18 @@ FAILURES_SHOWN = 50
 STATUS_STYLE = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "cyan", "RUNNABLE": "yellow"}
 
 
+PLAIN_WIDTH = 200
+
+
 def make_console(stderr: bool = False) -> Console:
-    """Rich decides colour from the TTY and NO_COLOR; highlighting off keeps output literal."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    """Rich decides colour from the TTY and NO_COLOR; highlighting off keeps output literal.
+
+    Off a terminal lines are not wrapped at 80 columns, so piped output stays greppable.
+    """
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        console.width = PLAIN_WIDTH
+    return console
 
 
 def print_json(data: Any) -> None:

@@ -172,7 +172,8 @@ def definition_exit_rules(batch: Any, outputs: StackOutputs) -> list[dict[str, A
     with aws_errors():
         found = batch.describe_job_definitions(jobDefinitions=[outputs.job_definition_arn])
     for definition in found.get("jobDefinitions", []):
-        return list(definition.get("retryStrategy", {}).get("evaluateOnExit", []))
+        rules = definition.get("retryStrategy", {}).get("evaluateOnExit", [])
+        return [{**rule, "action": str(rule.get("action", "")).upper()} for rule in rules]
     return []
 
 

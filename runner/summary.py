@@ -94,11 +94,11 @@ class Summary:
             ],
             "runtimeSeconds": asdict(self.runtime) if self.runtime else None,
             "vcpus": self.vcpus,
-            "vcpuHours": round(self.vcpu_hours, 6),
+            "vcpuHours": self.vcpu_hours,
             "cost": (
                 {
                     "usdPerVcpuHour": self.cost.usd_per_vcpu_hour,
-                    "estimatedUsd": round(self.cost.estimated_usd, 4),
+                    "estimatedUsd": self.cost.estimated_usd,
                     "basis": self.cost.basis,
                 }
                 if self.cost
@@ -186,12 +186,23 @@ def _runtime_seconds(job: dict[str, Any]) -> float | None:
     return max(0.0, (stopped - started) / 1000)
 
 
-def _failure_from(job: dict[str, Any]) -> Failure:
-    container = job.get("container") or {}
+def _array_index(job: dict[str, Any]) -> int | None:
+    """The child's index: arrayProperties.index, else the ``<parentId>:<index>`` id suffix."""
+    index = (job.get("arrayProperties") or {}).get("index")
+    if index is None and ":" in job["jobId"]:
+        suffix = job["jobId"].rsplit(":", 1)[1]
+        index = int(suffix) if suffix.isdigit() else None
+    return index
+
+
+def _failure_from(listed: dict[str, Any], described: dict[str, Any] | None = None) -> Failure:
+    """A failure from a ListJobs summary, completed by the child's DescribeJobs entry if any."""
+    job = {**listed, **(described or {})}
+    container = {**(listed.get("container") or {}), **((described or {}).get("container") or {})}
     attempts = job.get("attempts") or []
     latest = attempts[-1].get("container", {}) if attempts else {}
     return Failure(
-        index=(job.get("arrayProperties") or {}).get("index"),
+        index=_array_index(job),
         job_id=job["jobId"],
         status_reason=job.get("statusReason"),
         exit_code=container.get("exitCode", latest.get("exitCode")),
@@ -255,7 +266,7 @@ def summarize(
             if status == "FAILED":
                 failed_listed = children
         details = describe_many(batch, [child["jobId"] for child in failed_listed])
-        failures = [_failure_from({**child, **details.get(child["jobId"], {})}) for child in failed_listed]
+        failures = [_failure_from(child, details.get(child["jobId"])) for child in failed_listed]
         failures.sort(key=lambda f: (f.index is None, f.index or 0))
 
     vcpu_hours = sum(runtimes) * vcpus / 3600

@@ -129,7 +129,9 @@ def api_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
     def counting_client(self: AwsTarget, service: str) -> Any:
         client = original(self, service)
-        client.meta.events.register("before-call.*.*", lambda model, **_: calls.update([model.name]))
+        client.meta.events.register(
+            "before-parameter-build.*.*", lambda model, **_: calls.update([model.name])
+        )
         return client
 
     monkeypatch.setattr(AwsTarget, "client", counting_client)
