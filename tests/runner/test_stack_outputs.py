@@ -172,5 +172,5 @@ def test_parse_outputs_roundtrips_the_contract():
 
 def test_project_dir_env_must_hold_a_project(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("RUNNER_PROJECT_DIR", str(tmp_path))
-    with pytest.raises(StackOutputsError, match="holds no Pulumi.yaml"):
+    with pytest.raises(StackOutputsError, match=r"holds no Pulumi\.yaml"):
         find_project_dir()

@@ -34,7 +34,7 @@ def records(state: Path) -> list[dict]:
     ("name", "expected"),
     [
         (None, f"dev-{RUN_ID}"),
-        ("param sweep/α", f"param-sweep-{RUN_ID}"),
+        ("param sweep/\u03b1", f"param-sweep-{RUN_ID}"),
         ("--x__", f"x-{RUN_ID}"),
         ("!!!", f"dev-{RUN_ID}"),
         ("a" * 300, "a" * (128 - len(RUN_ID) - 1) + f"-{RUN_ID}"),

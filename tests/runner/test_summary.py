@@ -150,7 +150,7 @@ def stub_array(stubber: Stubber, size: int, failed: set[int]) -> None:
                     "container": {"resourceRequirements": [{"type": "VCPU", "value": "2"}]},
                 }
             ]
-        },  # fmt: skip
+        },
         {"jobs": [PARENT]},
     )
     for status in ("SUCCEEDED", "FAILED"):
@@ -178,7 +178,7 @@ def stub_array(stubber: Stubber, size: int, failed: set[int]) -> None:
                         ),
                     )
                     for i in page
-                ]  # fmt: skip
+                ]
             }
             if number + 1 < len(pages):
                 response["nextToken"] = f"{status}-{number + 1}"
@@ -205,7 +205,7 @@ def stub_array(stubber: Stubber, size: int, failed: set[int]) -> None:
                     }
                     for job_id in batch_ids
                 ]
-            },  # fmt: skip
+            },
             {"jobs": batch_ids},
         )
 
@@ -269,7 +269,7 @@ def test_summary_of_a_single_failed_job_needs_one_call(tmp_path: Path):
                         "attempts": [{}, {}],
                     }
                 ]
-            },  # fmt: skip
+            },
             {"jobs": [PARENT]},
         )
         summary = summarize(client, PARENT, purchase_model="spot")

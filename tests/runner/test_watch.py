@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from typing import Any
@@ -53,7 +54,7 @@ def test_backs_off_gently_while_nothing_changes_and_never_beyond_a_minute():
     assert sleeps[0] == 10
     assert sleeps[1] == 15 and sleeps[2] == 22.5
     assert max(sleeps) == MAX_INTERVAL
-    assert all(b >= a for a, b in zip(sleeps[:30], sleeps[1:30]))
+    assert all(b >= a for a, b in itertools.pairwise(sleeps[:30]))
     assert sleeps[30] == 10  # progress resets the interval
 
 
@@ -127,9 +128,9 @@ def test_submit_wait_prints_progress_then_summary(runner: Runner, stack: StackOu
     assert lines[0].startswith("Submitted run ")
     assert any("100/100 done  SUCCEEDED 100  FAILED 0" in line for line in lines)
     assert any(line.split() == ["0", "0", "0", "0", "0", "100", "0"] for line in lines)
-    assert lines.index(next(l for l in lines if "100/100 done" in l)) < lines.index(
-        next(l for l in lines if l.startswith("Run "))
-    )
+    progress_line = next(i for i, line in enumerate(lines) if "100/100 done" in line)
+    summary_line = next(i for i, line in enumerate(lines) if line.startswith("Run "))
+    assert progress_line < summary_line
 
 
 def test_submit_wait_json_nests_the_summary(runner: Runner, stack: StackOutputs):

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from runner import render
+from runner.summary import Failure, RuntimeStats, Summary, cost_estimate
+from runner.watch import progress_of
+
+
+def summary_with_failures(count: int) -> Summary:
+    return Summary(
+        job_id="job",
+        job_name="sweep",
+        status="FAILED",
+        size=100,
+        counts={"SUCCEEDED": 100 - count, "FAILED": count},
+        failures=[
+            Failure(i, f"job:{i}", "Essential container in task exited", 1, None, 1) for i in range(count)
+        ],
+        runtime=RuntimeStats(1.0, 90.0, 4000.0, 9000.0),
+        vcpus=2,
+        vcpu_hours=12.5,
+        cost=cost_estimate(12.5, "on-demand"),
+        run_id="20261124-000000-abcd",
+    )
+
+
+def plain_console() -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, width=200, highlight=False), out
+
+
+def test_summary_text_shows_counts_failures_runtimes_and_cost():
+    console, out = plain_console()
+    render.show_summary(console, summary_with_failures(3))
+    text = out.getvalue()
+    assert "Run 20261124-000000-abcd  sweep  FAILED (complete)" in text
+    assert "3 failed" in text
+    assert "runtime  min 1.0s  p50 90.0s  p90 66.7m  max 2.50h" in text
+    assert "compute  12.500 vCPU-hours (2 vCPU per task)  ~$0.53 at $0.0425/vCPU-h" in text
+    assert "\x1b[" not in text
+
+
+def test_long_failure_lists_are_capped_with_a_pointer_to_json():
+    console, out = plain_console()
+    render.show_summary(console, summary_with_failures(60))
+    assert "... and 10 more failures: `runner summary --json` lists them all" in out.getvalue()
+
+
+def test_plain_progress_prints_a_line_only_when_counts_change():
+    console, out = plain_console()
+    view = render.ProgressView(console)
+    job = {"jobId": "j", "jobName": "n", "arrayProperties": {"size": 4, "statusSummary": {"RUNNING": 4}}}
+    with view.running():
+        view.update(progress_of(job))
+        view.update(progress_of(job))
+        view.update(progress_of({**job, "arrayProperties": {"size": 4, "statusSummary": {"SUCCEEDED": 4}}}))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith("0/4 done  RUNNING 4  SUCCEEDED 0  FAILED 0")
+    assert lines[1].endswith("4/4 done  SUCCEEDED 4  FAILED 0")
+
+
+def test_console_off_a_terminal_is_wide_and_plain(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    console = render.make_console()
+    assert not console.is_terminal
+    assert console.width == render.PLAIN_WIDTH
+    assert console.no_color
