@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 # The main job on the embedded local default: no AWS account, no Pulumi CLI.
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
+	bash scripts/demo.sh
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -14,6 +14,7 @@ from runner import render
 from runner.cancel import cancel_job
 from runner.errors import RunnerError
 from runner.job_logs import child_job_id, read_log
+from runner.local import commands as local_commands
 from runner.session import JobRef, Session
 from runner.submit import SubmitOptions, parse_pairs, submit_run
 from runner.summary import Summary, cost_estimate, summarize
@@ -388,6 +389,9 @@ def outputs(session: Session, as_json: bool) -> None:
         render.print_json(resolved.to_contract())
     else:
         render.show_outputs(render.make_console(), resolved.stack, resolved.to_contract())
+
+
+cli.add_command(local_commands.local)
 
 
 @functools.wraps(cli.main)

@@ -11,6 +11,7 @@ from typing import Any
 
 from runner.aws import AwsTarget
 from runner.errors import RunnerError, RunNotFoundError
+from runner.local.server import running_server
 from runner.local.state import LocalState
 from runner.runs import RunRecord, RunStore, is_run_id, state_dir, utc_now
 from runner.stack_outputs import (
@@ -80,7 +81,7 @@ class Session:
     def endpoint_url(self) -> str | None:
         if not self.local:
             return None
-        server = self.local_state.server()
+        server = running_server(self.local_state)
         if server is None:
             raise RunnerError("the local emulator is not running; start it with `runner local up`")
         return server.endpoint_url

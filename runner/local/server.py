@@ -1,0 +1,167 @@
+"""Run moto's server as a background process on the loopback interface, by pid file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from runner.errors import RunnerError
+from runner.local.state import LocalState, ServerInfo
+
+LOOPBACK = "127.0.0.1"
+# Jobs complete at once, without Docker.
+EMULATOR_CONFIG = {"batch": {"use_docker": False}}
+# AWS-managed policies exist, so the instance role's attachment resolves. moto's config API does
+# not take this one; the environment does.
+EMULATOR_ENV = {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return True
+    return False
+
+
+def is_alive(pid: int) -> bool:
+    """True for a running process (not a zombie); reaps it if it is our own exited child."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: the normal case once `runner local up` has exited
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+def is_emulator(pid: int) -> bool:
+    """Guard against a recycled pid: only a moto server is ever signalled."""
+    try:
+        return b"moto.server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return is_alive(pid)  # no /proc (macOS): trust the pid file
+
+
+def configure(endpoint_url: str, config: dict | None = None, timeout: float = 5.0) -> dict:
+    """POST moto's config API; returns the config in force."""
+    request = urllib.request.Request(
+        f"{endpoint_url}/moto-api/config",
+        data=json.dumps(config or EMULATOR_CONFIG).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def responds(endpoint_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint_url}/moto-api/config", timeout=2) as response:
+            return response.status < 500
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def running_server(state: LocalState) -> ServerInfo | None:
+    """The recorded server if it is alive; a stale record is removed."""
+    info = state.server()
+    if info is None:
+        return None
+    if is_alive(info.pid) and is_emulator(info.pid):
+        return info
+    state.clear_server()
+    return None
+
+
+def start_server(
+    state: LocalState, port: int | None = None, *, sleep: Callable[[float], None] = time.sleep
+) -> tuple[ServerInfo, bool]:
+    """Start the emulator (or reuse the running one). Returns its info and whether it was started."""
+    existing = running_server(state)
+    if existing is not None:
+        if port is not None and port != existing.port:
+            raise RunnerError(
+                f"the emulator already runs on port {existing.port}; stop it with `runner local down` "
+                "or omit --port"
+            )
+        configure(existing.endpoint_url)
+        return existing, False
+
+    port = port or free_port()
+    if port_in_use(port):
+        raise RunnerError(f"port {port} on {LOOPBACK} is in use; pick another with --port")
+    state.root.mkdir(parents=True, exist_ok=True)
+    endpoint = f"http://{LOOPBACK}:{port}"
+    with state.log_file.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **EMULATOR_ENV},
+            start_new_session=True,  # Ctrl-C in the terminal must not take the emulator down
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while not responds(endpoint):
+        if process.poll() is not None or time.monotonic() > deadline:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            tail = state.log_file.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise RunnerError(f"the emulator did not start ({tail[0]}); see {state.log_file}")
+        sleep(0.1)
+    configure(endpoint)
+    info = ServerInfo(
+        pid=process.pid,
+        port=port,
+        endpoint_url=endpoint,
+        log_file=str(state.log_file),
+        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    state.save_server(info)
+    return info, True
+
+
+def stop_server(state: LocalState, *, sleep: Callable[[float], None] = time.sleep) -> ServerInfo | None:
+    """Stop the recorded emulator by its pid; None if none was running."""
+    info = running_server(state)
+    if info is None:
+        return None
+    os.kill(info.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while is_alive(info.pid):
+        if time.monotonic() > deadline:
+            os.kill(info.pid, signal.SIGKILL)
+            deadline = time.monotonic() + STOP_TIMEOUT
+        sleep(0.05)
+    state.clear_server()
+    return info
