@@ -50,7 +50,7 @@ def up(session: Session, stack_name: str | None, port: int | None, as_json: bool
                 "started": started,
                 "stack": stack,
                 "outputs": outputs,
-            }  # fmt: skip
+            }
         )
         return
     verb = "Started" if started else "Reusing"
@@ -91,7 +91,7 @@ def status(session: Session, as_json: bool) -> None:
                 "endpointUrl": info.endpoint_url if info else None,
                 "pid": info.pid if info else None,
                 "stacks": stacks,
-            }  # fmt: skip
+            }
         )
     elif info is None:
         click.echo("The emulator is not running; start it with `runner local up`.")

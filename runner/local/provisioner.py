@@ -170,7 +170,7 @@ class EmulatorMocks(pulumi.runtime.Mocks):
                     "Description": inputs.get("description"),
                     "Tags": _tags_list(inputs.get("tags")),
                 }
-            )  # fmt: skip
+            )
         )["Role"]
         return role_name, {**inputs, "name": role_name, "arn": role["Arn"], "uniqueId": role["RoleId"]}
 
@@ -292,7 +292,7 @@ class EmulatorMocks(pulumi.runtime.Mocks):
                     "serviceRole": inputs.get("serviceRole") or self._service_role_arn(),
                     "tags": inputs.get("tags"),
                 }
-            )  # fmt: skip
+            )
         )
         policy = inputs.get("updatePolicy")
         if policy:
