@@ -71,6 +71,7 @@ class Session:
         if self._outputs is None:
             stack = self.stack()
             if self.local:
+                self.endpoint_url()  # a stopped emulator is the cause to report, not missing outputs
                 self._outputs = self.local_state.outputs(stack)
             elif self.outputs_file is not None:
                 self._outputs = outputs_from_file(self.outputs_file, stack)

@@ -230,11 +230,12 @@ class EmulatorMocks(pulumi.runtime.Mocks):
     def _security_group(self, name: str, inputs: Inputs) -> tuple[str, State]:
         ec2 = self.client("ec2")
         group_name = inputs.get("name") or autoname(name)
+        tags = _tags_list(inputs.get("tags"))
         group_id = ec2.create_security_group(
             GroupName=group_name,
             Description=inputs.get("description") or "Managed by Pulumi",
             VpcId=inputs["vpcId"],
-            TagSpecifications=[{"ResourceType": "security-group", "Tags": _tags_list(inputs.get("tags"))}],
+            **({"TagSpecifications": [{"ResourceType": "security-group", "Tags": tags}]} if tags else {}),
         )["GroupId"]
         # The provider removes AWS's default egress rule and applies exactly the declared ones.
         ec2.revoke_security_group_egress(

@@ -26,6 +26,9 @@ EMULATOR_CONFIG = {"batch": {"use_docker": False}}
 EMULATOR_ENV = {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
+# Servers this process started: the emulator outlives `runner local up` by design, so the Popen
+# objects are kept (not garbage-collected as "still running") and reaped if we stop them.
+_STARTED: dict[int, subprocess.Popen] = {}
 
 
 def free_port() -> int:
@@ -45,6 +48,8 @@ def port_in_use(port: int) -> bool:
 
 def is_alive(pid: int) -> bool:
     """True for a running process (not a zombie); reaps it if it is our own exited child."""
+    if pid in _STARTED:
+        return _STARTED[pid].poll() is None
     try:
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False
@@ -130,6 +135,7 @@ def start_server(
             env={**os.environ, **EMULATOR_ENV},
             start_new_session=True,  # Ctrl-C in the terminal must not take the emulator down
         )
+    _STARTED[process.pid] = process
     deadline = time.monotonic() + START_TIMEOUT
     while not responds(endpoint):
         if process.poll() is not None or time.monotonic() > deadline:

@@ -1,0 +1,240 @@
+"""Each Pulumi resource type the program uses, mapped to emulator calls (moto in-process)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pulumi
+import pytest
+from moto import mock_aws
+
+from runner.aws import AwsTarget
+from runner.errors import RunnerError
+from runner.local.deploy import deploy_stack
+from runner.local.provisioner import EmulatorMocks, UnsupportedResourceError
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def emulator() -> Iterator[None]:
+    with mock_aws(config={"batch": {"use_docker": False}, "iam": {"load_aws_managed_policies": True}}):
+        yield
+
+
+@pytest.fixture
+def mocks(emulator: None) -> EmulatorMocks:
+    return EmulatorMocks(AwsTarget(REGION))
+
+
+def create(mocks: EmulatorMocks, typ: str, name: str, inputs: dict, custom: bool = True):
+    return mocks.new_resource(
+        pulumi.runtime.MockResourceArgs(
+            typ=typ, name=name, inputs=inputs, provider="", resource_id="", custom=custom
+        )
+    )
+
+
+def client(service: str):
+    return boto3.client(service, region_name=REGION)
+
+
+TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                    "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]})  # fmt: skip
+
+
+def test_role_is_autonamed_with_trust_policy_and_tags(mocks: EmulatorMocks):
+    role_id, state = create(
+        mocks, "aws:iam/role:Role", "lab-job", {"assumeRolePolicy": TRUST, "tags": {"stack": "dev"}}
+    )
+    assert role_id.startswith("lab-job-") and len(role_id) == len("lab-job-") + 7
+    role = client("iam").get_role(RoleName=role_id)["Role"]
+    assert state["arn"] == role["Arn"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "ecs-tasks.amazonaws.com"
+    }
+    assert {"Key": "stack", "Value": "dev"} in role["Tags"]
+
+
+POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
+                     "Resource": "arn:aws:s3:::lab-data/runs/*"}]})  # fmt: skip
+
+
+def test_role_policy_attachment_and_instance_profile(mocks: EmulatorMocks):
+    role_id, _ = create(mocks, "aws:iam/role:Role", "lab-instance", {"assumeRolePolicy": TRUST})
+    create(mocks, "aws:iam/rolePolicy:RolePolicy", "lab-data", {"role": role_id, "policy": POLICY})
+    managed = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
+    create(
+        mocks,
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+        "lab-ecs",
+        {"role": role_id, "policyArn": managed},
+    )
+    profile_id, state = create(
+        mocks, "aws:iam/instanceProfile:InstanceProfile", "lab-instance", {"role": role_id}
+    )
+    iam = client("iam")
+    assert iam.list_role_policies(RoleName=role_id)["PolicyNames"][0].startswith("lab-data-")
+    assert [
+        p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role_id)["AttachedPolicies"]
+    ] == [managed]
+    profile = iam.get_instance_profile(InstanceProfileName=profile_id)["InstanceProfile"]
+    assert state["arn"] == profile["Arn"] and ":instance-profile/" in profile["Arn"]
+    assert [r["RoleName"] for r in profile["Roles"]] == [role_id]
+
+
+def test_log_group_honours_name_prefix_and_retention(mocks: EmulatorMocks):
+    name, state = create(
+        mocks,
+        "aws:cloudwatch/logGroup:LogGroup",
+        "logs",
+        {"namePrefix": "/batch-stacks/dev/", "retentionInDays": 7.0},
+    )
+    assert name.startswith("/batch-stacks/dev/") and state["name"] == name
+    (group,) = client("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+    assert group["retentionInDays"] == 7
+
+
+def test_security_group_keeps_exactly_the_declared_rules(mocks: EmulatorMocks):
+    vpc = client("ec2").describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    egress = [
+        {
+            "protocol": "-1",
+            "fromPort": 0,
+            "toPort": 0,
+            "cidrBlocks": ["0.0.0.0/0"],
+            "ipv6CidrBlocks": ["::/0"],
+        }
+    ]
+    group_id, _ = create(
+        mocks,
+        "aws:ec2/securityGroup:SecurityGroup",
+        "sg",
+        {"vpcId": vpc, "egress": egress, "description": "d"},
+    )
+    group = client("ec2").describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+    assert group["IpPermissions"] == []
+    (rule,) = group["IpPermissionsEgress"]
+    assert rule["IpProtocol"] == "-1"
+    assert rule["IpRanges"][0]["CidrIp"] == "0.0.0.0/0" and rule["Ipv6Ranges"][0]["CidrIpv6"] == "::/0"
+
+
+def test_component_and_provider_resources_create_nothing(mocks: EmulatorMocks):
+    assert create(mocks, "batch-stacks:index:BatchEnvironment", "env", {}, custom=False) == ("env", {})
+    assert create(mocks, "pulumi:providers:aws", "default", {})[0] == "default-provider"
+    assert mocks.created == []
+
+
+def test_unknown_resource_type_is_an_error_naming_it(mocks: EmulatorMocks):
+    with pytest.raises(UnsupportedResourceError) as caught:
+        create(mocks, "aws:s3/bucket:Bucket", "data", {})
+    assert str(caught.value) == (
+        "the local emulator cannot create aws:s3/bucket:Bucket (resource 'data'); "
+        "add a mapping in runner/local/provisioner.py"
+    )
+
+
+def test_unknown_invoke_is_an_error_naming_it(mocks: EmulatorMocks):
+    with pytest.raises(
+        UnsupportedResourceError, match="cannot answer the invoke aws:rds/getInstance:getInstance"
+    ):
+        mocks.call(pulumi.runtime.MockCallArgs("aws:rds/getInstance:getInstance", {}, ""))
+
+
+def test_invokes_are_answered_from_the_emulator(mocks: EmulatorMocks):
+    vpc, _ = mocks.call(pulumi.runtime.MockCallArgs("aws:ec2/getVpc:getVpc", {"default": True}, ""))
+    subnets, _ = mocks.call(
+        pulumi.runtime.MockCallArgs(
+            "aws:ec2/getSubnets:getSubnets", {"filters": [{"name": "vpc-id", "values": [vpc["id"]]}]}, ""
+        )
+    )
+    described = client("ec2").describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["id"]]}])["Subnets"]
+    assert subnets["ids"] == sorted(s["SubnetId"] for s in described) and subnets["ids"]
+    subnet, _ = mocks.call(
+        pulumi.runtime.MockCallArgs("aws:ec2/getSubnet:getSubnet", {"id": subnets["ids"][0]}, "")
+    )
+    assert subnet["vpcId"] == vpc["id"]
+    identity, _ = mocks.call(
+        pulumi.runtime.MockCallArgs("aws:index/getCallerIdentity:getCallerIdentity", {}, "")
+    )
+    assert identity["accountId"] == "123456789012"
+    region, _ = mocks.call(pulumi.runtime.MockCallArgs("aws:index/getRegion:getRegion", {}, ""))
+    assert region["region"] == REGION
+
+
+def test_emulator_refusal_is_one_line_naming_the_resource(mocks: EmulatorMocks):
+    with pytest.raises(RunnerError) as caught:
+        create(
+            mocks,
+            "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+            "x",
+            {"role": "missing", "policyArn": "arn:aws:iam::aws:policy/Nope"},
+        )
+    assert str(caught.value).startswith(
+        "the emulator refused aws:iam/rolePolicyAttachment:RolePolicyAttachment 'x': NoSuchEntity"
+    )
+
+
+@pytest.mark.parametrize(("stack", "batch_type", "strategy", "max_vcpus", "vcpus"),
+                         [("dev", "SPOT", "SPOT_PRICE_CAPACITY_OPTIMIZED", 32, "1"),
+                          ("prod", "EC2", "BEST_FIT_PROGRESSIVE", 256, "2")])  # fmt: skip
+def test_deploying_a_stack_creates_its_whole_graph(emulator, stack, batch_type, strategy, max_vcpus, vcpus):
+    outputs = deploy_stack(PROJECT_DIR, stack, None)
+    batch = client("batch")
+    (environment,) = batch.describe_compute_environments(
+        computeEnvironments=list(outputs["computeEnvironmentArns"])
+    )["computeEnvironments"]
+    resources = environment["computeResources"]
+    assert (resources["type"], resources["allocationStrategy"]) == (batch_type, strategy)
+    assert (resources["minvCpus"], resources["maxvCpus"]) == (0, max_vcpus)
+    assert ":instance-profile/" in resources["instanceRole"]
+    assert resources["tags"] == {"project": "batch-stacks", "stack": stack}
+    (queue,) = batch.describe_job_queues(jobQueues=[outputs["jobQueueArn"]])["jobQueues"]
+    assert queue["state"] == "ENABLED"
+    assert queue["computeEnvironmentOrder"] == [
+        {"order": 1, "computeEnvironment": environment["computeEnvironmentArn"]}
+    ]
+    (definition,) = batch.describe_job_definitions(jobDefinitions=[outputs["jobDefinitionArn"]])[
+        "jobDefinitions"
+    ]
+    container = definition["containerProperties"]
+    assert container["user"] == "nobody"
+    assert container["jobRoleArn"] == outputs["jobRoleArn"]
+    assert {r["type"]: r["value"] for r in container["resourceRequirements"]}["VCPU"] == vcpus
+    assert container["logConfiguration"]["options"]["awslogs-group"] == outputs["logGroupName"]
+    assert client("logs").describe_log_groups(logGroupNamePrefix=outputs["logGroupName"])["logGroups"]
+    role_name = outputs["jobRoleArn"].rsplit("/", 1)[1]
+    (policy_name,) = client("iam").list_role_policies(RoleName=role_name)["PolicyNames"]
+    document = client("iam").get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
+    assert f"batch-stacks-{'lab' if stack == 'dev' else 'prod'}-data" in json.dumps(document)
+
+
+def test_a_bad_stack_setting_is_one_line(emulator, tmp_path: Path):
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        (PROJECT_DIR / "Pulumi.dev.yaml").read_text().replace("purchaseModel: spot", "purchaseModel: cheap")
+    )
+    with pytest.raises(RunnerError) as caught:
+        deploy_stack(tmp_path, "dev", None)
+    assert str(caught.value) == (
+        "stack 'dev': batch-stacks:compute.purchaseModel: 'cheap' is not allowed; use one of: spot, on-demand"
+    )
+    assert client("batch").describe_compute_environments()["computeEnvironments"] == []
+
+
+def test_a_resource_the_emulator_cannot_create_stops_the_deploy(emulator, tmp_path: Path):
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml"):
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    (tmp_path / "__main__.py").write_text(
+        (PROJECT_DIR / "__main__.py").read_text() + "\nimport pulumi_aws as aws\naws.s3.Bucket('extra')\n"
+    )
+    with pytest.raises(
+        UnsupportedResourceError, match=r"cannot create aws:s3/bucket:Bucket \(resource 'extra'\)"
+    ):
+        deploy_stack(tmp_path, "dev", None)
