@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -394,6 +393,6 @@ def outputs(session: Session, as_json: bool) -> None:
 cli.add_command(local_commands.local)
 
 
-@functools.wraps(cli.main)
-def main(*args: Any, **kwargs: Any) -> Any:
-    return cli.main(*args, prog_name="runner", **kwargs)
+def main() -> None:
+    """The ``runner`` console script."""
+    cli.main(prog_name="runner")
