@@ -46,8 +46,16 @@ class PagingBatch:
             summary = Counter(c["status"] for c in self.children)
             if self.polls_until_done > 0:
                 summary = Counter({"RUNNING": self.size})
-            return {"jobs": [{"jobId": PARENT, "jobName": "bench", "status": "RUNNING",
-                              "arrayProperties": {"size": self.size, "statusSummary": dict(summary)}}]}  # fmt: skip
+            return {
+                "jobs": [
+                    {
+                        "jobId": PARENT,
+                        "jobName": "bench",
+                        "status": "RUNNING",
+                        "arrayProperties": {"size": self.size, "statusSummary": dict(summary)},
+                    }
+                ]
+            }
         by_id = {c["jobId"]: c for c in self.children}
         return {"jobs": [{**by_id[j], "attempts": [{"container": {"logStreamName": "s"}}]} for j in jobs]}
 
