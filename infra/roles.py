@@ -34,13 +34,16 @@ class BatchRoles(pulumi.ComponentResource):
         super().__init__(f"{PROJECT}:index:BatchRoles", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        job_role = aws.iam.Role(
-            f"{name}-job",
-            assume_role_policy=policies.policy_json(policies.assume_role_policy(policies.ECS_TASKS)),
-            description="Assumed by batch-stacks job containers",
-            tags=args.tags,
-            opts=child,
-        )
+        def service_role(suffix: str, service: str, description: str) -> aws.iam.Role:
+            return aws.iam.Role(
+                f"{name}-{suffix}",
+                assume_role_policy=policies.policy_json(policies.assume_role_policy(service)),
+                description=description,
+                tags=args.tags,
+                opts=child,
+            )
+
+        job_role = service_role("job", policies.ECS_TASKS, "Assumed by batch-stacks job containers")
         if args.data.bucket is not None:
             aws.iam.RolePolicy(
                 f"{name}-job-data",
@@ -53,13 +56,7 @@ class BatchRoles(pulumi.ComponentResource):
                 opts=child,
             )
 
-        instance_role = aws.iam.Role(
-            f"{name}-instance",
-            assume_role_policy=policies.policy_json(policies.assume_role_policy(policies.EC2)),
-            description="Batch container instances (ECS agent)",
-            tags=args.tags,
-            opts=child,
-        )
+        instance_role = service_role("instance", policies.EC2, "Batch container instances (ECS agent)")
         ecs_attachment = aws.iam.RolePolicyAttachment(
             f"{name}-instance-ecs",
             role=instance_role.name,

@@ -172,9 +172,8 @@ class _Section:
         if value is None:
             return None
         span = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self._fail(key, value, f"use a whole number {span}")
-        if value < minimum or (maximum is not None and value > maximum):
+        is_whole = isinstance(value, int) and not isinstance(value, bool)
+        if not is_whole or value < minimum or (maximum is not None and value > maximum):
             raise self._fail(key, value, f"use a whole number {span}")
         return value
 
