@@ -133,11 +133,12 @@ def show_summary(console: Console, summary: Summary) -> None:
             f"runtime  min {_seconds(r.min)}  p50 {_seconds(r.p50)}  p90 {_seconds(r.p90)}"
             f"  max {_seconds(r.max)}"
         )
-    line = f"compute  {summary.vcpu_hours:.3f} vCPU-hours ({summary.vcpus} vCPU per task)"
+    console.print(f"compute  {summary.vcpu_hours:.3f} vCPU-hours ({summary.vcpus} vCPU per task)")
     if summary.cost:
-        line += f"  ~${summary.cost.estimated_usd:.2f} at ${summary.cost.usd_per_vcpu_hour}/vCPU-h"
-        line += f" ({summary.cost.basis})"
-    console.print(line)
+        console.print(
+            f"cost     ~${summary.cost.estimated_usd:.2f} at ${summary.cost.usd_per_vcpu_hour}/vCPU-h "
+            f"({summary.cost.basis})"
+        )
 
 
 def show_runs(console: Console, records: Sequence[RunRecord]) -> None:

@@ -164,7 +164,7 @@ def cost_estimate(
         price, basis = usd_per_vcpu_hour, "--vcpu-hour-price"
     else:
         price = DEFAULT_VCPU_HOUR_USD.get(purchase_model, DEFAULT_VCPU_HOUR_USD["on-demand"])
-        basis = f"default {purchase_model} list price (c6i/m6i, us-east-1); estimate only"
+        basis = f"{purchase_model} list-price estimate; set --vcpu-hour-price"
     return CostEstimate(price, vcpu_hours * price, basis)
 
 

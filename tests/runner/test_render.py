@@ -39,7 +39,8 @@ def test_summary_text_shows_counts_failures_runtimes_and_cost():
     assert "Run 20261124-000000-abcd  sweep  FAILED (complete)" in text
     assert "3 failed" in text
     assert "runtime  min 1.0s  p50 90.0s  p90 66.7m  max 2.50h" in text
-    assert "compute  12.500 vCPU-hours (2 vCPU per task)  ~$0.53 at $0.0425/vCPU-h" in text
+    assert "compute  12.500 vCPU-hours (2 vCPU per task)\n" in text
+    assert "cost     ~$0.53 at $0.0425/vCPU-h (on-demand list-price estimate; set --vcpu-hour-price)" in text
     assert "\x1b[" not in text
 
 

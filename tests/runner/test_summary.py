@@ -63,7 +63,7 @@ def test_summary_json_shape(runner: Runner, stack: StackOutputs):
         "SUBMITTED": 0, "PENDING": 0, "RUNNABLE": 0, "STARTING": 0, "RUNNING": 0, "SUCCEEDED": 5, "FAILED": 0,
     }  # fmt: skip
     assert summary["vcpus"] == 2
-    assert summary["cost"]["basis"].startswith("default spot list price")
+    assert summary["cost"]["basis"] == "spot list-price estimate; set --vcpu-hour-price"
 
 
 def test_finished_run_summary_is_cached_and_readable_after_aws_forgets(
