@@ -62,7 +62,8 @@ class Session:
         if self.stack_option:
             return self.stack_option
         if self.local:
-            return DEFAULT_LOCAL_STACK
+            deployed = self.local_state.deployed_stacks()
+            return deployed[0] if len(deployed) == 1 else DEFAULT_LOCAL_STACK
         if self.outputs_file is not None:
             return self.outputs_file.stem
         return selected_stack(find_project_dir(), self.run)

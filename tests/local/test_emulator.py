@@ -91,6 +91,15 @@ def test_local_env_var_selects_the_emulator(emulator: dict, monkeypatch: pytest.
     assert outputs == emulator["outputs"]
 
 
+def test_the_only_deployed_stack_is_the_local_default(emulator: dict, isolated_environment: Path):
+    state = LocalState(isolated_environment / "batch-stacks")
+    state.save_outputs("prod", state.outputs("dev").to_contract())
+    state.stack_file("dev").unlink()
+    result = run("--local", "submit", "--array", "2", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["stack"] == "prod"
+
+
 def test_a_second_port_while_running_is_refused(emulator: dict):
     other = emulator["endpointUrl"].rsplit(":", 1)[1]
     result = run("local", "up", "--port", str(int(other) + 1))
