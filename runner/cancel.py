@@ -22,6 +22,14 @@ class CancelResult:
     def nothing_to_do(self) -> bool:
         return self.cancelled == 0 and self.terminated == 0
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "jobId": self.before.job_id,
+            "cancelled": self.cancelled,
+            "terminated": self.terminated,
+            "countsBefore": dict(self.before.counts),
+        }
+
 
 def cancel_job(batch: Any, job_id: str, reason: str) -> CancelResult:
     """CancelJob for queued work and TerminateJob for running work, both on the parent.

@@ -12,12 +12,12 @@ import click
 from runner import render
 from runner.cancel import cancel_job
 from runner.errors import RunnerError
-from runner.job_logs import child_job_id, read_log
+from runner.job_logs import read_log, task_job_id
 from runner.local import commands as local_commands
 from runner.session import JobRef, Session
 from runner.submit import SubmitOptions, parse_pairs, submit_run
-from runner.summary import Summary, cost_estimate, summarize
-from runner.watch import DEFAULT_INTERVAL, Progress, describe_job, progress_of, watch
+from runner.summary import Summary
+from runner.watch import DEFAULT_INTERVAL, Progress, watch
 
 EXIT_JOBS_FAILED = 3
 EXIT_INTERRUPTED = 130
@@ -113,29 +113,6 @@ def _watch_with_progress(ref: JobRef, interval: float) -> Progress:
         sys.exit(EXIT_INTERRUPTED)
 
 
-def _summary_for(session: Session, ref: JobRef, price: float | None, refresh: bool) -> Summary:
-    """The cached summary of a finished run, else one built from the API (and cached if done)."""
-    record = ref.record
-    if record and record.summary and not refresh and ref.job_id == record.job_id:
-        summary = Summary.from_json(record.summary)
-        if price is not None:
-            cost = cost_estimate(summary.vcpu_hours, ref.outputs["purchaseModel"], price)
-            summary = Summary(**{**summary.__dict__, "cost": cost})
-        return summary
-    summary = summarize(
-        ref.target.client("batch"),
-        ref.job_id,
-        purchase_model=ref.outputs["purchaseModel"],
-        default_vcpus=int(ref.outputs["jobVcpus"]),
-        usd_per_vcpu_hour=price,
-        run_id=ref.run_id,
-    )
-    if record and summary.complete and ref.job_id == record.job_id:
-        record.summary = summary.to_json()
-        session.store.save(record)
-    return summary
-
-
 def _show_summary(summary: Summary, as_json: bool, submitted: dict[str, Any] | None = None) -> None:
     if as_json:
         document = summary.to_json()
@@ -211,16 +188,7 @@ def submit(
         depends_on_job_id=depends_on_job,
         endpoint_url=target.endpoint_url,
     )
-    submitted = {
-        "runId": record.run_id,
-        "jobId": record.job_id,
-        "jobIds": record.job_ids,
-        "jobName": record.job_name,
-        "stack": record.stack,
-        "arraySize": record.array_size,
-        "jobQueue": outputs.job_queue_name,
-        "jobDefinition": outputs.job_definition_arn,
-    }
+    submitted = record.submitted_json()
     if not as_json:
         tasks = f"{record.array_size} tasks" if record.array_size else "1 task"
         click.echo(
@@ -234,7 +202,7 @@ def submit(
         return
     ref = session.resolve(record.run_id)
     _watch_with_progress(ref, interval)
-    _show_summary(_summary_for(session, ref, vcpu_hour_price, False), as_json, submitted)
+    _show_summary(session.summary(ref, price=vcpu_hour_price), as_json, submitted)
 
 
 @cli.command("watch")
@@ -250,16 +218,7 @@ def watch_command(session: Session, run_or_job_id: str, interval: float, as_json
     ref = session.resolve(run_or_job_id)
     progress = _watch_with_progress(ref, interval)
     if as_json:
-        render.print_json(
-            {
-                "runId": ref.run_id,
-                "jobId": progress.job_id,
-                "status": progress.status,
-                "size": progress.size,
-                "counts": progress.counts,
-                "done": progress.done,
-            }
-        )
+        render.print_json({"runId": ref.run_id, **progress.to_json()})
     else:
         click.echo(f"Done: {render.counts_text(progress)}. Details: `runner summary "
                    f"{ref.run_id or ref.job_id}`")  # fmt: skip
@@ -282,7 +241,7 @@ def summary_command(
     Exits 3 when any task failed.
     """
     ref = session.resolve(run_or_job_id)
-    _show_summary(_summary_for(session, ref, vcpu_hour_price, refresh), as_json)
+    _show_summary(session.summary(ref, price=vcpu_hour_price, refresh=refresh), as_json)
 
 
 @cli.command()
@@ -295,23 +254,11 @@ def logs(session: Session, run_or_job_id: str, index: int | None, tail: int | No
     """Print a task's latest attempt's CloudWatch log."""
     ref = session.resolve(run_or_job_id)
     batch = ref.target.client("batch")
-    if ref.record and ref.job_id == ref.record.job_id:
-        size = ref.record.array_size
-    else:
-        size = progress_of(describe_job(batch, ref.job_id)).size if index is not None else None
-        size = size if size and size > 1 else None
-    job_id = child_job_id(ref.job_id, index, size) if ":" not in ref.job_id else ref.job_id
+    known_size = ref.record.array_size if ref.record and ref.job_id == ref.record.job_id else None
+    job_id = task_job_id(batch, ref.job_id, index, known_size)
     log = read_log(batch, ref.target.client("logs"), job_id, ref.outputs["logGroupName"], tail=tail)
     if as_json:
-        render.print_json(
-            {
-                "jobId": log.job_id,
-                "logGroupName": log.group,
-                "logStreamName": log.stream,
-                "truncated": log.truncated,
-                "events": [{"timestamp": e.timestamp, "message": e.message} for e in log.events],
-            }
-        )
+        render.print_json(log.to_json())
     else:
         render.show_log(render.make_console(), log)
 
@@ -331,15 +278,7 @@ def cancel(session: Session, run_or_job_id: str, reason: str, yes: bool, as_json
         click.confirm(f"Cancel job {ref.job_id} and every task still running?", abort=True)
     result = cancel_job(ref.target.client("batch"), ref.job_id, reason)
     if as_json:
-        render.print_json(
-            {
-                "runId": ref.run_id,
-                "jobId": ref.job_id,
-                "cancelled": result.cancelled,
-                "terminated": result.terminated,
-                "countsBefore": result.before.counts,
-            }
-        )
+        render.print_json({"runId": ref.run_id, **result.to_json()})
     elif result.nothing_to_do:
         click.echo(f"Nothing to cancel: {render.counts_text(result.before)}.")
     else:
@@ -357,23 +296,7 @@ def runs(session: Session, limit: int, as_json: bool) -> None:
     """Recent runs from the local run records, newest first."""
     records = session.store.all()[:limit]
     if as_json:
-        render.print_json(
-            [
-                {
-                    "runId": r.run_id,
-                    "stack": r.stack,
-                    "createdAt": r.created_at,
-                    "state": r.state,
-                    "jobId": r.job_id,
-                    "jobIds": r.job_ids,
-                    "arraySize": r.array_size,
-                    "local": r.endpoint_url is not None,
-                    "error": r.error,
-                    "counts": r.summary["counts"] if r.summary else None,
-                }
-                for r in records
-            ]
-        )
+        render.print_json([record.to_json() for record in records])
     else:
         render.show_runs(render.make_console(), records)
 

@@ -27,6 +27,15 @@ class LogStream:
     events: list[LogEvent]
     truncated: bool
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "jobId": self.job_id,
+            "logGroupName": self.group,
+            "logStreamName": self.stream,
+            "truncated": self.truncated,
+            "events": [{"timestamp": e.timestamp, "message": e.message} for e in self.events],
+        }
+
 
 def child_job_id(job_id: str, index: int | None, size: int | None) -> str:
     """The id of array child ``index`` (``<jobId>:<index>``), checked against the array size."""
@@ -39,6 +48,22 @@ def child_job_id(job_id: str, index: int | None, size: int | None) -> str:
     if not 0 <= index < size:
         raise RunnerError(f"--index {index} is out of range; use 0..{size - 1}")
     return f"{job_id}:{index}"
+
+
+def task_job_id(batch: Any, job_id: str, index: int | None, known_size: int | None) -> str:
+    """The job whose log to read: ``job_id`` itself, or its array child ``index``.
+
+    ``known_size`` comes from the run record; without it the parent is described (one call).
+    """
+    if ":" in job_id:
+        if index is not None:
+            raise RunnerError(f"{job_id} is already an array child; drop --index")
+        return job_id
+    size = known_size
+    if size is None and index is not None:
+        described = describe_job(batch, job_id).get("arrayProperties") or {}
+        size = described.get("size")
+    return child_job_id(job_id, index, size)
 
 
 def log_location(job: dict[str, Any], default_group: str) -> tuple[str, str | None]:
@@ -79,6 +104,9 @@ def read_log(
 ) -> LogStream:
     """The latest attempt's log: the last ``tail`` lines, or up to ``limit`` from the head."""
     job = describe_job(batch, job_id)
+    size = (job.get("arrayProperties") or {}).get("size")
+    if size:
+        raise RunnerError(f"job {job_id} is an array of {size}; pass --index 0..{size - 1}")
     group, stream = log_location(job, default_group)
     if not stream:
         raise RunnerError(

@@ -60,6 +60,34 @@ class RunRecord:
     def array_size(self) -> int | None:
         return self.request.get("arrayProperties", {}).get("size")
 
+    def submitted_json(self) -> dict[str, Any]:
+        """The ``runner submit --json`` shape."""
+        return {
+            "runId": self.run_id,
+            "jobId": self.job_id,
+            "jobIds": list(self.job_ids),
+            "jobName": self.job_name,
+            "stack": self.stack,
+            "arraySize": self.array_size,
+            "jobQueue": self.outputs["jobQueueName"],
+            "jobDefinition": self.outputs["jobDefinitionArn"],
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``runner runs --json`` shape of one run."""
+        return {
+            "runId": self.run_id,
+            "stack": self.stack,
+            "createdAt": self.created_at,
+            "state": self.state,
+            "jobId": self.job_id,
+            "jobIds": list(self.job_ids),
+            "arraySize": self.array_size,
+            "local": self.endpoint_url is not None,
+            "error": self.error,
+            "counts": self.summary["counts"] if self.summary else None,
+        }
+
 
 class RunStore:
     """Reads and writes run records atomically."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from runner.stack_outputs import (
     selected_stack,
 )
 from runner.submit import recover_job_id
+from runner.summary import Summary, cost_estimate, summarize
 
 DEFAULT_LOCAL_STACK = "dev"
 
@@ -112,3 +113,30 @@ class Session:
             raise RunNotFoundError(f"no run {run_or_job_id}; list runs with `runner runs`")
         outputs = self.outputs()
         return JobRef(run_or_job_id, outputs.to_contract(), self.target())
+
+    def summary(self, ref: JobRef, *, price: float | None = None, refresh: bool = False) -> Summary:
+        """The summary cached in a finished run's record, else one from the API (cached once done).
+
+        A cached summary needs no AWS call, so it outlives AWS's memory of the job.
+        """
+        record = ref.record
+        whole_run = record is not None and ref.job_id == record.job_id
+        if whole_run and record.summary and not refresh:
+            summary = Summary.from_json(record.summary)
+            if price is None:
+                return summary
+            return replace(
+                summary, cost=cost_estimate(summary.vcpu_hours, ref.outputs["purchaseModel"], price)
+            )
+        summary = summarize(
+            ref.target.client("batch"),
+            ref.job_id,
+            purchase_model=ref.outputs["purchaseModel"],
+            default_vcpus=int(ref.outputs["jobVcpus"]),
+            usd_per_vcpu_hour=price,
+            run_id=ref.run_id,
+        )
+        if whole_run and summary.complete:
+            record.summary = summary.to_json()
+            self.store.save(record)
+        return summary

@@ -40,6 +40,15 @@ class Progress:
     def done(self) -> bool:
         return self.status in TERMINAL or self.finished >= self.size
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "jobId": self.job_id,
+            "status": self.status,
+            "size": self.size,
+            "counts": dict(self.counts),
+            "done": self.done,
+        }
+
 
 def describe_job(batch: Any, job_id: str) -> dict[str, Any]:
     """One DescribeJobs call for one job; a clear error if AWS does not know it."""
