@@ -22,12 +22,8 @@ PurchaseModel = Literal["spot", "on-demand"]
 DataAccess = Literal["read", "read-write"]
 
 PURCHASE_MODELS: tuple[str, ...] = ("spot", "on-demand")
-SPOT_STRATEGIES = (
-    "SPOT_PRICE_CAPACITY_OPTIMIZED",
-    "SPOT_CAPACITY_OPTIMIZED",
-    "BEST_FIT_PROGRESSIVE",
-    "BEST_FIT",
-)
+# BEST_FIT is left out for Spot: it needs a Spot Fleet role this program does not create.
+SPOT_STRATEGIES = ("SPOT_PRICE_CAPACITY_OPTIMIZED", "SPOT_CAPACITY_OPTIMIZED", "BEST_FIT_PROGRESSIVE")
 ON_DEMAND_STRATEGIES = ("BEST_FIT_PROGRESSIVE", "BEST_FIT")
 DEFAULT_STRATEGY = {"spot": "SPOT_PRICE_CAPACITY_OPTIMIZED", "on-demand": "BEST_FIT_PROGRESSIVE"}
 # Several current families keep Spot capacity available and let Batch bin-pack well.

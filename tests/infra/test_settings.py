@@ -101,6 +101,11 @@ def test_on_demand_counterpart_drops_spot_only_settings():
             "use one of: BEST_FIT_PROGRESSIVE, BEST_FIT",
         ),
         (
+            {"compute": {"purchaseModel": "spot", "allocationStrategy": "BEST_FIT"}},
+            "batch-stacks:compute.allocationStrategy: 'BEST_FIT' is not allowed; "
+            "use one of: SPOT_PRICE_CAPACITY_OPTIMIZED, SPOT_CAPACITY_OPTIMIZED, BEST_FIT_PROGRESSIVE",
+        ),
+        (
             {"compute": {"instanceTypes": "c5"}},
             "batch-stacks:compute.instanceTypes: 'c5' is not allowed; use a list of instance types "
             "or families, e.g. [c6i, m6i.2xlarge]",
