@@ -22,7 +22,7 @@ from runner.errors import AwsError
 
 # Adaptive mode retries throttling (429, TooManyRequests) with client-side rate limiting.
 CLIENT_CONFIG = Config(
-    retries={"mode": "adaptive", "max_attempts": 10},
+    retries={"mode": "adaptive", "total_max_attempts": 10},
     user_agent_extra="batch-stacks-runner",
 )
 # The emulator accepts any credentials; fixed ones keep real credentials out of local runs.
