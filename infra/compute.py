@@ -1,4 +1,4 @@
-"""A managed EC2/Spot compute environment that scales to zero."""
+"""A managed compute environment (EC2, Spot, Fargate or Fargate Spot) that scales to zero."""
 
 from __future__ import annotations
 
@@ -9,32 +9,43 @@ import pulumi_aws as aws
 
 from infra.settings import PROJECT, ComputeSettings
 
-BATCH_TYPE = {"spot": "SPOT", "on-demand": "EC2"}
+BATCH_TYPE = {
+    ("ec2", "spot"): "SPOT",
+    ("ec2", "on-demand"): "EC2",
+    ("fargate", "spot"): "FARGATE_SPOT",
+    ("fargate", "on-demand"): "FARGATE",
+}
 
 
 @dataclass(frozen=True)
 class ComputeEnvironmentArgs:
     compute: ComputeSettings
-    instance_profile_arn: pulumi.Input[str]
     subnet_ids: pulumi.Input[list[str]]
     security_group_ids: pulumi.Input[list[str]]
     tags: dict[str, str]
-    # Resources the hosts need before they start (the instance role's policy attachments).
+    # EC2 only: the instance profile hosts run with.
+    instance_profile_arn: pulumi.Input[str] | None = None
+    # Resources the hosts need before they start (the platform role's policy attachments).
     depends_on: tuple[pulumi.Resource, ...] = ()
 
 
 def compute_resources(compute: ComputeSettings) -> dict[str, object]:
-    """The static part of ``compute_resources`` for the configured purchase model.
+    """The static part of ``compute_resources`` for the configured platform and purchase model.
 
-    ``desired_vcpus`` is never set: Batch owns it, and setting it would fight the scaler.
+    ``desired_vcpus`` is never set: Batch owns it, and setting it would fight the scaler. Fargate
+    takes only a type and a vCPU ceiling.
     """
     resources: dict[str, object] = {
-        "type": BATCH_TYPE[compute.purchase_model],
-        "allocation_strategy": compute.allocation_strategy,
-        "min_vcpus": compute.min_vcpus,
+        "type": BATCH_TYPE[(compute.platform, compute.purchase_model)],
         "max_vcpus": compute.max_vcpus,
-        "instance_types": list(compute.instance_types),
     }
+    if compute.fargate:
+        return resources
+    resources.update(
+        allocation_strategy=compute.allocation_strategy,
+        min_vcpus=compute.min_vcpus,
+        instance_types=list(compute.instance_types),
+    )
     if compute.bid_percentage is not None:
         resources["bid_percentage"] = compute.bid_percentage
     return resources
@@ -54,22 +65,25 @@ class ComputeEnvironment(pulumi.ComponentResource):
     ) -> None:
         super().__init__(f"{PROJECT}:index:ComputeEnvironment", name, None, opts)
         compute = args.compute
+        resources: dict[str, object] = {
+            **compute_resources(compute),
+            "subnets": args.subnet_ids,
+            "security_group_ids": args.security_group_ids,
+        }
+        update_policy = None
+        if not compute.fargate:
+            # Instances carry the cost-allocation tags too: they are what is billed.
+            resources.update(instance_role=args.instance_profile_arn, tags=args.tags)
+            update_policy = {
+                "terminate_jobs_on_update": compute.terminate_jobs_on_update,
+                "job_execution_timeout_minutes": compute.update_timeout_minutes,
+            }
         environment = aws.batch.ComputeEnvironment(
             name,
             type="MANAGED",
             state="ENABLED",
-            compute_resources={
-                **compute_resources(compute),
-                "instance_role": args.instance_profile_arn,
-                "subnets": args.subnet_ids,
-                "security_group_ids": args.security_group_ids,
-                # Instances carry the cost-allocation tags too: they are what is billed.
-                "tags": args.tags,
-            },
-            update_policy={
-                "terminate_jobs_on_update": compute.terminate_jobs_on_update,
-                "job_execution_timeout_minutes": compute.update_timeout_minutes,
-            },
+            compute_resources=resources,
+            update_policy=update_policy,
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )

@@ -36,7 +36,9 @@ class BatchEnvironment(pulumi.ComponentResource):
 
         self.roles = BatchRoles(
             f"{name}-roles",
-            BatchRolesArgs(data=settings.data, tags=tags, partition=partition),
+            BatchRolesArgs(
+                data=settings.data, tags=tags, platform=settings.compute.platform, partition=partition
+            ),
             opts=child,
         )
         network = BatchNetwork(
@@ -55,7 +57,7 @@ class BatchEnvironment(pulumi.ComponentResource):
                     subnet_ids=network.subnet_ids,
                     security_group_ids=network.security_group_ids,
                     tags=tags,
-                    depends_on=tuple(self.roles.instance_policy_attachments),
+                    depends_on=tuple(self.roles.policy_attachments),
                 ),
                 opts=child,
             )
@@ -88,6 +90,8 @@ class BatchEnvironment(pulumi.ComponentResource):
                 log_group_name=log_group.name,
                 region=self.region,
                 tags=tags,
+                execution_role_arn=self.roles.execution_role_arn,
+                assign_public_ip=settings.network.public_ip,
             ),
             opts=child,
         )

@@ -15,6 +15,11 @@ CONTAINER_USER = "nobody"
 LOG_STREAM_PREFIX = "job"
 
 
+# How Batch reports a host or task taken back: an EC2 instance gone, or ECS's Fargate Spot notice.
+HOST_RECLAIMED = "Host EC2*"
+FARGATE_SPOT_INTERRUPTED = "Your Spot Task was interrupted*"
+
+
 @dataclass(frozen=True)
 class JobDefinitionArgs:
     job: JobSettings
@@ -22,10 +27,24 @@ class JobDefinitionArgs:
     log_group_name: pulumi.Input[str]
     region: pulumi.Input[str]
     tags: dict[str, str]
+    # Fargate only: the task execution role, and whether tasks get a public IP to pull images.
+    execution_role_arn: pulumi.Input[str] | None = None
+    assign_public_ip: bool = False
 
 
-def container_properties(job: JobSettings, *, job_role_arn: str, log_group_name: str, region: str) -> str:
-    """``containerProperties`` as canonical JSON (sorted keys, so revisions do not churn)."""
+def container_properties(
+    job: JobSettings,
+    *,
+    job_role_arn: str,
+    log_group_name: str,
+    region: str,
+    execution_role_arn: str | None = None,
+    assign_public_ip: bool = False,
+) -> str:
+    """``containerProperties`` as canonical JSON (sorted keys, so revisions do not churn).
+
+    With an ``execution_role_arn`` the properties are Fargate's.
+    """
     properties: dict[str, object] = {
         "image": job.image,
         "user": CONTAINER_USER,
@@ -48,20 +67,25 @@ def container_properties(job: JobSettings, *, job_role_arn: str, log_group_name:
     }
     if job.command:
         properties["command"] = list(job.command)
+    if execution_role_arn is not None:
+        properties.update(
+            executionRoleArn=execution_role_arn,
+            networkConfiguration={"assignPublicIp": "ENABLED" if assign_public_ip else "DISABLED"},
+            fargatePlatformConfiguration={"platformVersion": "LATEST"},
+        )
     return json.dumps(properties, sort_keys=True)
 
 
-def retry_strategy(job: JobSettings) -> dict[str, object]:
-    """Retry only when the host went away (Spot reclaim); exit on anything else.
+def retry_strategy(job: JobSettings, *, fargate: bool = False) -> dict[str, object]:
+    """Retry only when the capacity went away (Spot reclaim); exit on anything else.
 
     Without the final EXIT rule Batch would retry every unmatched failure up to ``attempts``.
     """
+    reclaimed = [HOST_RECLAIMED, FARGATE_SPOT_INTERRUPTED] if fargate else [HOST_RECLAIMED]
     return {
         "attempts": job.retry_attempts,
-        "evaluate_on_exits": [
-            {"action": "RETRY", "on_status_reason": "Host EC2*"},
-            {"action": "EXIT", "on_reason": "*"},
-        ],
+        "evaluate_on_exits": [{"action": "RETRY", "on_status_reason": reason} for reason in reclaimed]
+        + [{"action": "EXIT", "on_reason": "*"}],
     }
 
 
@@ -74,16 +98,24 @@ class JobDefinition(pulumi.ComponentResource):
     ) -> None:
         super().__init__(f"{PROJECT}:index:JobDefinition", name, None, opts)
         job = args.job
+        fargate = args.execution_role_arn is not None
         definition = aws.batch.JobDefinition(
             name,
             type="container",
-            platform_capabilities=["EC2"],
-            container_properties=pulumi.Output.all(args.job_role_arn, args.log_group_name, args.region).apply(
+            platform_capabilities=["FARGATE" if fargate else "EC2"],
+            container_properties=pulumi.Output.all(
+                args.job_role_arn, args.log_group_name, args.region, args.execution_role_arn
+            ).apply(
                 lambda values: container_properties(
-                    job, job_role_arn=values[0], log_group_name=values[1], region=values[2]
+                    job,
+                    job_role_arn=values[0],
+                    log_group_name=values[1],
+                    region=values[2],
+                    execution_role_arn=values[3],
+                    assign_public_ip=args.assign_public_ip,
                 )
             ),
-            retry_strategy=retry_strategy(job),
+            retry_strategy=retry_strategy(job, fargate=fargate),
             timeout={"attempt_duration_seconds": job.timeout_seconds},
             propagate_tags=True,
             tags=args.tags,

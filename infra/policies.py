@@ -16,6 +16,8 @@ ECS_TASKS = "ecs-tasks.amazonaws.com"
 EC2 = "ec2.amazonaws.com"
 # AWS-managed policy the ECS agent on Batch instances needs (pull images, register, ship logs).
 ECS_INSTANCE_POLICY = "service-role/AmazonEC2ContainerServiceforEC2Role"
+# AWS-managed policy Fargate needs to pull images and ship logs for a task.
+ECS_TASK_EXECUTION_POLICY = "service-role/AmazonECSTaskExecutionRolePolicy"
 
 _READ_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion"]
 _WRITE_ACTIONS = ["s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"]

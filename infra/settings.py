@@ -19,9 +19,21 @@ import pulumi
 PROJECT = "batch-stacks"
 
 PurchaseModel = Literal["spot", "on-demand"]
+Platform = Literal["ec2", "fargate"]
 DataAccess = Literal["read", "read-write"]
 
 PURCHASE_MODELS: tuple[str, ...] = ("spot", "on-demand")
+PLATFORMS: tuple[str, ...] = ("ec2", "fargate")
+# Settings that only mean something when Batch manages EC2 instances.
+EC2_ONLY_KEYS = ("minVcpus", "instanceTypes", "allocationStrategy", "bidPercentage")
+# Fargate's whole-vCPU sizes and the memory (MiB) each allows: (first, last, step).
+FARGATE_MEMORY: dict[int, tuple[int, int, int]] = {
+    1: (2048, 8192, 1024),
+    2: (4096, 16384, 1024),
+    4: (8192, 30720, 1024),
+    8: (16384, 61440, 4096),
+    16: (32768, 122880, 8192),
+}
 # BEST_FIT is left out for Spot: it needs a Spot Fleet role this program does not create.
 SPOT_STRATEGIES = ("SPOT_PRICE_CAPACITY_OPTIMIZED", "SPOT_CAPACITY_OPTIMIZED", "BEST_FIT_PROGRESSIVE")
 ON_DEMAND_STRATEGIES = ("BEST_FIT_PROGRESSIVE", "BEST_FIT")
@@ -53,6 +65,7 @@ class ComputeSettings:
     """The managed compute environment(s) behind the queue."""
 
     purchase_model: PurchaseModel = "on-demand"
+    platform: Platform = "ec2"
     min_vcpus: int = 0
     max_vcpus: int = 16
     instance_types: tuple[str, ...] = DEFAULT_INSTANCE_TYPES
@@ -71,6 +84,10 @@ class ComputeSettings:
             bid_percentage=None,
             on_demand_fallback=False,
         )
+
+    @property
+    def fargate(self) -> bool:
+        return self.platform == "fargate"
 
 
 @dataclass(frozen=True)
@@ -100,6 +117,12 @@ class NetworkSettings:
     vpc_id: str | None = None
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
+    # Fargate only. None means: yes in the default VPC (public subnets, no NAT), no otherwise.
+    assign_public_ip: bool | None = None
+
+    @property
+    def public_ip(self) -> bool:
+        return self.assign_public_ip if self.assign_public_ip is not None else not self.subnet_ids
 
 
 @dataclass(frozen=True)
@@ -249,11 +272,16 @@ def _read_compute(raw: Any) -> ComputeSettings:
         "compute",
         raw,
         (
-            "purchaseModel", "minVcpus", "maxVcpus", "instanceTypes", "allocationStrategy",
+            "purchaseModel", "platform", "minVcpus", "maxVcpus", "instanceTypes", "allocationStrategy",
             "bidPercentage", "onDemandFallback", "terminateJobsOnUpdate", "updateTimeoutMinutes",
         ),
     )  # fmt: skip
     model = s.choice("purchaseModel", "on-demand", PURCHASE_MODELS)
+    platform = s.choice("platform", "ec2", PLATFORMS)
+    if platform == "fargate":
+        for key in EC2_ONLY_KEYS:
+            if key in s.raw:
+                raise s._fail(key, s.raw[key], "remove it: it only applies to platform: ec2")
     min_vcpus = s.integer("minVcpus", 0, minimum=0, maximum=10_000)
     max_vcpus = s.integer("maxVcpus", 16, minimum=1, maximum=10_000)
     if min_vcpus > max_vcpus:
@@ -267,6 +295,7 @@ def _read_compute(raw: Any) -> ComputeSettings:
         raise s._fail("onDemandFallback", fallback, "only set it with purchaseModel: spot")
     return ComputeSettings(
         purchase_model=model,
+        platform=platform,
         min_vcpus=min_vcpus,
         max_vcpus=max_vcpus,
         instance_types=s.strings(
@@ -293,10 +322,23 @@ def _read_job(raw: Any, compute: ComputeSettings) -> JobSettings:
     if vcpus > compute.max_vcpus:
         # A job larger than the environment's ceiling would sit in RUNNABLE forever.
         raise s._fail("vcpus", vcpus, f"use at most compute.maxVcpus ({compute.max_vcpus})")
+    memory = s.integer("memoryMiB", 2048, minimum=MIN_MEMORY_MIB, maximum=MAX_MEMORY_MIB)
+    if compute.fargate:
+        if vcpus not in FARGATE_MEMORY:
+            raise s._fail(
+                "vcpus", vcpus, f"with platform fargate use one of {', '.join(map(str, FARGATE_MEMORY))}"
+            )
+        first, last, step = FARGATE_MEMORY[vcpus]
+        if not (first <= memory <= last and (memory - first) % step == 0):
+            raise s._fail(
+                "memoryMiB",
+                memory,
+                f"with platform fargate and {vcpus} vCPU use {first} to {last} in steps of {step}",
+            )
     return JobSettings(
         image=s.text("image", check=_image_problem),
         vcpus=vcpus,
-        memory_mib=s.integer("memoryMiB", 2048, minimum=MIN_MEMORY_MIB, maximum=MAX_MEMORY_MIB),
+        memory_mib=memory,
         command=s.strings("command", (), allowed="use a list of strings, e.g. [python, run.py]"),
         retry_attempts=s.integer("retryAttempts", 3, minimum=1, maximum=10),
         timeout_seconds=s.integer("timeoutSeconds", 3600, minimum=60, maximum=14 * 24 * 3600),
@@ -312,9 +354,15 @@ def _read_queue(raw: Any) -> QueueSettings:
     )
 
 
-def _read_network(raw: Any) -> NetworkSettings:
-    s = _Section("network", raw, ("vpcId", "subnetIds", "securityGroupIds"))
+def _read_network(raw: Any, compute: ComputeSettings) -> NetworkSettings:
+    s = _Section("network", raw, ("vpcId", "subnetIds", "securityGroupIds", "assignPublicIp"))
+    public_ip = s.raw.get("assignPublicIp")
+    if public_ip is not None and not isinstance(public_ip, bool):
+        raise s._fail("assignPublicIp", public_ip, "use true or false")
+    if public_ip is not None and not compute.fargate:
+        raise s._fail("assignPublicIp", public_ip, "remove it: it only applies to platform: fargate")
     return NetworkSettings(
+        assign_public_ip=public_ip,
         vpc_id=s.text(
             "vpcId",
             None,
@@ -381,7 +429,7 @@ def parse_settings(stack: str, read: Callable[[str], Any]) -> StackSettings:
         compute=compute,
         job=_read_job(read("job"), compute),
         queue=_read_queue(read("queue")),
-        network=_read_network(read("network")),
+        network=_read_network(read("network"), compute),
         data=_read_data(read("data")),
         logs=_read_logs(read("logs")),
         extra_tags=_read_tags(read("tags")),

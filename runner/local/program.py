@@ -79,6 +79,10 @@ def run_program(
     quiet = logging.getLogger("batch-stacks.program")
     quiet.addHandler(logging.NullHandler())
     quiet.propagate = False
+    # Outputs left pending by an earlier run that failed must not be awaited (and re-raised) by this one.
+    for task in list(runtime_settings.SETTINGS.outputs):
+        task.cancel()
+    runtime_settings.SETTINGS.outputs.clear()
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, logger=quiet)
     root = runtime_settings.get_root_resource()
     assert isinstance(root, pulumi.runtime.stack.Stack)

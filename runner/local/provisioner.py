@@ -273,7 +273,7 @@ class EmulatorMocks(pulumi.runtime.Mocks):
         compute = _drop_none({
             "type": resources.get("type"),
             "allocationStrategy": resources.get("allocationStrategy"),
-            "minvCpus": _int(resources.get("minVcpus", 0)),
+            "minvCpus": _int(resources["minVcpus"]) if "minVcpus" in resources else None,
             "maxvCpus": _int(resources["maxVcpus"]),
             "desiredvCpus": _int(resources["desiredVcpus"]) if "desiredVcpus" in resources else None,
             "instanceTypes": resources.get("instanceTypes"),

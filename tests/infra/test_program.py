@@ -250,3 +250,57 @@ def test_encrypted_secret_is_a_clear_error(tmp_path: Path):
     project_copy(tmp_path, "config:\n  batch-stacks:token:\n    secure: AAABAB==\n")
     with pytest.raises(ProgramError, match="encrypted secret"):
         load_stack_config(tmp_path, "lab")
+
+
+def fargate_stack(tmp_path: Path) -> Deployment:
+    stack_file = (
+        (PROJECT_DIR / "Pulumi.dev.yaml")
+        .read_text()
+        .replace(
+            "purchaseModel: spot", "purchaseModel: spot\n    platform: fargate\n    onDemandFallback: true"
+        )
+        .replace("    minVcpus: 0\n", "")
+        .replace("    instanceTypes: [c6i, m6i, r6i, c5, m5, r5, c6a, m6a]\n", "")
+    )
+    return deploy("lab", project_copy(tmp_path, stack_file))
+
+
+def test_fargate_spot_stack_has_no_instances_and_an_execution_role(tmp_path: Path):
+    deployment = fargate_stack(tmp_path)
+    spot, fallback = deployment.mocks.of_type(CE)
+    assert spot.inputs["computeResources"]["type"] == "FARGATE_SPOT"
+    assert fallback.inputs["computeResources"]["type"] == "FARGATE"
+    for environment in (spot, fallback):
+        assert set(environment.inputs["computeResources"]) == {
+            "type",
+            "maxVcpus",
+            "subnets",
+            "securityGroupIds",
+        }
+        assert "updatePolicy" not in environment.inputs
+    assert deployment.mocks.of_type(PROFILE) == []
+    assert all(
+        json.loads(r.inputs["assumeRolePolicy"])["Statement"][0]["Principal"]["Service"]
+        == "ecs-tasks.amazonaws.com"
+        for r in deployment.mocks.of_type(ROLE)
+    )
+    (attachment,) = deployment.mocks.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert (
+        attachment.inputs["policyArn"]
+        == "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+    )
+
+    definition = deployment.mocks.one(JOB_DEF).inputs
+    assert definition["platformCapabilities"] == ["FARGATE"]
+    container = json.loads(definition["containerProperties"])
+    execution_role = next(r for r in deployment.mocks.of_type(ROLE) if r.name.endswith("-execution"))
+    assert container["executionRoleArn"] == execution_role.state["arn"]
+    assert container["jobRoleArn"] != container["executionRoleArn"]
+    assert container["networkConfiguration"] == {"assignPublicIp": "ENABLED"}
+    assert container["user"] == "nobody"
+    assert [rule.get("onStatusReason") for rule in definition["retryStrategy"]["evaluateOnExits"]] == [
+        "Host EC2*",
+        "Your Spot Task was interrupted*",
+        None,
+    ]
+    assert deployment.outputs["purchaseModel"] == "spot"

@@ -192,3 +192,49 @@ def test_unknown_key_is_reported_before_other_problems():
 def test_unknown_key_without_a_close_match_lists_allowed_keys():
     message = error_for(data={"region": "eu-west-1"})
     assert message == "batch-stacks:data.region: unknown setting; allowed: bucket, prefix, access"
+
+
+def test_fargate_takes_whole_vcpu_sizes_with_matching_memory():
+    settings = settings_from(
+        compute={"platform": "fargate", "purchaseModel": "spot"},
+        job={"image": IMAGE, "vcpus": 2, "memoryMiB": 8192},
+    )
+    assert settings.compute.fargate and settings.compute.purchase_model == "spot"
+    assert settings.network.public_ip is True  # default VPC: public subnets, no NAT
+    configured = settings_from(
+        compute={"platform": "fargate"}, network={"subnetIds": ["subnet-0a"], "assignPublicIp": False}
+    )
+    assert configured.network.public_ip is False
+
+
+@pytest.mark.parametrize(
+    ("sections", "expected"),
+    [
+        (
+            {"compute": {"platform": "fargate", "instanceTypes": ["c5"]}},
+            "batch-stacks:compute.instanceTypes: ['c5'] is not allowed; remove it: it only applies to platform: ec2",
+        ),
+        (
+            {"compute": {"platform": "fargate", "minVcpus": 0}},
+            "batch-stacks:compute.minVcpus: 0 is not allowed; remove it: it only applies to platform: ec2",
+        ),
+        (
+            {"compute": {"platform": "lambda"}},
+            "batch-stacks:compute.platform: 'lambda' is not allowed; use one of: ec2, fargate",
+        ),
+        (
+            {"compute": {"platform": "fargate"}, "job": {"image": IMAGE, "vcpus": 3, "memoryMiB": 8192}},
+            "batch-stacks:job.vcpus: 3 is not allowed; with platform fargate use one of 1, 2, 4, 8, 16",
+        ),
+        (
+            {"compute": {"platform": "fargate"}, "job": {"image": IMAGE, "vcpus": 1, "memoryMiB": 3000}},
+            "batch-stacks:job.memoryMiB: 3000 is not allowed; with platform fargate and 1 vCPU use 2048 to 8192 in steps of 1024",
+        ),
+        (
+            {"network": {"assignPublicIp": True}},
+            "batch-stacks:network.assignPublicIp: True is not allowed; remove it: it only applies to platform: fargate",
+        ),
+    ],
+)
+def test_fargate_settings_are_checked(sections, expected):
+    assert error_for(**sections) == expected

@@ -238,3 +238,26 @@ def test_a_resource_the_emulator_cannot_create_stops_the_deploy(emulator, tmp_pa
         UnsupportedResourceError, match=r"cannot create aws:s3/bucket:Bucket \(resource 'extra'\)"
     ):
         deploy_stack(tmp_path, "dev", None)
+
+
+def test_a_fargate_spot_stack_deploys_and_runs(emulator, tmp_path: Path):
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    stack_file = (PROJECT_DIR / "Pulumi.dev.yaml").read_text()
+    stack_file = stack_file.replace("purchaseModel: spot", "purchaseModel: spot\n    platform: fargate")
+    stack_file = stack_file.replace("    minVcpus: 0\n", "").replace(
+        "    instanceTypes: [c6i, m6i, r6i, c5, m5, r5, c6a, m6a]\n", ""
+    )
+    (tmp_path / "Pulumi.dev.yaml").write_text(stack_file)
+    outputs = deploy_stack(tmp_path, "dev", None)
+    batch = client("batch")
+    (environment,) = batch.describe_compute_environments()["computeEnvironments"]
+    assert environment["computeResources"]["type"] == "FARGATE_SPOT"
+    assert "instanceRole" not in environment["computeResources"]
+    (definition,) = batch.describe_job_definitions(jobDefinitions=[outputs["jobDefinitionArn"]])[
+        "jobDefinitions"
+    ]
+    assert definition["platformCapabilities"] == ["FARGATE"]
+    job = batch.submit_job(jobName="probe", jobQueue=outputs["jobQueueArn"], jobDefinition=outputs["jobDefinitionArn"],
+                           arrayProperties={"size": 3})  # fmt: skip
+    assert batch.describe_jobs(jobs=[job["jobId"]])["jobs"][0]["arrayProperties"]["size"] == 3
