@@ -23,8 +23,22 @@ EXIT_JOBS_FAILED = 3
 EXIT_INTERRUPTED = 130
 
 
+def _one_line(err: click.UsageError) -> click.ClickException:
+    """A usage mistake as one line pointing at the right --help, keeping exit code 2."""
+    command = err.ctx.command_path if err.ctx else "runner"
+    line = click.ClickException(f"{err.format_message()} (see `{command} --help`)")
+    line.exit_code = err.exit_code
+    return line
+
+
 class RunnerGroup(click.Group):
     """Turns every RunnerError and usage mistake into one ``Error: ...`` line."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as err:
+            raise _one_line(err) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -32,12 +46,7 @@ class RunnerGroup(click.Group):
         except RunnerError as err:
             raise click.ClickException(str(err)) from None
         except click.UsageError as err:
-            if err.ctx is None:
-                raise
-            command = err.ctx.command_path
-            exc = click.ClickException(f"{err.format_message()} (see `{command} --help`)")
-            exc.exit_code = 2
-            raise exc from None
+            raise _one_line(err) from None
 
 
 def json_option(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -7,8 +7,10 @@ from typing import Any
 
 import boto3
 import pytest
+from click.testing import CliRunner
 
 from runner.aws import AwsTarget
+from runner.cli import cli
 from runner.errors import RunnerError
 from runner.stack_outputs import StackOutputs
 from runner.submit import SubmitOptions, job_name, parse_pairs, submit_params, validate
@@ -296,3 +298,24 @@ def test_depends_on_accepts_a_run_id(runner: Runner, stack: StackOutputs, isolat
 def test_submit_makes_two_calls(runner: Runner, stack: StackOutputs, api_calls: Counter):
     runner.json("submit", "--array", "100")
     assert api_calls == Counter({"DescribeJobQueues": 1, "SubmitJob": 1})
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--bogus", "runs"],
+            "Error: No such option '--bogus'. Did you mean '--outputs'? (see `runner --help`)\n",
+        ),
+        (["frobnicate"], "Error: No such command 'frobnicate'. (see `runner --help`)\n"),
+        (["watch"], "Error: Missing argument 'RUN_OR_JOB_ID'. (see `runner watch --help`)\n"),
+        (
+            ["local", "up", "--port", "80"],
+            "Error: Invalid value for '--port': 80 is not in the range 1024<=x<=65535. (see `runner local up --help`)\n",
+        ),
+    ],
+)
+def test_usage_mistakes_are_one_line_with_exit_code_two(args, expected):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert result.output == expected
