@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -54,8 +54,11 @@ def counts_text(progress: JobProgress | Summary) -> str:
 class ProgressView:
     """Live progress: a bar on a terminal, one line per change otherwise."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(
+        self, console: Console, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    ) -> None:
         self.console = console
+        self.clock = clock
         self._bar: Progress | None = None
         self._task: Any = None
         self._last: dict[str, int] | None = None
@@ -84,7 +87,7 @@ class ProgressView:
             self._bar.update(self._task, completed=progress.finished, counts=counts_text(progress))
             return
         if progress.counts != self._last:
-            stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+            stamp = self.clock().strftime("%H:%M:%S")
             self.console.print(f"{stamp}  {progress.finished}/{progress.size} done  {counts_text(progress)}")
             self._last = dict(progress.counts)
 

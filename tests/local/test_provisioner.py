@@ -15,7 +15,7 @@ from moto import mock_aws
 from runner.aws import AwsTarget
 from runner.errors import RunnerError
 from runner.local.deploy import deploy_stack
-from runner.local.provisioner import EmulatorMocks, UnsupportedResourceError
+from runner.local.provisioner import EMULATOR_SERVICE_ROLE, EmulatorMocks, UnsupportedResourceError
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -122,6 +122,82 @@ def test_security_group_keeps_exactly_the_declared_rules(mocks: EmulatorMocks):
     (rule,) = group["IpPermissionsEgress"]
     assert rule["IpProtocol"] == "-1"
     assert rule["IpRanges"][0]["CidrIp"] == "0.0.0.0/0" and rule["Ipv6Ranges"][0]["CidrIpv6"] == "::/0"
+
+
+def networking() -> tuple[list[str], list[str], str]:
+    ec2 = client("ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    subnets = [
+        s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
+    ]
+    group = ec2.create_security_group(GroupName="g", Description="g", VpcId=vpc)["GroupId"]
+    profile = client("iam").create_instance_profile(InstanceProfileName="p")["InstanceProfile"]["Arn"]
+    return subnets, [group], profile
+
+
+def test_compute_environment_gets_the_emulators_service_role_and_update_policy(mocks: EmulatorMocks):
+    subnets, groups, profile = networking()
+    arn, state = create(mocks, "aws:batch/computeEnvironment:ComputeEnvironment", "ce", {
+        "type": "MANAGED", "state": "ENABLED", "tags": {"stack": "dev"},
+        "computeResources": {"type": "SPOT", "allocationStrategy": "SPOT_PRICE_CAPACITY_OPTIMIZED", "minVcpus": 0.0,
+                             "maxVcpus": 32.0, "instanceTypes": ["c5"], "subnets": subnets,
+                             "securityGroupIds": groups, "instanceRole": profile},
+        "updatePolicy": {"terminateJobsOnUpdate": True, "jobExecutionTimeoutMinutes": 30.0},
+    })  # fmt: skip
+    (environment,) = client("batch").describe_compute_environments(computeEnvironments=[arn])[
+        "computeEnvironments"
+    ]
+    assert environment["serviceRole"].endswith(f"role/{EMULATOR_SERVICE_ROLE}")
+    assert (
+        environment["computeResources"]["maxvCpus"] == 32 and environment["computeResources"]["minvCpus"] == 0
+    )
+    assert environment["computeEnvironmentName"] == state["name"] and state["arn"] == arn
+    # A second environment reuses the same emulator-only service role.
+    create(mocks, "aws:batch/computeEnvironment:ComputeEnvironment", "ce2", {
+        "type": "MANAGED", "computeResources": {"type": "FARGATE", "maxVcpus": 4.0, "subnets": subnets,
+                                                "securityGroupIds": groups},
+    })  # fmt: skip
+    assert (
+        len([r for r in client("iam").list_roles()["Roles"] if r["RoleName"] == EMULATOR_SERVICE_ROLE]) == 1
+    )
+
+
+def test_queue_and_job_definition_take_the_programs_inputs(mocks: EmulatorMocks):
+    subnets, groups, profile = networking()
+    ce_arn, _ = create(mocks, "aws:batch/computeEnvironment:ComputeEnvironment", "ce", {
+        "type": "MANAGED", "computeResources": {"type": "EC2", "minVcpus": 0.0, "maxVcpus": 8.0, "instanceTypes": ["m5"],
+                                                "subnets": subnets, "securityGroupIds": groups, "instanceRole": profile},
+    })  # fmt: skip
+    queue_arn, queue_state = create(mocks, "aws:batch/jobQueue:JobQueue", "q", {
+        "state": "ENABLED", "priority": 5.0, "computeEnvironmentOrders": [{"order": 1.0, "computeEnvironment": ce_arn}],
+        "jobStateTimeLimitActions": [{"action": "CANCEL", "maxTimeSeconds": 1800.0, "state": "RUNNABLE",
+                                      "reason": "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"}],
+    })  # fmt: skip
+    (queue,) = client("batch").describe_job_queues(jobQueues=[queue_arn])["jobQueues"]
+    assert queue["priority"] == 5 and queue["computeEnvironmentOrder"][0]["computeEnvironment"] == ce_arn
+    assert queue_state["name"] == queue["jobQueueName"]
+
+    container = {
+        "image": "busybox",
+        "user": "nobody",
+        "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
+    }
+    definition_arn, definition_state = create(mocks, "aws:batch/jobDefinition:JobDefinition", "jd", {
+        "type": "container", "containerProperties": json.dumps(container), "propagateTags": True,
+        "platformCapabilities": ["EC2"], "timeout": {"attemptDurationSeconds": 600.0},
+        "retryStrategy": {"attempts": 3.0, "evaluateOnExits": [{"action": "RETRY", "onStatusReason": "Host EC2*"},
+                                                                {"action": "EXIT", "onReason": "*"}]},
+    })  # fmt: skip
+    (definition,) = client("batch").describe_job_definitions(jobDefinitions=[definition_arn])[
+        "jobDefinitions"
+    ]
+    assert definition["containerProperties"]["user"] == "nobody"
+    assert definition["retryStrategy"]["attempts"] == 3
+    assert definition["timeout"] == {"attemptDurationSeconds": 600}
+    assert (
+        definition_state["revision"] == 1
+        and definition_state["arnPrefix"] == definition_arn.rsplit(":", 1)[0]
+    )
 
 
 def test_component_and_provider_resources_create_nothing(mocks: EmulatorMocks):

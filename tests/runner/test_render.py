@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from datetime import datetime, timezone
 
 from rich.console import Console
 
@@ -52,7 +53,7 @@ def test_long_failure_lists_are_capped_with_a_pointer_to_json():
 
 def test_plain_progress_prints_a_line_only_when_counts_change():
     console, out = plain_console()
-    view = render.ProgressView(console)
+    view = render.ProgressView(console, clock=lambda: datetime(2026, 11, 24, 9, 30, 5, tzinfo=timezone.utc))
     job = {"jobId": "j", "jobName": "n", "arrayProperties": {"size": 4, "statusSummary": {"RUNNING": 4}}}
     with view.running():
         view.update(progress_of(job))
@@ -60,8 +61,10 @@ def test_plain_progress_prints_a_line_only_when_counts_change():
         view.update(progress_of({**job, "arrayProperties": {"size": 4, "statusSummary": {"SUCCEEDED": 4}}}))
     lines = out.getvalue().splitlines()
     assert len(lines) == 2
-    assert lines[0].endswith("0/4 done  RUNNING 4  SUCCEEDED 0  FAILED 0")
-    assert lines[1].endswith("4/4 done  SUCCEEDED 4  FAILED 0")
+    assert lines == [
+        "09:30:05  0/4 done  RUNNING 4  SUCCEEDED 0  FAILED 0",
+        "09:30:05  4/4 done  SUCCEEDED 4  FAILED 0",
+    ]
 
 
 def test_console_off_a_terminal_is_wide_and_plain(monkeypatch):
