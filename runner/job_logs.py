@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from runner.aws import aws_errors
 from runner.errors import RunnerError
 from runner.watch import describe_job
@@ -37,11 +39,15 @@ class LogStream:
         }
 
 
+def _index_needed(job_id: str, size: int) -> RunnerError:
+    return RunnerError(f"job {job_id} is an array of {size}; pass --index 0..{size - 1}")
+
+
 def child_job_id(job_id: str, index: int | None, size: int | None) -> str:
     """The id of array child ``index`` (``<jobId>:<index>``), checked against the array size."""
     if index is None:
         if size:
-            raise RunnerError(f"job {job_id} is an array of {size}; pass --index 0..{size - 1}")
+            raise _index_needed(job_id, size)
         return job_id
     if not size:
         raise RunnerError(f"job {job_id} is not an array job; drop --index")
@@ -78,17 +84,17 @@ def log_location(job: dict[str, Any], default_group: str) -> tuple[str, str | No
     return group, stream
 
 
-def _events(logs: Any, group: str, stream: str, **extra: Any) -> Iterator[dict[str, Any]]:
+def _events_from_head(logs: Any, group: str, stream: str) -> Iterator[dict[str, Any]]:
     token: str | None = None
     while True:
-        kwargs = {"logGroupName": group, "logStreamName": stream, **extra}
+        kwargs = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
         if token:
             kwargs["nextToken"] = token
         page = logs.get_log_events(**kwargs)
         yield from page.get("events", [])
         next_token = page.get("nextForwardToken")
         # The API signals the end by returning the token it was given.
-        if not page.get("events") or next_token == token or "limit" in extra:
+        if not page.get("events") or next_token == token:
             return
         token = next_token
 
@@ -106,30 +112,33 @@ def read_log(
     job = describe_job(batch, job_id)
     size = (job.get("arrayProperties") or {}).get("size")
     if size:
-        raise RunnerError(f"job {job_id} is an array of {size}; pass --index 0..{size - 1}")
+        raise _index_needed(job_id, size)
     group, stream = log_location(job, default_group)
     if not stream:
         raise RunnerError(
             f"job {job_id} has no log stream yet (status {job.get('status')}); "
             "it gets one once a container starts"
         )
-    try:
-        with aws_errors():
+    raw: list[dict[str, Any]] = []
+    truncated = False
+    with aws_errors():
+        try:
             if tail is not None:
-                raw = list(_events(logs, group, stream, startFromHead=False, limit=tail))
-                truncated = False
+                # The last ``tail`` events come in one call when reading backwards.
+                raw = logs.get_log_events(
+                    logGroupName=group, logStreamName=stream, startFromHead=False, limit=tail
+                ).get("events", [])
             else:
-                raw, truncated = [], False
-                for event in _events(logs, group, stream, startFromHead=True):
+                for event in _events_from_head(logs, group, stream):
                     if len(raw) == limit:
                         truncated = True
                         break
                     raw.append(event)
-    except RunnerError as err:
-        if "ResourceNotFoundException" in str(err):
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
             raise RunnerError(
                 f"log stream {stream} is not in {group} (not written yet, or expired)"
             ) from None
-        raise
     events = [LogEvent(int(e.get("timestamp", 0)), str(e.get("message", ""))) for e in raw]
     return LogStream(job_id, group, stream, events, truncated)

@@ -22,6 +22,11 @@ from pulumi.runtime.sync_await import _sync_await
 
 from runner.errors import RunnerError
 
+# The mock engine's log messages (the program's pulumi.log calls) are not the runner's output.
+_ENGINE_LOG = logging.getLogger("batch-stacks.program")
+_ENGINE_LOG.addHandler(logging.NullHandler())
+_ENGINE_LOG.propagate = False
+
 
 class ProgramError(RunnerError):
     """The Pulumi program or its stack file could not be run."""
@@ -76,14 +81,11 @@ def run_program(
     # Each run is a fresh deployment: no root stack or config left from an earlier run.
     runtime_settings.ROOT.set(None)
     pulumi.runtime.set_all_config(config, secret_keys=[])
-    quiet = logging.getLogger("batch-stacks.program")
-    quiet.addHandler(logging.NullHandler())
-    quiet.propagate = False
     # Outputs left pending by an earlier run that failed must not be awaited (and re-raised) by this one.
     for task in list(runtime_settings.SETTINGS.outputs):
         task.cancel()
     runtime_settings.SETTINGS.outputs.clear()
-    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, logger=quiet)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, logger=_ENGINE_LOG)
     root = runtime_settings.get_root_resource()
     assert isinstance(root, pulumi.runtime.stack.Stack)
 
