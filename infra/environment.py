@@ -69,7 +69,8 @@ class BatchEnvironment(pulumi.ComponentResource):
             name_prefix=f"/{PROJECT}/{settings.stack}/",
             retention_in_days=settings.logs.retention_days,
             tags=tags,
-            opts=child,
+            # A stack that keeps its logs a long time keeps them past `pulumi destroy` too.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=settings.logs.retain_on_delete),
         )
         self.log_group_name = log_group.name
 

@@ -59,6 +59,7 @@ class BatchNetwork(pulumi.ComponentResource):
                 vpc_id=vpc_id,
                 egress=[
                     {
+                        "description": "All outbound: pull images, reach S3 and CloudWatch Logs",
                         "protocol": "-1",
                         "from_port": 0,
                         "to_port": 0,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -48,6 +48,8 @@ LOG_RETENTION_DAYS = (
 MAX_JOB_VCPUS = 192  # the largest EC2 instances Batch can place a single container on
 MIN_MEMORY_MIB = 128
 MAX_MEMORY_MIB = 1_572_864  # 1.5 TiB, the largest memory-optimised instances Batch uses
+MIN_TIMEOUT_SECONDS = 60  # Batch's minimum attemptDurationSeconds
+MAX_TIMEOUT_SECONDS = 14 * 24 * 3600  # longer attempts are almost always a forgotten unit
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _INSTANCE_TYPE = re.compile(r"^(optimal|default_x86_64|default_arm64|[a-z0-9]+(\.[a-z0-9]+)?)$")
 _TAG_KEY = re.compile(r"^[\w.:/=+@ -]{1,128}$")
@@ -137,6 +139,8 @@ class DataSettings:
 @dataclass(frozen=True)
 class LogSettings:
     retention_days: int = 14
+    # Keep the log group (and the logs in it) when the resource is deleted or replaced.
+    retain_on_delete: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,51 +165,79 @@ class StackSettings:
 _MISSING = object()
 
 
-class _Section:
-    """Reads one structured config object, rejecting unknown keys before anything else."""
+class Problems:
+    """Every problem found in a stack's settings, one line each, so all are reported at once."""
 
-    def __init__(self, name: str, raw: Any, known: Sequence[str]) -> None:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+    def mark(self) -> int:
+        """A point to ask later whether anything was found since (``since(mark)``)."""
+        return len(self.lines)
+
+    def since(self, mark: int) -> bool:
+        return len(self.lines) > mark
+
+    def raise_if_any(self) -> None:
+        if self.lines:
+            raise SettingsError("\n".join(self.lines))
+
+
+class _Section:
+    """Reads one structured config object; each bad key is recorded and its default used.
+
+    Unknown keys are recorded first, so a misspelling is the first line the user reads.
+    """
+
+    def __init__(self, name: str, raw: Any, known: Sequence[str], problems: Problems) -> None:
         self.name = f"{PROJECT}:{name}"
+        self.problems = problems
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
-            raise SettingsError(
-                f"{self.name}: expected an object of settings ({', '.join(known)}), got {raw!r}"
-            )
+            problems.add(f"{self.name}: expected an object of settings ({', '.join(known)}), got {raw!r}")
+            raw = {}
         for key in raw:
             if key not in known:
                 close = difflib.get_close_matches(str(key), known, n=1)
                 hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(known)}"
-                raise SettingsError(f"{self.name}.{key}: unknown setting; {hint}")
-        self.raw = raw
+                problems.add(f"{self.name}.{key}: unknown setting; {hint}")
+        self.raw = {key: value for key, value in raw.items() if key in known}
 
-    def _fail(self, key: str, value: Any, allowed: str) -> SettingsError:
-        return SettingsError(f"{self.name}.{key}: {value!r} is not allowed; {allowed}")
+    def fail(self, key: str, value: Any, allowed: str) -> None:
+        self.problems.add(f"{self.name}.{key}: {value!r} is not allowed; {allowed}")
 
     def integer(
         self, key: str, default: Any = _MISSING, *, minimum: int = 0, maximum: int | None = None
     ) -> Any:
         value = self.raw.get(key, default)
         if value is _MISSING:
-            raise SettingsError(f"{self.name}.{key} is required (a whole number)")
+            self.problems.add(f"{self.name}.{key} is required (a whole number)")
+            return minimum
         if value is None:
             return None
         span = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
         is_whole = isinstance(value, int) and not isinstance(value, bool)
         if not is_whole or value < minimum or (maximum is not None and value > maximum):
-            raise self._fail(key, value, f"use a whole number {span}")
+            self.fail(key, value, f"use a whole number {span}")
+            return minimum if default in (_MISSING, None) else default
         return value
 
     def boolean(self, key: str, default: bool) -> bool:
         value = self.raw.get(key, default)
         if not isinstance(value, bool):
-            raise self._fail(key, value, "use true or false")
+            self.fail(key, value, "use true or false")
+            return default
         return value
 
     def choice(self, key: str, default: Any, allowed: Sequence[str]) -> Any:
         value = self.raw.get(key, default)
         if value not in allowed:
-            raise self._fail(key, value, f"use one of: {', '.join(allowed)}")
+            self.fail(key, value, f"use one of: {', '.join(allowed)}")
+            return default if default in allowed else allowed[0]
         return value
 
     def text(
@@ -217,14 +249,17 @@ class _Section:
     ) -> Any:
         value = self.raw.get(key, default)
         if value is _MISSING:
-            raise SettingsError(f"{self.name}.{key} is required")
+            self.problems.add(f"{self.name}.{key} is required")
+            return ""
         if value is None:
             return None
         if not isinstance(value, str) or not value.strip():
-            raise self._fail(key, value, "use a non-empty string")
+            self.fail(key, value, "use a non-empty string")
+            return None if default is _MISSING else default
         problem = check(value)
         if problem:
-            raise self._fail(key, value, problem)
+            self.fail(key, value, problem)
+            return None if default is _MISSING else default
         return value
 
     def strings(
@@ -236,11 +271,15 @@ class _Section:
         allowed: str = "use a list of strings",
     ) -> tuple[str, ...]:
         value = self.raw.get(key, default)
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-            raise self._fail(key, value, allowed)
-        for item in value:
-            if not isinstance(item, str) or not item or (pattern and not pattern.match(item)):
-                raise self._fail(key, value, allowed)
+        if (
+            isinstance(value, (str, bytes))
+            or not isinstance(value, Sequence)
+            or not all(
+                isinstance(item, str) and item and not (pattern and not pattern.match(item)) for item in value
+            )
+        ):
+            self.fail(key, value, allowed)
+            return default
         return tuple(value)
 
 
@@ -267,7 +306,7 @@ def _image_problem(image: str) -> str | None:
     return None
 
 
-def _read_compute(raw: Any) -> ComputeSettings:
+def _read_compute(raw: Any, problems: Problems) -> ComputeSettings:
     s = _Section(
         "compute",
         raw,
@@ -275,24 +314,34 @@ def _read_compute(raw: Any) -> ComputeSettings:
             "purchaseModel", "platform", "minVcpus", "maxVcpus", "instanceTypes", "allocationStrategy",
             "bidPercentage", "onDemandFallback", "terminateJobsOnUpdate", "updateTimeoutMinutes",
         ),
+        problems,
     )  # fmt: skip
+    model_ok = problems.mark()
     model = s.choice("purchaseModel", "on-demand", PURCHASE_MODELS)
+    model_known = not problems.since(model_ok)
     platform = s.choice("platform", "ec2", PLATFORMS)
     if platform == "fargate":
         for key in EC2_ONLY_KEYS:
             if key in s.raw:
-                raise s._fail(key, s.raw[key], "remove it: it only applies to platform: ec2")
+                s.fail(key, s.raw[key], "remove it: it only applies to platform: ec2")
+    vcpus_ok = problems.mark()
     min_vcpus = s.integer("minVcpus", 0, minimum=0, maximum=10_000)
     max_vcpus = s.integer("maxVcpus", 16, minimum=1, maximum=10_000)
-    if min_vcpus > max_vcpus:
-        raise s._fail("minVcpus", min_vcpus, f"use at most maxVcpus ({max_vcpus})")
-    strategies = SPOT_STRATEGIES if model == "spot" else ON_DEMAND_STRATEGIES
+    if not problems.since(vcpus_ok) and min_vcpus > max_vcpus:
+        s.fail("minVcpus", min_vcpus, f"use at most maxVcpus ({max_vcpus})")
     bid = s.integer("bidPercentage", None, minimum=1, maximum=100)
-    if bid is not None and model != "spot":
-        raise s._fail("bidPercentage", bid, "only set it with purchaseModel: spot")
     fallback = s.boolean("onDemandFallback", False)
-    if fallback and model != "spot":
-        raise s._fail("onDemandFallback", fallback, "only set it with purchaseModel: spot")
+    if model_known:  # which settings fit depends on the purchase model
+        if bid is not None and model != "spot":
+            s.fail("bidPercentage", bid, "only set it with purchaseModel: spot")
+        if fallback and model != "spot":
+            s.fail("onDemandFallback", fallback, "only set it with purchaseModel: spot")
+    strategies = SPOT_STRATEGIES if model == "spot" else ON_DEMAND_STRATEGIES
+    strategy = (
+        s.choice("allocationStrategy", DEFAULT_STRATEGY[model], strategies)
+        if model_known
+        else DEFAULT_STRATEGY[model]
+    )
     return ComputeSettings(
         purchase_model=model,
         platform=platform,
@@ -304,7 +353,7 @@ def _read_compute(raw: Any) -> ComputeSettings:
             pattern=_INSTANCE_TYPE,
             allowed="use a list of instance types or families, e.g. [c6i, m6i.2xlarge]",
         ),
-        allocation_strategy=s.choice("allocationStrategy", DEFAULT_STRATEGY[model], strategies),
+        allocation_strategy=strategy,
         bid_percentage=bid,
         on_demand_fallback=fallback,
         terminate_jobs_on_update=s.boolean("terminateJobsOnUpdate", False),
@@ -312,41 +361,45 @@ def _read_compute(raw: Any) -> ComputeSettings:
     )
 
 
-def _read_job(raw: Any, compute: ComputeSettings) -> JobSettings:
+def _read_job(raw: Any, compute: ComputeSettings, compute_ok: bool, problems: Problems) -> JobSettings:
     s = _Section(
         "job",
         raw,
         ("image", "vcpus", "memoryMiB", "command", "retryAttempts", "timeoutSeconds"),
+        problems,
     )
+    vcpus_ok = problems.mark()
     vcpus = s.integer("vcpus", 1, minimum=1, maximum=MAX_JOB_VCPUS)
-    if vcpus > compute.max_vcpus:
-        # A job larger than the environment's ceiling would sit in RUNNABLE forever.
-        raise s._fail("vcpus", vcpus, f"use at most compute.maxVcpus ({compute.max_vcpus})")
     memory = s.integer("memoryMiB", 2048, minimum=MIN_MEMORY_MIB, maximum=MAX_MEMORY_MIB)
-    if compute.fargate:
-        if vcpus not in FARGATE_MEMORY:
-            raise s._fail(
-                "vcpus", vcpus, f"with platform fargate use one of {', '.join(map(str, FARGATE_MEMORY))}"
-            )
-        first, last, step = FARGATE_MEMORY[vcpus]
-        if not (first <= memory <= last and (memory - first) % step == 0):
-            raise s._fail(
-                "memoryMiB",
-                memory,
-                f"with platform fargate and {vcpus} vCPU use {first} to {last} in steps of {step}",
-            )
+    # Checks against the compute settings only mean something when both sides are valid.
+    if compute_ok and not problems.since(vcpus_ok):
+        if vcpus > compute.max_vcpus:
+            # A job larger than the environment's ceiling would sit in RUNNABLE forever.
+            s.fail("vcpus", vcpus, f"use at most compute.maxVcpus ({compute.max_vcpus})")
+        elif compute.fargate and vcpus not in FARGATE_MEMORY:
+            s.fail("vcpus", vcpus, f"with platform fargate use one of {', '.join(map(str, FARGATE_MEMORY))}")
+        elif compute.fargate:
+            first, last, step = FARGATE_MEMORY[vcpus]
+            if not (first <= memory <= last and (memory - first) % step == 0):
+                s.fail(
+                    "memoryMiB",
+                    memory,
+                    f"with platform fargate and {vcpus} vCPU use {first} to {last} in steps of {step}",
+                )
     return JobSettings(
         image=s.text("image", check=_image_problem),
         vcpus=vcpus,
         memory_mib=memory,
         command=s.strings("command", (), allowed="use a list of strings, e.g. [python, run.py]"),
         retry_attempts=s.integer("retryAttempts", 3, minimum=1, maximum=10),
-        timeout_seconds=s.integer("timeoutSeconds", 3600, minimum=60, maximum=14 * 24 * 3600),
+        timeout_seconds=s.integer(
+            "timeoutSeconds", 3600, minimum=MIN_TIMEOUT_SECONDS, maximum=MAX_TIMEOUT_SECONDS
+        ),
     )
 
 
-def _read_queue(raw: Any) -> QueueSettings:
-    s = _Section("queue", raw, ("priority", "runnableTimeoutMinutes"))
+def _read_queue(raw: Any, problems: Problems) -> QueueSettings:
+    s = _Section("queue", raw, ("priority", "runnableTimeoutMinutes"), problems)
     return QueueSettings(
         priority=s.integer("priority", 1, minimum=0, maximum=1000),
         # Batch accepts 600..86400 s for job state time limit actions.
@@ -354,13 +407,16 @@ def _read_queue(raw: Any) -> QueueSettings:
     )
 
 
-def _read_network(raw: Any, compute: ComputeSettings) -> NetworkSettings:
-    s = _Section("network", raw, ("vpcId", "subnetIds", "securityGroupIds", "assignPublicIp"))
+def _read_network(
+    raw: Any, compute: ComputeSettings, compute_ok: bool, problems: Problems
+) -> NetworkSettings:
+    s = _Section("network", raw, ("vpcId", "subnetIds", "securityGroupIds", "assignPublicIp"), problems)
     public_ip = s.raw.get("assignPublicIp")
     if public_ip is not None and not isinstance(public_ip, bool):
-        raise s._fail("assignPublicIp", public_ip, "use true or false")
-    if public_ip is not None and not compute.fargate:
-        raise s._fail("assignPublicIp", public_ip, "remove it: it only applies to platform: fargate")
+        s.fail("assignPublicIp", public_ip, "use true or false")
+        public_ip = None
+    if public_ip is not None and compute_ok and not compute.fargate:
+        s.fail("assignPublicIp", public_ip, "remove it: it only applies to platform: fargate")
     return NetworkSettings(
         assign_public_ip=public_ip,
         vpc_id=s.text(
@@ -379,8 +435,8 @@ def _read_network(raw: Any, compute: ComputeSettings) -> NetworkSettings:
     )  # fmt: skip
 
 
-def _read_data(raw: Any) -> DataSettings:
-    s = _Section("data", raw, ("bucket", "prefix", "access"))
+def _read_data(raw: Any, problems: Problems) -> DataSettings:
+    s = _Section("data", raw, ("bucket", "prefix", "access"), problems)
     return DataSettings(
         bucket=s.text("bucket", None, check=_bucket_problem),
         prefix=s.text("prefix", None, check=_prefix_problem) or "",
@@ -388,52 +444,93 @@ def _read_data(raw: Any) -> DataSettings:
     )
 
 
-def _read_logs(raw: Any) -> LogSettings:
-    s = _Section("logs", raw, ("retentionDays",))
+def _read_logs(raw: Any, problems: Problems) -> LogSettings:
+    s = _Section("logs", raw, ("retentionDays", "retainOnDelete"), problems)
     days = s.integer("retentionDays", 14, minimum=0)
     if days not in LOG_RETENTION_DAYS:
-        raise s._fail("retentionDays", days, f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
-    return LogSettings(retention_days=days)
+        s.fail("retentionDays", days, f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
+        days = 14
+    return LogSettings(retention_days=days, retain_on_delete=s.boolean("retainOnDelete", False))
 
 
-def _read_tags(raw: Any) -> dict[str, str]:
+def _read_tags(raw: Any, problems: Problems) -> dict[str, str]:
     if raw is None:
         return {}
     name = f"{PROJECT}:tags"
     if not isinstance(raw, Mapping):
-        raise SettingsError(f"{name}: {raw!r} is not allowed; use an object of key: value strings")
+        problems.add(f"{name}: {raw!r} is not allowed; use an object of key: value strings")
+        return {}
+    tags: dict[str, str] = {}
     for key, value in raw.items():
         if not isinstance(key, str) or not _TAG_KEY.match(key) or key.startswith("aws:"):
-            raise SettingsError(
+            problems.add(
                 f"{name}.{key}: not a valid tag key; use 1-128 letters, digits, "
                 "spaces or _.:/=+-@, not starting with 'aws:'"
             )
-        if not isinstance(value, str) or len(value) > 256:
-            raise SettingsError(
-                f"{name}.{key}: {value!r} is not allowed; use a string of at most 256 characters"
-            )
-    return dict(raw)
+        elif not isinstance(value, str) or len(value) > 256:
+            problems.add(f"{name}.{key}: {value!r} is not allowed; use a string of at most 256 characters")
+        else:
+            tags[key] = value
+    return tags
 
 
 SECTIONS = ("compute", "job", "queue", "network", "data", "logs", "tags")
+# Keys of other namespaces (aws:region, pulumi:...) belong to providers and the engine.
+FOREIGN_NAMESPACES = ("aws", "pulumi")
 
 
-def parse_settings(stack: str, read: Callable[[str], Any]) -> StackSettings:
+def unknown_keys(keys: Iterable[str]) -> list[str]:
+    """One line per top-level ``batch-stacks:`` key that is not a section (a misspelling)."""
+    lines = []
+    for key in sorted(keys):
+        namespace, _, section = key.partition(":")
+        if namespace != PROJECT or section in SECTIONS:
+            continue
+        close = difflib.get_close_matches(section, SECTIONS, n=1)
+        hint = f"did you mean '{PROJECT}:{close[0]}'?" if close else f"allowed: {', '.join(SECTIONS)}"
+        lines.append(f"{key}: unknown setting; {hint}")
+    return lines
+
+
+def parse_settings(stack: str, read: Callable[[str], Any], keys: Iterable[str] = ()) -> StackSettings:
     """Build validated settings from ``read(section)``, which returns the parsed object or None.
 
-    Raises SettingsError (one line) for the first problem found.
+    ``keys`` are every configured key, to catch a misspelled section. Raises SettingsError
+    listing every problem found, one line each (unknown keys first).
     """
-    compute = _read_compute(read("compute"))
-    return StackSettings(
+    problems = Problems()
+    for line in unknown_keys(keys):
+        problems.add(line)
+
+    def section(name: str) -> Any:
+        try:
+            return read(name)
+        except SettingsError as err:
+            problems.add(str(err))
+            return None
+
+    mark = problems.mark()
+    compute = _read_compute(section("compute"), problems)
+    compute_ok = not problems.since(mark)
+    settings = StackSettings(
         stack=stack,
         compute=compute,
-        job=_read_job(read("job"), compute),
-        queue=_read_queue(read("queue")),
-        network=_read_network(read("network"), compute),
-        data=_read_data(read("data")),
-        logs=_read_logs(read("logs")),
-        extra_tags=_read_tags(read("tags")),
+        job=_read_job(section("job"), compute, compute_ok, problems),
+        queue=_read_queue(section("queue"), problems),
+        network=_read_network(section("network"), compute, compute_ok, problems),
+        data=_read_data(section("data"), problems),
+        logs=_read_logs(section("logs"), problems),
+        extra_tags=_read_tags(section("tags"), problems),
     )
+    problems.raise_if_any()
+    return settings
+
+
+def configured_keys() -> list[str]:
+    """Every config key the engine handed the program (the CLI's, else PULUMI_CONFIG's)."""
+    from pulumi.runtime import config as runtime_config  # the engine keeps them there, not in Config
+
+    return sorted({*runtime_config.get_config_env(), *runtime_config.CONFIG.get()})
 
 
 def load_settings() -> StackSettings:
@@ -449,4 +546,4 @@ def load_settings() -> StackSettings:
                 "write it as a YAML object in the stack file"
             ) from None
 
-    return parse_settings(pulumi.get_stack(), read)
+    return parse_settings(pulumi.get_stack(), read, configured_keys())

@@ -26,8 +26,10 @@ def deploy_stack(project_dir: Path, stack: str, endpoint_url: str | None) -> dic
     try:
         with aws_errors():
             outputs = run_program(project_dir, stack, mocks)
-    except pulumi.RunError as err:  # a stack setting the program rejected
-        raise RunnerError(f"stack '{stack}': {err}") from None
+    except pulumi.RunError as err:  # stack settings the program rejected, one line each
+        raise RunnerError(
+            "\n".join(f"Pulumi.{stack}.yaml: {line}" for line in str(err).splitlines())
+        ) from None
     except Exception:
         if mocks.error is not None:
             raise mocks.error from None

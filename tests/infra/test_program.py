@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pulumi.runtime.mocks import MockMonitor
 
 from infra.settings import SettingsError
 from runner.local.program import ProgramError, load_stack_config
@@ -233,6 +235,42 @@ def test_bad_value_in_a_stack_file_stops_before_any_resource(tmp_path: Path):
     assert str(caught.value) == (
         "batch-stacks:compute.maxVcpus: -1 is not allowed; use a whole number from 1 to 10000"
     )
+
+
+def test_misspelled_section_and_every_other_mistake_stop_the_program(tmp_path: Path):
+    stack_file = (
+        (PROJECT_DIR / "Pulumi.prod.yaml")
+        .read_text()
+        .replace("batch-stacks:compute:", "batch-stacks:comptue:")
+        .replace("memoryMiB: 4096", "memoryMiB: 64")
+    )
+    with pytest.raises(SettingsError) as caught:
+        deploy("lab", project_copy(tmp_path, stack_file))
+    assert str(caught.value).splitlines() == [
+        "batch-stacks:comptue: unknown setting; did you mean 'batch-stacks:compute'?",
+        "batch-stacks:job.memoryMiB: 64 is not allowed; use a whole number from 128 to 1572864",
+    ]
+
+
+def test_prod_keeps_its_log_group_on_destroy_and_the_lab_does_not(monkeypatch: pytest.MonkeyPatch):
+    retained: dict[str, bool] = {}
+    original = MockMonitor.RegisterResource
+
+    def recording(self: MockMonitor, request: Any) -> Any:
+        if request.type == "aws:cloudwatch/logGroup:LogGroup":
+            retained[request.name] = request.retainOnDelete
+        return original(self, request)
+
+    monkeypatch.setattr(MockMonitor, "RegisterResource", recording)
+    deploy("dev")
+    deploy("prod")
+    assert retained == {"batch-stacks-dev-logs": False, "batch-stacks-prod-logs": True}
+
+
+def test_every_security_group_rule_says_what_it_is_for(dev: Deployment):
+    group = dev.mocks.one("aws:ec2/securityGroup:SecurityGroup")
+    rules = group.inputs.get("egress", []) + group.inputs.get("ingress", [])
+    assert rules and all(rule.get("description") for rule in rules)
 
 
 def test_stack_config_is_passed_as_pulumi_would():

@@ -184,9 +184,57 @@ def test_each_bad_value_names_key_value_and_what_is_allowed(sections, expected):
     assert error_for(**sections).startswith(expected)
 
 
-def test_unknown_key_is_reported_before_other_problems():
-    message = error_for(compute={"purchaseModel": "bogus", "maxvcpus": 3})
-    assert message == "batch-stacks:compute.maxvcpus: unknown setting; did you mean 'maxVcpus'?"
+def test_unknown_key_is_reported_first_and_the_other_problems_too():
+    with pytest.raises(SettingsError) as caught:
+        settings_from(compute={"purchaseModel": "bogus", "maxvcpus": 3})
+    assert str(caught.value).splitlines() == [
+        "batch-stacks:compute.maxvcpus: unknown setting; did you mean 'maxVcpus'?",
+        "batch-stacks:compute.purchaseModel: 'bogus' is not allowed; use one of: spot, on-demand",
+    ]
+
+
+def test_every_mistake_at_every_level_is_reported_at_once_one_line_each():
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(
+            "dev",
+            {
+                "compute": {"maxVcpus": "lots", "terminateJobsOnUpdate": "yes"},
+                "job": {"memoryMiB": 64},
+                "queue": {"priority": 5000},
+                "data": {"bucket": "Bad_Bucket"},
+                "logs": {"retentionDays": 10, "retainOnDelete": "always"},
+                "tags": {"aws:owner": "x", "team": 7},
+            }.get,
+            keys=["aws:region", "batch-stacks:comptue", "batch-stacks:job", "batch-stacks:nonsense"],
+        )
+    lines = str(caught.value).splitlines()
+    assert lines[:2] == [
+        "batch-stacks:comptue: unknown setting; did you mean 'batch-stacks:compute'?",
+        "batch-stacks:nonsense: unknown setting; allowed: compute, job, queue, network, data, logs, tags",
+    ]
+    expected_keys = [
+        "batch-stacks:compute.maxVcpus:", "batch-stacks:compute.terminateJobsOnUpdate:",
+        "batch-stacks:job.memoryMiB:", "batch-stacks:job.image is required",
+        "batch-stacks:queue.priority:", "batch-stacks:data.bucket:", "batch-stacks:logs.retentionDays:",
+        "batch-stacks:logs.retainOnDelete:", "batch-stacks:tags.aws:owner:", "batch-stacks:tags.team:",
+    ]  # fmt: skip
+    assert len(lines) == 2 + len(expected_keys), lines
+    for key in expected_keys:
+        assert sum(line.startswith(key) for line in lines) == 1, (key, lines)
+
+
+def test_checks_between_settings_are_skipped_when_one_side_is_already_wrong():
+    # maxVcpus is wrong: comparing job.vcpus with it would only add a confusing second line.
+    with pytest.raises(SettingsError) as caught:
+        settings_from(compute={"maxVcpus": 0}, job={"image": IMAGE, "vcpus": 8})
+    assert str(caught.value) == (
+        "batch-stacks:compute.maxVcpus: 0 is not allowed; use a whole number from 1 to 10000"
+    )
+
+
+def test_other_namespaces_are_not_ours_to_reject():
+    settings = parse_settings("dev", {"job": {"image": IMAGE}}.get, keys=["aws:region", "pulumi:tags"])
+    assert settings.logs.retain_on_delete is False
 
 
 def test_unknown_key_without_a_close_match_lists_allowed_keys():
