@@ -16,6 +16,16 @@ from typing import Any, Literal
 
 import pulumi
 
+from infra.limits import (
+    MAX_ATTEMPTS,
+    MAX_JOB_VCPUS,
+    MAX_MEMORY_MIB,
+    MAX_TIMEOUT_SECONDS,
+    MIN_ATTEMPTS,
+    MIN_MEMORY_MIB,
+    MIN_TIMEOUT_SECONDS,
+)
+
 PROJECT = "batch-stacks"
 
 PurchaseModel = Literal["spot", "on-demand"]
@@ -45,11 +55,6 @@ LOG_RETENTION_DAYS = (
     0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
     2922, 3288, 3653,
 )  # fmt: skip
-MAX_JOB_VCPUS = 192  # the largest EC2 instances Batch can place a single container on
-MIN_MEMORY_MIB = 128
-MAX_MEMORY_MIB = 1_572_864  # 1.5 TiB, the largest memory-optimised instances Batch uses
-MIN_TIMEOUT_SECONDS = 60  # Batch's minimum attemptDurationSeconds
-MAX_TIMEOUT_SECONDS = 14 * 24 * 3600  # longer attempts are almost always a forgotten unit
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _INSTANCE_TYPE = re.compile(r"^(optimal|default_x86_64|default_arm64|[a-z0-9]+(\.[a-z0-9]+)?)$")
 _TAG_KEY = re.compile(r"^[\w.:/=+@ -]{1,128}$")
@@ -391,7 +396,7 @@ def _read_job(raw: Any, compute: ComputeSettings, compute_ok: bool, problems: Pr
         vcpus=vcpus,
         memory_mib=memory,
         command=s.strings("command", (), allowed="use a list of strings, e.g. [python, run.py]"),
-        retry_attempts=s.integer("retryAttempts", 3, minimum=1, maximum=10),
+        retry_attempts=s.integer("retryAttempts", 3, minimum=MIN_ATTEMPTS, maximum=MAX_ATTEMPTS),
         timeout_seconds=s.integer(
             "timeoutSeconds", 3600, minimum=MIN_TIMEOUT_SECONDS, maximum=MAX_TIMEOUT_SECONDS
         ),

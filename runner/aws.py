@@ -6,27 +6,42 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    EndpointConnectionError,
+    ConnectionClosedError,
+    ConnectionError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
+    ReadTimeoutError,
 )
 
 from runner.errors import AwsError
 
-# Adaptive mode retries throttling (429, TooManyRequests) with client-side rate limiting.
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 6.0
+MAX_ATTEMPTS = 4
+# Adaptive mode retries throttling (429, TooManyRequests) with client-side rate limiting. The
+# timeouts and attempts bound a dead or silent endpoint to about 30 s before one clear line.
 CLIENT_CONFIG = Config(
-    retries={"mode": "adaptive", "total_max_attempts": 10},
+    retries={"mode": "adaptive", "total_max_attempts": MAX_ATTEMPTS},
+    connect_timeout=CONNECT_TIMEOUT,
+    read_timeout=READ_TIMEOUT,
     user_agent_extra="batch-stacks-runner",
 )
 # The emulator accepts any credentials; fixed ones keep real credentials out of local runs.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+CREDENTIAL_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "UnrecognizedClientException",
+                              "InvalidClientTokenId", "InvalidSignatureException"})  # fmt: skip
+THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "TooManyRequestsException",
+                              "RequestLimitExceeded", "ServiceUnavailable", "ServiceUnavailableException",
+                              "InternalFailure", "ServerException"})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,25 @@ class AwsTarget:
         return boto3.session.Session().client(service, **kwargs)
 
 
+def is_loopback(endpoint_url: str | None) -> bool:
+    return bool(endpoint_url) and urlparse(endpoint_url).hostname in LOOPBACK_HOSTS
+
+
+def unreachable(endpoint_url: str | None, what: str) -> AwsError:
+    """The line for an endpoint that refused or never answered, naming the likely cause."""
+    if is_loopback(endpoint_url):
+        return AwsError(
+            f"the local emulator at {endpoint_url} {what}; it is not running or has hung: "
+            "restart it with `runner local down` and `runner local up`",
+            transient=True,
+        )
+    where = endpoint_url or "the AWS endpoint"
+    return AwsError(
+        f"{where} {what}; check your network, VPN or proxy, and AWS_ENDPOINT_URL if set",
+        transient=True,
+    )
+
+
 @contextmanager
 def aws_errors() -> Iterator[None]:
     """Turn botocore failures into AwsError with a line saying what to do."""
@@ -58,20 +92,24 @@ def aws_errors() -> Iterator[None]:
         ) from None
     except NoRegionError:
         raise AwsError("no AWS region; the stack outputs should name one") from None
-    except EndpointConnectionError as err:
-        raise AwsError(
-            f"cannot reach {err.kwargs.get('endpoint_url', 'the AWS endpoint')}; "
-            "check your network (for --local: `runner local status`)"
-        ) from None
+    except (ConnectionError, ReadTimeoutError, ConnectionClosedError) as err:
+        # Refused, DNS, connect or read timeout, dropped: botocore has retried already.
+        url = urlparse(str(err.kwargs.get("endpoint_url") or ""))
+        endpoint = f"{url.scheme}://{url.netloc}" if url.netloc else None
+        timed_out = isinstance(err, ReadTimeoutError)
+        what = f"did not answer within {READ_TIMEOUT:g} s ({MAX_ATTEMPTS} tries)" if timed_out else (
+            "cannot be reached")  # fmt: skip
+        raise unreachable(endpoint, what) from None
     except ClientError as err:
         error = err.response.get("Error", {})
         code = error.get("Code", "Error")
         message = " ".join(str(error.get("Message", "")).split())
-        if code in {"ExpiredToken", "ExpiredTokenException", "UnrecognizedClientException",
-                    "InvalidClientTokenId", "InvalidSignatureException"}:  # fmt: skip
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in CREDENTIAL_CODES:
             raise AwsError(f"AWS rejected the credentials ({code}); refresh them and retry") from None
         if code in {"AccessDeniedException", "AccessDenied"}:
             raise AwsError(f"access denied: {message}; ask for the missing permission") from None
-        raise AwsError(f"AWS {err.operation_name} failed ({code}): {message}") from None
+        transient = code in THROTTLING_CODES or status >= 500
+        raise AwsError(f"AWS {err.operation_name} failed ({code}): {message}", transient=transient) from None
     except BotoCoreError as err:
         raise AwsError(f"AWS call failed: {err}") from None

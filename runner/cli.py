@@ -111,7 +111,7 @@ def _watch_with_progress(ref: JobRef, interval: float) -> Progress:
     try:
         with view.running():
             return watch(ref.target.client("batch"), ref.job_id, interval=interval,
-                         on_progress=view.update)  # fmt: skip
+                         on_progress=view.update, on_retry=view.retrying)  # fmt: skip
     except KeyboardInterrupt:
         resume = ref.run_id or ref.job_id
         click.echo(

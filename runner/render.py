@@ -91,6 +91,15 @@ class ProgressView:
             self.console.print(f"{stamp}  {progress.finished}/{progress.size} done  {counts_text(progress)}")
             self._last = dict(progress.counts)
 
+    def retrying(self, error: Exception, delay: float) -> None:
+        """A failed poll that will be retried: shown, never fatal."""
+        line = f"poll failed: {error}; retrying in {delay:.0f}s"
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, counts=f"[yellow]{line}[/yellow]")
+        else:
+            stamp = self.clock().strftime("%H:%M:%S")
+            self.console.print(f"{stamp}  {line}", markup=False)
+
 
 def _seconds(value: float) -> str:
     if value < 120:

@@ -7,19 +7,19 @@ still leaves a record the runner can find the job from (by its unique job name).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
-import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from runner.errors import RunNotFoundError
+from runner.errors import RunNotFoundError, RunRecordError
+from runner.json_files import JsonFileError, read_json, type_name, write_json
 
 RunState = Literal["submitting", "submitted", "submit-failed"]
+RUN_STATES = ("submitting", "submitted", "submit-failed")
 _RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 
 
@@ -89,8 +89,62 @@ class RunRecord:
         }
 
 
+def _record_problem(data: Any) -> str | None:
+    """What makes ``data`` unusable as a run record, or None. Unknown keys are fine."""
+    if not isinstance(data, dict):
+        return f"it holds {type_name(data)}, not a run record"
+    for key, kind, label in _REQUIRED:
+        if key not in data:
+            return f"it lacks '{key}'"
+        if not isinstance(data[key], kind):
+            return f"'{key}' should be {label}, got {type_name(data[key])}"
+    for key, kind, label in _OPTIONAL:
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            return f"'{key}' should be {label}, got {type_name(data[key])}"
+    if not all(isinstance(job_id, str) for job_id in data.get("job_ids") or []):
+        return "'job_ids' should be a list of job ids"
+    if "region" not in data["outputs"]:
+        return "its stack outputs lack 'region'"
+    return None
+
+
+_REQUIRED = (
+    ("run_id", str, "a run id"),
+    ("stack", str, "a stack name"),
+    ("created_at", str, "a timestamp"),
+    ("job_name", str, "a job name"),
+    ("request", dict, "an object"),
+    ("outputs", dict, "an object"),
+)
+_OPTIONAL = (
+    ("state", str, "a string"),
+    ("job_ids", list, "a list"),
+    ("endpoint_url", str, "a URL"),
+    ("error", str, "a string"),
+    ("summary", dict, "an object"),
+)
+_FIELDS = frozenset(f.name for f in fields(RunRecord))
+
+
+def record_from_json(data: Any, path: Path) -> RunRecord:
+    """A record from its file's JSON, written by this version or another one.
+
+    Keys a newer version added are ignored; keys an older one lacked take their defaults.
+    """
+    problem = _record_problem(data)
+    if problem:
+        raise RunRecordError(
+            f"run record {path} cannot be read: {problem}; "
+            "remove it (`runner runs --prune` lists and removes unreadable records)"
+        )
+    record = RunRecord(**{key: value for key, value in data.items() if key in _FIELDS})
+    if record.state not in RUN_STATES:
+        record.state = "submitted" if record.job_ids else "submitting"
+    return record
+
+
 class RunStore:
-    """Reads and writes run records atomically."""
+    """Reads and writes run records atomically; an unreadable record never hides the others."""
 
     def __init__(self, root: Path) -> None:
         self.root = root / "runs"
@@ -99,31 +153,38 @@ class RunStore:
         return self.root / f"{run_id}.json"
 
     def save(self, record: RunRecord) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so a record is never half-written.
-        handle, temporary = tempfile.mkstemp(dir=self.root, prefix=".run-", suffix=".json")
-        with os.fdopen(handle, "w") as out:
-            json.dump(asdict(record), out, indent=2, sort_keys=True)
-        os.replace(temporary, self.path(record.run_id))
+        write_json(self.path(record.run_id), asdict(record))
+
+    def read(self, path: Path) -> RunRecord:
+        fix = "remove it (`runner runs --prune` removes unreadable records)"
+        try:
+            return record_from_json(read_json(path, fix), path)
+        except JsonFileError as err:
+            raise RunRecordError(f"run record {err}") from None
 
     def load(self, run_id: str) -> RunRecord:
         try:
-            data = json.loads(self.path(run_id).read_text())
+            return self.read(self.path(run_id))
         except FileNotFoundError:
             raise RunNotFoundError(f"no run {run_id}; list runs with `runner runs`") from None
-        return RunRecord(**data)
+
+    def scan(self) -> tuple[list[RunRecord], list[RunRecordError]]:
+        """Every readable record, newest first, and one error for each unreadable file."""
+        if not self.root.is_dir():
+            return [], []
+        records, problems = [], []
+        for path in sorted(self.root.glob("*.json")):
+            try:
+                records.append(self.read(path))
+            except FileNotFoundError:
+                continue  # removed while we looked
+            except RunRecordError as err:
+                problems.append(err)
+        return sorted(records, key=lambda r: r.created_at, reverse=True), problems
 
     def all(self) -> list[RunRecord]:
-        """Every record, newest first."""
-        if not self.root.is_dir():
-            return []
-        records = []
-        for path in self.root.glob("*.json"):
-            try:
-                records.append(RunRecord(**json.loads(path.read_text())))
-            except (OSError, ValueError, TypeError):
-                continue  # an unreadable file is not a run; never let it hide the others
-        return sorted(records, key=lambda r: r.created_at, reverse=True)
+        """Every readable record, newest first."""
+        return self.scan()[0]
 
     def find(self, run_or_job_id: str) -> RunRecord | None:
         """The record for a run id, or for an AWS job id (or array child ``<jobId>:<i>``)."""
@@ -134,6 +195,9 @@ class RunStore:
             if job_id in record.job_ids:
                 return record
         return None
+
+    def remove(self, run_id: str) -> None:
+        self.path(run_id).unlink(missing_ok=True)
 
 
 def utc_now() -> datetime:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import StackOutputsError
+from runner.json_files import JsonFileError, read_json, type_name
 
 CONTRACT_KEYS: tuple[str, ...] = (
     "region",
@@ -62,36 +63,72 @@ class StackOutputs:
         }
 
 
+PURCHASE_MODELS = ("spot", "on-demand")
+_TEXT_KEYS = ("region", "jobQueueName", "jobQueueArn", "jobDefinitionName", "jobDefinitionArn",
+              "jobRoleArn", "logGroupName")  # fmt: skip
+_COUNT_KEYS = ("maxVcpus", "jobVcpus", "jobMemoryMiB")
+
+
+def _contract_value(key: str, value: Any) -> tuple[Any, str | None]:
+    """The value in its contract type, or a problem saying what was expected."""
+    if key in _TEXT_KEYS:
+        if isinstance(value, str) and value.strip():
+            return value, None
+        return None, "a non-empty string"
+    if key in _COUNT_KEYS:
+        # Pulumi hands numbers over as floats; 32.0 is the whole number 32.
+        whole = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
+        if whole and value >= 1:
+            return int(value), None
+        return None, "a whole number >= 1"
+    if key == "purchaseModel":
+        return (value, None) if value in PURCHASE_MODELS else (None, "'spot' or 'on-demand'")
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return tuple(value), None
+    return None, "a non-empty list of ARNs"
+
+
 def parse_outputs(stack: str, raw: Any, source: str) -> StackOutputs:
-    """Check ``raw`` against the contract; a missing key means the stack is not deployed."""
+    """Check ``raw`` against the typed contract; every problem is named at once.
+
+    A missing key means the stack is not deployed (or deployed by an older program); keys beyond
+    the contract are the stack's own business and are ignored.
+    """
     if not isinstance(raw, Mapping):
-        raise StackOutputsError(f"{source} is not a JSON object of stack outputs")
+        raise StackOutputsError(f"{source} is not a JSON object of stack outputs (got {type_name(raw)})")
     missing = [key for key in CONTRACT_KEYS if key not in raw]
     if missing:
         raise StackOutputsError(
             f"stack '{stack}' outputs lack {', '.join(missing)}; "
             f"run `pulumi up -s {stack}` first (read from {source})"
         )
-    try:
-        return StackOutputs(
-            stack,
-            *(tuple(raw[key]) if key == "computeEnvironmentArns" else raw[key] for key in CONTRACT_KEYS),
+    values: list[Any] = []
+    problems: list[str] = []
+    for key in CONTRACT_KEYS:
+        value, expected = _contract_value(key, raw[key])
+        values.append(value)
+        if expected:
+            problems.append(f"{key} should be {expected}, got {json.dumps(raw[key])[:60]}")
+    if problems:
+        raise StackOutputsError(
+            f"{source}: {'; '.join(problems)}; save the outputs again with "
+            f"`pulumi stack output --json -s {stack}`"
         )
-    except TypeError as err:
-        raise StackOutputsError(f"{source}: stack outputs are malformed ({err})") from None
+    return StackOutputs(stack, *values)
 
 
 def outputs_from_file(path: Path, stack: str) -> StackOutputs:
-    """Outputs saved with ``pulumi stack output --json > FILE``."""
+    """Outputs saved with ``pulumi stack output --json > FILE`` (any shell's encoding)."""
+    fix = f"save it again with `pulumi stack output --json -s {stack} > {path}`"
     try:
-        raw = json.loads(path.read_text())
+        raw = read_json(path, fix)
     except FileNotFoundError:
         raise StackOutputsError(
             f"outputs file {path} does not exist; "
             f"save it with `pulumi stack output --json -s {stack} > {path}`"
         ) from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise StackOutputsError(f"cannot read outputs file {path}: {err}") from None
+    except JsonFileError as err:
+        raise StackOutputsError(str(err)) from None
     return parse_outputs(stack, raw, str(path))
 
 
@@ -125,7 +162,8 @@ def _pulumi(args: list[str], project_dir: Path, run: Run) -> str:
             ["pulumi", *args, "--non-interactive"],
             cwd=project_dir,
             capture_output=True,
-            text=True,
+            encoding="utf-8",
+            errors="replace",
             check=False,
         )
     except OSError as err:

@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.aws import aws_errors
-from runner.errors import RunNotFoundError
+from runner.errors import AwsError, RunNotFoundError
 
 STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 TERMINAL = frozenset({"SUCCEEDED", "FAILED"})
 DEFAULT_INTERVAL = 10.0
 MAX_INTERVAL = 60.0
 BACKOFF = 1.5
+# A watch survives this long of failed polls in a row (a network blip, an AWS brown-out).
+MAX_OUTAGE = 30 * 60.0
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ def describe_job(batch: Any, job_id: str) -> dict[str, Any]:
         jobs = batch.describe_jobs(jobs=[job_id])["jobs"]
     if not jobs:
         raise RunNotFoundError(
-            f"AWS has no job {job_id} in this region (finished jobs are kept about a day); "
+            f"AWS has no job {job_id} in this region (AWS keeps finished jobs for at least 7 days); "
             "check the id with `runner runs`"
         )
     return jobs[0]
@@ -84,19 +86,34 @@ def watch(
     *,
     interval: float = DEFAULT_INTERVAL,
     on_progress: Callable[[Progress], None] = lambda _: None,
+    on_retry: Callable[[AwsError, float], None] = lambda _error, _delay: None,
     sleep: Callable[[float], None] = time.sleep,
+    max_outage: float = MAX_OUTAGE,
 ) -> Progress:
     """Poll until every child is SUCCEEDED or FAILED; return the last progress.
 
     Polls every ``interval`` seconds while things move, backing off gently (x1.5) while nothing
     changes, never beyond ``MAX_INTERVAL`` (or ``interval`` if that is larger).
-    ``on_progress`` is called with every poll's result.
+    ``on_progress`` is called with every poll's result. A poll that fails for a reason that may
+    pass (network, throttling, a 5xx) is retried with backoff after ``on_retry(error, delay)``;
+    only ``max_outage`` seconds of failures in a row, or a lasting error, end the watch.
     """
     ceiling = max(MAX_INTERVAL, interval)
     delay = interval
     last: Progress | None = None
+    outage = 0.0
     while True:
-        progress = poll(batch, job_id)
+        try:
+            progress = poll(batch, job_id)
+        except AwsError as err:
+            if not err.transient or outage >= max_outage:
+                raise
+            delay = min(max(delay, interval) * BACKOFF, ceiling)
+            on_retry(err, delay)
+            outage += delay
+            sleep(delay)
+            continue
+        outage = 0.0
         on_progress(progress)
         if progress.done:
             return progress

@@ -299,7 +299,7 @@ def test_a_bad_stack_setting_is_one_line(emulator, tmp_path: Path):
     with pytest.raises(RunnerError) as caught:
         deploy_stack(tmp_path, "dev", None)
     assert str(caught.value) == (
-        "stack 'dev': batch-stacks:compute.purchaseModel: 'cheap' is not allowed; use one of: spot, on-demand"
+        "Pulumi.dev.yaml: batch-stacks:compute.purchaseModel: 'cheap' is not allowed; use one of: spot, on-demand"
     )
     assert client("batch").describe_compute_environments()["computeEnvironments"] == []
 

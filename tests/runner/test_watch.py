@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+import io
 import itertools
 import json
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+from rich.console import Console
 
 from runner import cli as cli_module
-from runner.errors import RunNotFoundError
+from runner.errors import AwsError, RunNotFoundError
+from runner.render import ProgressView
 from runner.stack_outputs import StackOutputs
 from runner.watch import MAX_INTERVAL, progress_of, watch
 from tests.runner.conftest import Runner, fail_children
@@ -63,6 +68,62 @@ def test_interval_larger_than_the_ceiling_is_kept():
     sleeps: list[float] = []
     watch(batch, "job", interval=90, sleep=sleeps.append)
     assert sleeps == [90, 90, 90, 90]
+
+
+class FlakyBatch(ScriptedBatch):
+    """Fails the polls whose numbers are in ``failing`` with ``error`` (a botocore exception)."""
+
+    def __init__(self, summaries: list[dict[str, int]], failing: set[int], error: Exception, size: int = 10):
+        super().__init__(summaries, size)
+        self.failing, self.error, self.attempts = failing, error, 0
+
+    def describe_jobs(self, jobs: list[str]) -> dict[str, Any]:
+        self.attempts += 1
+        if self.attempts in self.failing:
+            raise self.error
+        return super().describe_jobs(jobs)
+
+
+THROTTLED = ClientError(
+    {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "DescribeJobs"
+)
+EXPIRED = ClientError({"Error": {"Code": "ExpiredTokenException", "Message": "expired"}}, "DescribeJobs")
+
+
+def test_a_failed_poll_is_retried_with_backoff_and_shown_not_fatal():
+    script = [{"RUNNING": 10}, {"SUCCEEDED": 10}]
+    batch = FlakyBatch(script, failing={2, 3}, error=EndpointConnectionError(endpoint_url="https://batch"))
+    retries: list[tuple[str, float]] = []
+    sleeps: list[float] = []
+    final = watch(batch, "job", interval=10, sleep=sleeps.append,
+                  on_retry=lambda err, delay: retries.append((str(err), delay)))  # fmt: skip
+    assert final.done
+    assert [delay for _, delay in retries] == [15, 22.5]
+    assert retries[0][0].startswith("https://batch cannot be reached")
+    assert sleeps == [10, 15, 22.5]
+
+
+def test_a_long_outage_ends_the_watch_with_the_error():
+    batch = FlakyBatch([{"RUNNING": 10}], failing=set(range(2, 1000)), error=THROTTLED)
+    with pytest.raises(AwsError, match="ThrottlingException"):
+        watch(batch, "job", interval=10, sleep=lambda _: None, max_outage=300)
+    assert 5 < batch.attempts < 15  # backoff to 60 s: about five minutes of tries, then the error
+
+
+def test_a_lasting_error_is_not_retried():
+    batch = FlakyBatch([{"RUNNING": 10}], failing={2}, error=EXPIRED)
+    with pytest.raises(AwsError, match="refresh them"):
+        watch(batch, "job", interval=10, sleep=lambda _: None)
+    assert batch.attempts == 2
+
+
+def test_plain_progress_shows_a_retried_poll_on_its_own_line():
+    console = Console(file=io.StringIO(), width=200, force_terminal=False)
+    view = ProgressView(console, clock=lambda: datetime(2026, 11, 25, 10, 0, 0))
+    view.retrying(AwsError("https://batch cannot be reached; check your network"), 15)
+    assert console.file.getvalue() == (
+        "10:00:00  poll failed: https://batch cannot be reached; check your network; retrying in 15s\n"
+    )
 
 
 def test_single_job_progress_counts_itself():
