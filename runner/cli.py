@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -9,13 +10,23 @@ from typing import Any
 
 import click
 
+from infra.limits import (
+    MAX_ATTEMPTS,
+    MAX_JOB_VCPUS,
+    MAX_MEMORY_MIB,
+    MAX_TIMEOUT_SECONDS,
+    MIN_ATTEMPTS,
+    MIN_MEMORY_MIB,
+    MIN_TIMEOUT_SECONDS,
+)
 from runner import render
 from runner.cancel import cancel_job
 from runner.errors import RunnerError
 from runner.job_logs import read_log, task_job_id
 from runner.local import commands as local_commands
+from runner.runs import prune_runs
 from runner.session import JobRef, Session
-from runner.submit import SubmitOptions, parse_pairs, submit_run
+from runner.submit import MAX_ARRAY, MIN_ARRAY, SubmitOptions, parse_pairs, submit_run
 from runner.summary import Summary
 from runner.watch import DEFAULT_INTERVAL, Progress, watch
 
@@ -44,9 +55,47 @@ class RunnerGroup(click.Group):
         try:
             return super().invoke(ctx)
         except RunnerError as err:
-            raise click.ClickException(str(err)) from None
+            line = click.ClickException(str(err))
+            line.exit_code = err.exit_code
+            raise line from None
         except click.UsageError as err:
             raise _one_line(err) from None
+        except KeyboardInterrupt:
+            interrupted = click.ClickException(
+                "interrupted; nothing already submitted is lost (`runner runs` lists every run)"
+            )
+            interrupted.exit_code = EXIT_INTERRUPTED
+            raise interrupted from None
+
+
+def _set_on_session(attribute: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    """A callback that lets a target option given after the command name override the group's."""
+
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value not in (None, False):
+            setattr(ctx.ensure_object(Session), attribute, value)
+
+    return callback
+
+
+def target_options(command: Callable[..., Any], *, expose: bool = False) -> Callable[..., Any]:
+    """``--stack``, ``--outputs`` and ``--local``: before the command name or after it."""
+    for option in reversed(
+        [
+            click.option("--stack", envvar=None if not expose else "RUNNER_STACK", metavar="NAME",
+                         expose_value=expose, callback=None if expose else _set_on_session("stack_option"),
+                         help="Stack name (env RUNNER_STACK; default: the selected Pulumi stack)."),
+            click.option("--outputs", "outputs_file", type=click.Path(path_type=Path, dir_okay=False),
+                         expose_value=expose, callback=None if expose else _set_on_session("outputs_file"),
+                         help="Stack outputs JSON saved with `pulumi stack output --json` "
+                              "(no Pulumi CLI needed)."),
+            click.option("--local", is_flag=True, envvar=None if not expose else "RUNNER_LOCAL",
+                         expose_value=expose, callback=None if expose else _set_on_session("local"),
+                         help="Use the local emulator started by `runner local up` (env RUNNER_LOCAL=1)."),
+        ]
+    ):  # fmt: skip
+        command = option(command)
+    return command
 
 
 def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -78,30 +127,23 @@ pass_session = click.make_pass_decorator(Session)
 
 
 @click.group(name="runner", cls=RunnerGroup)
-@click.option("--stack", envvar="RUNNER_STACK", help="Stack name (default: the selected one).")
-@click.option(
-    "--outputs",
-    "outputs_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Stack outputs JSON saved with `pulumi stack output --json` (no Pulumi CLI needed).",
-)
-@click.option(
-    "--local",
-    is_flag=True,
-    envvar="RUNNER_LOCAL",
-    help="Use the local emulator started by `runner local up` (env RUNNER_LOCAL=1).",
-)
+@functools.partial(target_options, expose=True)
 @click.version_option(package_name="batch-stacks")
 @click.pass_context
 def cli(ctx: click.Context, stack: str | None, outputs_file: Path | None, local: bool) -> None:
     """Submit, watch and summarize AWS Batch array jobs on a batch-stacks stack.
+
+    --stack, --outputs and --local may also follow the command name. Exit codes: 0 done (every
+    task succeeded), 1 an error, 2 a usage mistake or a value out of range, 3 some tasks failed,
+    130 interrupted.
 
     \b
     Example:
         runner submit --array 100 --wait
         runner summary 20261124-151012-ab12
     """
-    ctx.obj = Session(stack_option=stack, outputs_file=outputs_file, local=local)
+    session = ctx.ensure_object(Session)
+    session.stack_option, session.outputs_file, session.local = stack, outputs_file, local
 
 
 def _watch_with_progress(ref: JobRef, interval: float) -> Progress:
@@ -133,18 +175,45 @@ def _show_summary(summary: Summary, as_json: bool, submitted: dict[str, Any] | N
 
 
 @cli.command()
-@click.option("--array", "array_size", type=int, help="Array size, 2 to 10,000 (omit: one job).")
+@click.option(
+    "--array",
+    "array_size",
+    type=int,
+    metavar="N",
+    help=f"Array size, {MIN_ARRAY} to {MAX_ARRAY:,} (omit: one job).",
+)
 @click.option("--name", help="Job name prefix (default: the stack name).")
-@click.option("--command", help="Command override, as one shell-quoted string.")
+@click.option("--command", help="Command override, as one shell-quoted string (default: the definition's).")
 @click.option("--env", multiple=True, metavar="K=V", help="Environment variable (repeatable).")
-@click.option("--vcpus", type=int, help="vCPUs per task.")
-@click.option("--memory", "memory_mib", type=int, help="Memory per task in MiB.")
-@click.option("--param", multiple=True, metavar="K=V", help="Job parameter (repeatable).")
-@click.option("--attempts", type=int, help="Retry attempts, 1 to 10 (Spot reclaims only).")
-@click.option("--timeout", "timeout_seconds", type=int, help="Per-attempt timeout in seconds.")
-@click.option("--tag", multiple=True, metavar="K=V", help="Tag on the job (repeatable).")
-@click.option("--depends-on", help="Run id or job id this run waits for.")
+@click.option(
+    "--vcpus",
+    type=click.IntRange(1, MAX_JOB_VCPUS),
+    help="vCPUs per task, at most the stack's maxVcpus (default: the definition's).",
+)
+@click.option(
+    "--memory",
+    "memory_mib",
+    type=click.IntRange(MIN_MEMORY_MIB, MAX_MEMORY_MIB),
+    metavar="MIB",
+    help="Memory per task in MiB (default: the definition's).",
+)
+@click.option("--param", multiple=True, metavar="K=V", help="Job parameter for Ref::K (repeatable).")
+@click.option(
+    "--attempts",
+    type=click.IntRange(MIN_ATTEMPTS, MAX_ATTEMPTS),
+    help="Attempts per task; retries follow the definition's rules (default: the definition's).",
+)
+@click.option(
+    "--timeout",
+    "timeout_seconds",
+    type=click.IntRange(MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS),
+    metavar="SECONDS",
+    help="Per-attempt timeout (default: the definition's).",
+)
+@click.option("--tag", multiple=True, metavar="K=V", help="Tag on the job, up to 48 (repeatable).")
+@click.option("--depends-on", metavar="RUN_OR_JOB_ID", help="Run id or job id this run waits for.")
 @click.option("--wait", is_flag=True, help="Watch until done, then print the summary.")
+@target_options
 @interval_option
 @price_option
 @json_option
@@ -187,7 +256,7 @@ def submit(
     )
     outputs = session.outputs()
     target = session.target()
-    depends_on_job = session.resolve(depends_on).job_id if depends_on else None
+    depends_on_job = session.depends_on_job(depends_on) if depends_on else None
     record = submit_run(
         target.client("batch"),
         session.store,
@@ -216,6 +285,7 @@ def submit(
 
 @cli.command("watch")
 @click.argument("run_or_job_id")
+@target_options
 @interval_option
 @json_option
 @pass_session
@@ -237,6 +307,7 @@ def watch_command(session: Session, run_or_job_id: str, interval: float, as_json
 
 @cli.command("summary")
 @click.argument("run_or_job_id")
+@target_options
 @click.option("--refresh", is_flag=True, help="Ask AWS again even if the run's summary is cached.")
 @price_option
 @json_option
@@ -255,7 +326,8 @@ def summary_command(
 
 @cli.command()
 @click.argument("run_or_job_id")
-@click.option("--index", type=int, help="Array child index.")
+@target_options
+@click.option("--index", type=click.IntRange(min=0), help="Array child index (0 to size-1).")
 @click.option("--tail", type=click.IntRange(min=1, max=10_000), help="Only the last N lines.")
 @json_option
 @pass_session
@@ -274,7 +346,13 @@ def logs(session: Session, run_or_job_id: str, index: int | None, tail: int | No
 
 @cli.command()
 @click.argument("run_or_job_id")
-@click.option("--reason", default="cancelled with runner cancel", show_default=True)
+@target_options
+@click.option(
+    "--reason",
+    default="cancelled with runner cancel",
+    show_default=True,
+    help="Status reason AWS records on each cancelled task.",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @json_option
 @pass_session
@@ -298,19 +376,47 @@ def cancel(session: Session, run_or_job_id: str, reason: str, yes: bool, as_json
 
 
 @cli.command()
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Runs to list.")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Forget finished runs older than --older-than days, runs on an emulator that is "
+    "gone, and unreadable records.",
+)
+@click.option(
+    "--older-than",
+    "older_than_days",
+    type=click.IntRange(min=0),
+    default=30,
+    show_default=True,
+    metavar="DAYS",
+    help="With --prune: the age in days of finished runs to forget.",
+)
 @json_option
 @pass_session
-def runs(session: Session, limit: int, as_json: bool) -> None:
-    """Recent runs from the local run records, newest first."""
-    records = session.store.all()[:limit]
+def runs(session: Session, limit: int, prune: bool, older_than_days: int, as_json: bool) -> None:
+    """Recent runs from the local run records, newest first.
+
+    A record that cannot be read is skipped with a warning naming its file.
+    """
+    if prune:
+        pruned = prune_runs(session.store, session.now(), older_than_days, session.emulator_endpoint())
+        if as_json:
+            render.print_json([entry.to_json() for entry in pruned])
+        else:
+            render.show_pruned(render.make_console(), pruned)
+        return
+    records, unreadable = session.store.scan()
+    for problem in unreadable:
+        click.echo(f"Warning: {problem}", err=True)
     if as_json:
-        render.print_json([record.to_json() for record in records])
+        render.print_json([record.to_json() for record in records[:limit]])
     else:
-        render.show_runs(render.make_console(), records)
+        render.show_runs(render.make_console(), records[:limit])
 
 
 @cli.command()
+@target_options
 @json_option
 @pass_session
 def outputs(session: Session, as_json: bool) -> None:
@@ -327,4 +433,4 @@ cli.add_command(local_commands.local)
 
 def main() -> None:
     """The ``runner`` console script."""
-    cli.main(prog_name="runner")
+    cli.main(prog_name="runner", windows_expand_args=False)

@@ -6,6 +6,8 @@ out of range, beyond a stack's or AWS's limits), 1 for everything else that stop
 
 from __future__ import annotations
 
+from pathlib import Path
+
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
@@ -32,6 +34,10 @@ class RunNotFoundError(RunnerError):
 
 class RunRecordError(RunnerError):
     """A run record on disk cannot be read; the message names the file and what is wrong."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class AwsError(RunnerError):

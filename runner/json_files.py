@@ -23,15 +23,14 @@ class JsonFileError(RunnerError):
     """A JSON file could not be read or decoded; the message names the file."""
 
 
-def decode_text(data: bytes, path: Path) -> str:
+def decode_text(data: bytes, path: Path, fix: str = "save it again as UTF-8") -> str:
     """UTF-8 (with or without a BOM) or UTF-16 with a BOM; anything else is a JsonFileError."""
     encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8")
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as err:
         raise JsonFileError(
-            f"{path} is not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); "
-            "save it again as UTF-8"
+            f"{path} is not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); {fix}"
         ) from None
 
 
@@ -46,7 +45,7 @@ def read_json(path: Path, fix: str) -> Any:
         raise
     except OSError as err:
         raise JsonFileError(f"cannot read {path}: {err.strerror or err}") from None
-    text = decode_text(data, path)
+    text = decode_text(data, path, fix)
     if not text.strip():
         raise JsonFileError(f"{path} is empty; {fix}")
     try:

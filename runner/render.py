@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from runner.job_logs import LogStream
-from runner.runs import RunRecord
+from runner.runs import Pruned, RunRecord
 from runner.summary import Summary
 from runner.watch import STATUSES
 from runner.watch import Progress as JobProgress
@@ -173,11 +173,20 @@ def show_runs(console: Console, records: Sequence[RunRecord]) -> None:
             record.stack + (" (local)" if record.endpoint_url else ""),
             record.created_at[:19].replace("T", " "),
             str(record.array_size or 1),
-            record.state,
+            record.outcome,
             result,
             record.job_id or "-",
         )
     console.print(table)
+
+
+def show_pruned(console: Console, pruned: Sequence[Pruned]) -> None:
+    if not pruned:
+        console.print("Nothing to prune.")
+        return
+    for entry in pruned:
+        console.print(f"forgot {entry.name}: {entry.reason}", markup=False)
+    console.print(f"Pruned {len(pruned)} run record{'s' if len(pruned) != 1 else ''}.")
 
 
 def show_outputs(console: Console, stack: str, outputs: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ import os
 import re
 import secrets
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -73,13 +73,33 @@ class RunRecord:
             "jobDefinition": self.outputs["jobDefinitionArn"],
         }
 
+    @property
+    def finished(self) -> bool:
+        """Nothing more will happen: its summary is complete, or it never reached AWS."""
+        if self.state == "submit-failed" and not self.job_ids:
+            return True
+        return bool(self.summary and self.summary.get("complete"))
+
+    @property
+    def outcome(self) -> str:
+        """What ``runner runs`` shows: running, succeeded, failed or incomplete.
+
+        Incomplete means not all of the run reached AWS (``runner submit`` was interrupted or
+        refused); a run is running until a summary found every task finished.
+        """
+        if self.state != "submitted":
+            return "incomplete"
+        if not self.finished:
+            return "running"
+        return "failed" if (self.summary or {}).get("counts", {}).get("FAILED") else "succeeded"
+
     def to_json(self) -> dict[str, Any]:
         """The ``runner runs --json`` shape of one run."""
         return {
             "runId": self.run_id,
             "stack": self.stack,
             "createdAt": self.created_at,
-            "state": self.state,
+            "state": self.outcome,
             "jobId": self.job_id,
             "jobIds": list(self.job_ids),
             "arraySize": self.array_size,
@@ -135,10 +155,11 @@ def record_from_json(data: Any, path: Path) -> RunRecord:
     if problem:
         raise RunRecordError(
             f"run record {path} cannot be read: {problem}; "
-            "remove it (`runner runs --prune` lists and removes unreadable records)"
+            "remove it (`runner runs --prune` removes unreadable records)",
+            path,
         )
     record = RunRecord(**{key: value for key, value in data.items() if key in _FIELDS})
-    if record.state not in RUN_STATES:
+    if data.get("state") not in RUN_STATES:
         record.state = "submitted" if record.job_ids else "submitting"
     return record
 
@@ -160,7 +181,7 @@ class RunStore:
         try:
             return record_from_json(read_json(path, fix), path)
         except JsonFileError as err:
-            raise RunRecordError(f"run record {err}") from None
+            raise RunRecordError(f"run record {err}", path) from None
 
     def load(self, run_id: str) -> RunRecord:
         try:
@@ -198,6 +219,49 @@ class RunStore:
 
     def remove(self, run_id: str) -> None:
         self.path(run_id).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """A record ``runner runs --prune`` removed, and why."""
+
+    name: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"run": self.name, "reason": self.reason}
+
+
+def prune_runs(
+    store: RunStore, now: datetime, older_than_days: int, emulator_endpoint: str | None
+) -> list[Pruned]:
+    """Remove unreadable records, local runs whose emulator is gone, and old finished runs.
+
+    A run that may still be going on AWS is never removed: its record is how it is found.
+    """
+    records, unreadable = store.scan()
+    pruned = [Pruned(error.path.name, f"unreadable: {error}") for error in unreadable]
+    for error in unreadable:
+        error.path.unlink(missing_ok=True)
+    cutoff = now - timedelta(days=older_than_days)
+    for record in records:
+        if record.endpoint_url and record.endpoint_url != emulator_endpoint:
+            reason = f"ran on an emulator that is gone ({record.endpoint_url})"
+        elif record.finished and _created(record) <= cutoff:
+            reason = f"{record.outcome}, created {record.created_at[:10]}"
+        else:
+            continue
+        store.remove(record.run_id)
+        pruned.append(Pruned(record.run_id, reason))
+    return pruned
+
+
+def _created(record: RunRecord) -> datetime:
+    try:
+        created = datetime.fromisoformat(record.created_at)
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)  # an unparsable date counts as old
+    return created if created.tzinfo else created.replace(tzinfo=timezone.utc)
 
 
 def utc_now() -> datetime:

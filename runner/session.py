@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.aws import AwsTarget
-from runner.errors import RunnerError, RunNotFoundError
+from runner.errors import InvalidInputError, RunnerError, RunNotFoundError
 from runner.local.server import running_server
 from runner.local.state import LocalState
 from runner.runs import RunRecord, RunStore, is_run_id, state_dir, utc_now
@@ -23,6 +23,7 @@ from runner.stack_outputs import (
 )
 from runner.submit import recover_job_id
 from runner.summary import Summary, cost_estimate, summarize
+from runner.watch import describe_job
 
 DEFAULT_LOCAL_STACK = "dev"
 
@@ -89,6 +90,11 @@ class Session:
             raise RunnerError("the local emulator is not running; start it with `runner local up`")
         return server.endpoint_url
 
+    def emulator_endpoint(self) -> str | None:
+        """Where the local emulator answers now, or None when it is not running."""
+        server = running_server(self.local_state)
+        return server.endpoint_url if server else None
+
     def target(self) -> AwsTarget:
         return AwsTarget(self.outputs().region, self.endpoint_url())
 
@@ -96,6 +102,8 @@ class Session:
         """A run id or AWS job id to the job and where it lives (the run's own record first)."""
         record = self.store.find(run_or_job_id)
         if record is not None:
+            if record.endpoint_url and not record.summary:
+                self.require_emulator(record)
             target = AwsTarget(record.outputs["region"], record.endpoint_url)
             job_id = record.job_id
             if job_id is None:
@@ -113,6 +121,35 @@ class Session:
             raise RunNotFoundError(f"no run {run_or_job_id}; list runs with `runner runs`")
         outputs = self.outputs()
         return JobRef(run_or_job_id, outputs.to_contract(), self.target())
+
+    def require_emulator(self, record: RunRecord) -> None:
+        """A local run's jobs live in the emulator that ran them: say so at once if it is gone."""
+        server = running_server(self.local_state)
+        if server is None or server.endpoint_url != record.endpoint_url:
+            raise RunnerError(
+                f"run {record.run_id} ran on the local emulator at {record.endpoint_url}, which is no "
+                "longer running, and its jobs went with it; `runner runs --prune` forgets such runs"
+            )
+
+    def depends_on_job(self, run_or_job_id: str) -> str:
+        """The AWS job a new run should wait for, checked to exist where the run will go."""
+        ref = self.resolve(run_or_job_id)
+        if ref.target != self.target():
+            raise InvalidInputError(
+                f"--depends-on {run_or_job_id} is in another region or emulator than stack "
+                f"'{self.stack()}'; a job can only wait for jobs in its own queue's region"
+            )
+        try:
+            job = describe_job(ref.target.client("batch"), ref.job_id)
+        except RunNotFoundError:
+            raise InvalidInputError(
+                f"--depends-on {run_or_job_id}: AWS has no job {ref.job_id}; check the id with `runner runs`"
+            ) from None
+        if job.get("status") == "FAILED":
+            raise InvalidInputError(
+                f"--depends-on {run_or_job_id}: job {ref.job_id} has FAILED, so this run would fail at once"
+            )
+        return ref.job_id
 
     def summary(self, ref: JobRef, *, price: float | None = None, refresh: bool = False) -> Summary:
         """The summary cached in a finished run's record, else one from the API (cached once done).

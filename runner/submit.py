@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Iterable
@@ -9,17 +10,32 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from infra.limits import (
+    MAX_ARRAY_SIZE,
+    MAX_ATTEMPTS,
+    MAX_CONTAINER_OVERRIDES_BYTES,
+    MAX_JOB_NAME,
+    MAX_JOB_VCPUS,
+    MAX_MEMORY_MIB,
+    MAX_SUBMIT_PAYLOAD_BYTES,
+    MAX_TAG_KEY,
+    MAX_TAG_VALUE,
+    MAX_TAGS,
+    MAX_TIMEOUT_SECONDS,
+    MIN_ATTEMPTS,
+    MIN_MEMORY_MIB,
+    MIN_TIMEOUT_SECONDS,
+)
 from runner.aws import aws_errors
-from runner.errors import RunnerError
+from runner.errors import InvalidInputError, RunnerError
 from runner.runs import RunRecord, RunStore, new_run_id
 from runner.stack_outputs import StackOutputs
 
-MIN_ARRAY, MAX_ARRAY = 2, 10_000
+MIN_ARRAY, MAX_ARRAY = 2, MAX_ARRAY_SIZE
 RUN_ID_ENV = "RUNNER_RUN_ID"
+RESERVED_ENV = frozenset({RUN_ID_ENV})
 RUN_ID_TAG = "batch-stacks:run-id"
 STACK_TAG = "batch-stacks:stack"
-MAX_JOB_NAME = 128
-MAX_TAGS = 50
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _JOB_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -47,7 +63,7 @@ def parse_pairs(values: Iterable[str], option: str) -> dict[str, str]:
     for value in values:
         key, sep, rest = value.partition("=")
         if not sep or not key.strip():
-            raise RunnerError(f"{option} takes KEY=VALUE, got {value!r}")
+            raise InvalidInputError(f"{option} takes KEY=VALUE, got {value!r}")
         pairs[key.strip()] = rest
     return pairs
 
@@ -62,41 +78,93 @@ def job_name(name: str | None, stack: str, run_id: str) -> str:
     return f"{base}-{run_id}"
 
 
+def _utf8_problem(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _check_utf8(options: SubmitOptions) -> None:
+    """Arguments the shell could not decode arrive as lone surrogates; AWS takes only UTF-8."""
+    named = [("--name", options.name or ""), ("--command", options.command or "")]
+    for option, pairs in (("--env", options.env), ("--param", options.parameters), ("--tag", options.tags)):
+        named += [(f"{option} {key!r}", f"{key}={value}") for key, value in pairs.items()]
+    for option, text in named:
+        if _utf8_problem(text):
+            raise InvalidInputError(f"{option} is not valid UTF-8; check the terminal's encoding (LANG)")
+
+
 def validate(options: SubmitOptions, outputs: StackOutputs) -> None:
     """Reject what AWS would reject (or accept and never run) before anything is submitted."""
+    _check_utf8(options)
     size = options.array_size
     if size is not None and not MIN_ARRAY <= size <= MAX_ARRAY:
-        raise RunnerError(
+        raise InvalidInputError(
             f"--array {size} is out of range; use {MIN_ARRAY} to {MAX_ARRAY:,} "
             "(omit --array for a single job)"
         )
-    if options.vcpus is not None and not 1 <= options.vcpus <= outputs.max_vcpus:
-        raise RunnerError(
+    if options.vcpus is not None and not 1 <= options.vcpus <= min(outputs.max_vcpus, MAX_JOB_VCPUS):
+        raise InvalidInputError(
             f"--vcpus {options.vcpus} cannot run on stack '{outputs.stack}'; "
-            f"use 1 to {outputs.max_vcpus} (its maxVcpus)"
+            f"use 1 to {min(outputs.max_vcpus, MAX_JOB_VCPUS)} (its maxVcpus)"
         )
-    if options.memory_mib is not None and options.memory_mib < 128:
-        raise RunnerError(f"--memory {options.memory_mib} is too small; use at least 128 (MiB)")
-    if options.attempts is not None and not 1 <= options.attempts <= 10:
-        raise RunnerError(f"--attempts {options.attempts} is out of range; use 1 to 10")
-    if options.timeout_seconds is not None and options.timeout_seconds < 60:
-        raise RunnerError(f"--timeout {options.timeout_seconds} is too short; use at least 60 seconds")
+    if options.memory_mib is not None and not MIN_MEMORY_MIB <= options.memory_mib <= MAX_MEMORY_MIB:
+        raise InvalidInputError(
+            f"--memory {options.memory_mib} is out of range; use {MIN_MEMORY_MIB} to {MAX_MEMORY_MIB:,} MiB"
+        )
+    if options.attempts is not None and not MIN_ATTEMPTS <= options.attempts <= MAX_ATTEMPTS:
+        raise InvalidInputError(
+            f"--attempts {options.attempts} is out of range; use {MIN_ATTEMPTS} to {MAX_ATTEMPTS}"
+        )
+    timeout = options.timeout_seconds
+    if timeout is not None and not MIN_TIMEOUT_SECONDS <= timeout <= MAX_TIMEOUT_SECONDS:
+        raise InvalidInputError(
+            f"--timeout {timeout} is out of range; use {MIN_TIMEOUT_SECONDS} to {MAX_TIMEOUT_SECONDS:,} "
+            "seconds (14 days)"
+        )
     for key in options.env:
         if not _ENV_NAME.match(key):
-            raise RunnerError(f"--env {key!r} is not a variable name; use letters, digits and _")
-        if key == RUN_ID_ENV or key.startswith("AWS_BATCH"):
-            raise RunnerError(f"--env {key} is reserved; choose another name")
-    for key in options.tags:
+            raise InvalidInputError(f"--env {key!r} is not a variable name; use letters, digits and _")
+        if key in RESERVED_ENV or key.startswith("AWS_BATCH"):
+            raise InvalidInputError(f"--env {key} is reserved; choose another name")
+    for key, value in options.tags.items():
         if key.startswith("aws:") or key.startswith("batch-stacks:"):
-            raise RunnerError(f"--tag {key} uses a reserved prefix; choose another key")
+            raise InvalidInputError(f"--tag {key} uses a reserved prefix; choose another key")
+        if len(key) > MAX_TAG_KEY or len(value) > MAX_TAG_VALUE:
+            raise InvalidInputError(
+                f"--tag {key[:40]!r} is too long; keys take up to {MAX_TAG_KEY} characters, "
+                f"values up to {MAX_TAG_VALUE}"
+            )
     if len(options.tags) + 2 > MAX_TAGS:
-        raise RunnerError(f"too many --tag values; AWS allows {MAX_TAGS - 2} besides the runner's")
+        raise InvalidInputError(f"too many --tag values; AWS allows {MAX_TAGS - 2} besides the runner's")
     if options.command is not None:
         try:
             if not shlex.split(options.command):
                 raise ValueError("empty")
         except ValueError as err:
-            raise RunnerError(f"--command cannot be parsed ({err}); quote it as one string") from None
+            raise InvalidInputError(f"--command cannot be parsed ({err}); quote it as one string") from None
+
+
+def check_request_size(params: dict[str, Any]) -> None:
+    """Batch rejects containerOverrides over 8 KiB and job payloads over 30 KiB: say so first."""
+    overrides = _json_bytes(params.get("containerOverrides", {}))
+    if overrides > MAX_CONTAINER_OVERRIDES_BYTES:
+        raise InvalidInputError(
+            f"--env and --command add up to {overrides:,} bytes; AWS takes at most "
+            f"{MAX_CONTAINER_OVERRIDES_BYTES:,}: put large inputs in S3 and pass their key"
+        )
+    payload = _json_bytes(params)
+    if payload > MAX_SUBMIT_PAYLOAD_BYTES:
+        raise InvalidInputError(
+            f"the job request is {payload:,} bytes; AWS takes at most {MAX_SUBMIT_PAYLOAD_BYTES:,}: "
+            "shorten --param and --tag values or pass large inputs through S3"
+        )
+
+
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")).encode("utf-8"))
 
 
 def submit_params(
@@ -195,6 +263,7 @@ def submit_run(
     params = submit_params(
         options, outputs, run_id, depends_on_job_id=depends_on_job_id, evaluate_on_exit=rules
     )
+    check_request_size(params)
     record = RunRecord(
         run_id=run_id,
         stack=outputs.stack,

@@ -174,3 +174,63 @@ def test_project_dir_env_must_hold_a_project(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("RUNNER_PROJECT_DIR", str(tmp_path))
     with pytest.raises(StackOutputsError, match=r"holds no Pulumi\.yaml"):
         find_project_dir()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (json.dumps(OUTPUTS).encode("utf-16"), None),  # PowerShell 5's `>`: UTF-16 with a BOM
+        (b"\xef\xbb\xbf" + json.dumps(OUTPUTS).encode(), None),  # an editor's UTF-8 BOM
+        (
+            json.dumps({**OUTPUTS, "region": "eu-west-1"}).encode() + b"\xff",
+            "is not UTF-8 text (byte 0xff at offset",
+        ),
+        (
+            json.dumps({**OUTPUTS, "jobQueueName": "café"}, ensure_ascii=False).encode("latin-1"),
+            "is not UTF-8 text (byte 0xe9",
+        ),
+        (b"", "is empty; save it again with `pulumi stack output --json -s prod >"),
+        (b'{"region": ', "is not valid JSON (Expecting value at line 1, column 12); save it again"),
+        (b"[1, 2]", "is not a JSON object of stack outputs (got a list)"),
+        (
+            json.dumps({**OUTPUTS, "maxVcpus": "32"}).encode(),
+            'maxVcpus should be a whole number >= 1, got "32"',
+        ),
+        (
+            json.dumps({**OUTPUTS, "maxVcpus": 2.5, "purchaseModel": "cheap"}).encode(),
+            "purchaseModel should be 'spot' or 'on-demand', got \"cheap\"; maxVcpus should be a whole number >= 1, got 2.5",
+        ),
+        (
+            json.dumps({**OUTPUTS, "computeEnvironmentArns": "arn:ce1"}).encode(),
+            'computeEnvironmentArns should be a non-empty list of ARNs, got "arn:ce1"',
+        ),
+        (json.dumps({**OUTPUTS, "region": None}).encode(), "region should be a non-empty string, got null"),
+    ],
+)
+def test_outputs_files_from_any_shell_are_read_or_named_in_one_line(tmp_path: Path, content: bytes, message):
+    path = tmp_path / "prod.json"
+    path.write_bytes(content)
+    result = invoke("--outputs", str(path), "outputs", "--json")
+    if message is None:
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["maxVcpus"] == OUTPUTS["maxVcpus"]
+        return
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {path}") or result.output.startswith("Error: ")
+    assert message in result.output and result.output.count("\n") == 1, result.output
+
+
+def test_numbers_pulumi_hands_over_as_floats_are_whole_numbers():
+    parsed = parse_outputs("dev", {**OUTPUTS, "maxVcpus": 32.0, "jobVcpus": 1.0}, "test")
+    assert parsed.max_vcpus == 32 and isinstance(parsed.max_vcpus, int)
+
+
+def test_target_options_also_work_after_the_command_name(tmp_path: Path, fake_pulumi: Path, project: Path):
+    path = tmp_path / "saved.json"
+    path.write_text(json.dumps(OUTPUTS))
+    after = invoke("outputs", "--outputs", str(path), "--stack", "lab", "--json")
+    assert after.exit_code == 0, after.output
+    before = invoke("--stack", "prod", "outputs", "--json", cwd=project)
+    overridden = invoke("--stack", "prod", "outputs", "--stack", "dev", "--json", cwd=project)
+    assert json.loads(before.stdout)["purchaseModel"] == "on-demand"
+    assert json.loads(overridden.stdout)["purchaseModel"] == "spot"  # the later option wins

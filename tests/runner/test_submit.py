@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from runner.aws import AwsTarget
 from runner.cli import cli
-from runner.errors import RunnerError
+from runner.errors import InvalidInputError, RunnerError
 from runner.stack_outputs import StackOutputs
 from runner.submit import SubmitOptions, job_name, parse_pairs, submit_params, validate
 from tests.runner.conftest import REGION, Runner, moto_jobs
@@ -95,9 +95,25 @@ def test_single_job_has_no_array_properties_and_no_deprecated_fields():
         ),
         (SubmitOptions(array_size=10_001), "--array 10001 is out of range; use 2 to 10,000"),
         (SubmitOptions(vcpus=64), "--vcpus 64 cannot run on stack 'dev'; use 1 to 32 (its maxVcpus)"),
-        (SubmitOptions(memory_mib=64), "--memory 64 is too small; use at least 128 (MiB)"),
+        (SubmitOptions(memory_mib=64), "--memory 64 is out of range; use 128 to 1,572,864 MiB"),
+        (SubmitOptions(memory_mib=99_999_999), "--memory 99999999 is out of range; use 128 to 1,572,864 MiB"),
         (SubmitOptions(attempts=11), "--attempts 11 is out of range; use 1 to 10"),
-        (SubmitOptions(timeout_seconds=5), "--timeout 5 is too short; use at least 60 seconds"),
+        (
+            SubmitOptions(timeout_seconds=5),
+            "--timeout 5 is out of range; use 60 to 1,209,600 seconds (14 days)",
+        ),
+        (SubmitOptions(timeout_seconds=10**9), "--timeout 1000000000 is out of range; use 60 to 1,209,600"),
+        (
+            SubmitOptions(tags={"k" * 129: "v"}),
+            "--tag 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk' is too long",
+        ),
+        (SubmitOptions(tags={"team": "v" * 257}), "--tag 'team' is too long; keys take up to 128 characters"),
+        (SubmitOptions(tags={f"t{i}": "v" for i in range(49)}), "too many --tag values; AWS allows 48"),
+        (
+            SubmitOptions(env={"X": "caf\udce9"}),
+            "--env 'X' is not valid UTF-8; check the terminal's encoding",
+        ),
+        (SubmitOptions(command="echo \udcff"), "--command is not valid UTF-8"),
         (SubmitOptions(env={"1X": "y"}), "--env '1X' is not a variable name"),
         (SubmitOptions(env={"RUNNER_RUN_ID": "y"}), "--env RUNNER_RUN_ID is reserved"),
         (SubmitOptions(env={"AWS_BATCH_JOB_ID": "y"}), "--env AWS_BATCH_JOB_ID is reserved"),
@@ -107,9 +123,10 @@ def test_single_job_has_no_array_properties_and_no_deprecated_fields():
     ],
 )
 def test_validation_rejects_with_one_line(options, message):
-    with pytest.raises(RunnerError) as caught:
+    with pytest.raises(InvalidInputError) as caught:
         validate(options, outputs())
     assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value) and caught.value.exit_code == 2
 
 
 def test_pairs_must_be_key_equals_value():
@@ -164,7 +181,7 @@ def test_submit_without_array_is_a_single_job(runner: Runner, stack: StackOutput
 def test_bad_array_submits_nothing(runner: Runner, stack: StackOutputs, size: str, isolated_environment: Path,
                                    api_calls: Counter):  # fmt: skip
     result = runner("submit", "--array", size)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert (
         result.output
         == f"Error: --array {size} is out of range; use 2 to 10,000 (omit --array for a single job)\n"
@@ -242,7 +259,7 @@ def test_rejected_submit_keeps_a_failed_record(
     assert record["state"] == "submit-failed"
     assert "INACTIVE" in record["error"]
     runs = runner.json("runs")
-    assert runs[0]["state"] == "submit-failed"
+    assert runs[0]["state"] == "incomplete"
 
 
 def test_interrupted_submit_is_never_orphaned(
