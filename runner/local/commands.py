@@ -7,7 +7,7 @@ import sys
 import click
 
 from runner import render
-from runner.local.deploy import deploy_stack
+from runner.local.deploy import deploy_or_keep
 from runner.local.server import running_server, start_server, stop_server
 from runner.session import Session
 from runner.stack_outputs import find_project_dir
@@ -39,9 +39,15 @@ def up(session: Session, stack_name: str | None, port: int | None, as_json: bool
     stack = stack_name or session.stack_option or "dev"
     project_dir = find_project_dir()
     state = session.local_state
-    info, started = start_server(state, port)
-    outputs = deploy_stack(project_dir, stack, info.endpoint_url)
-    state.save_outputs(stack, outputs)
+    with state.lock():
+        info, started = start_server(state, port)
+        try:
+            result = deploy_or_keep(project_dir, stack, info.endpoint_url, state)
+        except BaseException:
+            if started:  # a failed or interrupted first deploy leaves no emulator behind
+                stop_server(state)
+            raise
+    outputs = result.outputs
     if as_json:
         render.print_json(
             {
@@ -49,15 +55,17 @@ def up(session: Session, stack_name: str | None, port: int | None, as_json: bool
                 "pid": info.pid,
                 "started": started,
                 "stack": stack,
+                "deployment": result.action,
                 "outputs": outputs,
             }
         )
         return
     verb = "Started" if started else "Reusing"
     click.echo(f"{verb} the emulator (moto) at {info.endpoint_url}, pid {info.pid}.")
+    what = {"deployed": "Deployed", "kept": "Kept the unchanged", "replaced": "Replaced the changed"}
     click.echo(
-        f"Deployed stack '{stack}': {outputs['purchaseModel']} compute up to {outputs['maxVcpus']} vCPUs, "
-        f"queue {outputs['jobQueueName']}."
+        f"{what[result.action]} stack '{stack}': {outputs['purchaseModel']} compute up to "
+        f"{outputs['maxVcpus']} vCPUs, queue {outputs['jobQueueName']}."
     )
     click.echo(f"Next: runner --local --stack {stack} submit --array 100 --wait")
 
@@ -67,7 +75,9 @@ def up(session: Session, stack_name: str | None, port: int | None, as_json: bool
 @pass_session
 def down(session: Session, as_json: bool) -> None:
     """Stop the emulator; everything deployed into it is gone with it."""
-    info = stop_server(session.local_state)
+    state = session.local_state
+    with state.lock():
+        info = stop_server(state)
     if as_json:
         render.print_json({"stopped": info is not None, "pid": info.pid if info else None})
     elif info is None:

@@ -1,9 +1,12 @@
-"""Deploy a stack of this project's Pulumi program into the emulator."""
+"""Deploy a stack of this project's Pulumi program into the emulator: once, kept, or replaced."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 
@@ -11,28 +14,86 @@ from runner.aws import AwsTarget, aws_errors
 from runner.errors import RunnerError
 from runner.local.program import load_stack_config, run_program
 from runner.local.provisioner import EmulatorMocks
+from runner.local.state import Deployment, LocalState
 from runner.stack_outputs import parse_outputs
 
 DEFAULT_REGION = "us-east-1"
+Action = Literal["deployed", "kept", "replaced"]
 
 
-def deploy_stack(project_dir: Path, stack: str, endpoint_url: str | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DeployResult:
+    outputs: dict[str, Any]
+    action: Action
+
+
+def fingerprint(project_dir: Path, stack: str) -> str:
+    """What a deployment was made from: the stack's config and the program's source."""
+    digest = hashlib.sha256(json.dumps(load_stack_config(project_dir, stack), sort_keys=True).encode())
+    for path in [project_dir / "__main__.py", *sorted((project_dir / "infra").glob("*.py"))]:
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _region(project_dir: Path, stack: str) -> str:
+    return load_stack_config(project_dir, stack).get("aws:region") or DEFAULT_REGION
+
+
+def deploy_stack(
+    project_dir: Path, stack: str, endpoint_url: str | None
+) -> tuple[dict[str, Any], Deployment]:
     """Run the program for ``stack`` with every resource created in the emulator.
 
-    Returns the stack outputs (the same contract ``pulumi stack output --json`` prints).
+    Returns the stack outputs (the contract ``pulumi stack output --json`` prints) and what was
+    created. A failed or interrupted deploy deletes what it had created, so nothing half-made stays.
     """
-    region = load_stack_config(project_dir, stack).get("aws:region") or DEFAULT_REGION
-    mocks = EmulatorMocks(AwsTarget(region, endpoint_url))
+    mocks = EmulatorMocks(AwsTarget(_region(project_dir, stack), endpoint_url))
     try:
         with aws_errors():
             outputs = run_program(project_dir, stack, mocks)
-    except pulumi.RunError as err:  # stack settings the program rejected, one line each
-        raise RunnerError(
-            "\n".join(f"Pulumi.{stack}.yaml: {line}" for line in str(err).splitlines())
-        ) from None
-    except Exception:
-        if mocks.error is not None:
+        parse_outputs(stack, outputs, f"the program's outputs for stack '{stack}'")
+    except BaseException as err:
+        left = mocks.teardown(mocks.created) if mocks.created else []
+        if left:
+            raise RunnerError(
+                f"deploying stack '{stack}' stopped and left {len(left)} resource(s) in the emulator "
+                f"({'; '.join(left)}); `runner local down` removes them"
+            ) from err
+        if isinstance(err, pulumi.RunError):  # stack settings the program rejected, one line each
+            raise RunnerError(
+                "\n".join(f"Pulumi.{stack}.yaml: {line}" for line in str(err).splitlines())
+            ) from None
+        if isinstance(err, Exception) and mocks.error is not None:
             raise mocks.error from None
         raise
-    parse_outputs(stack, outputs, f"the program's outputs for stack '{stack}'")
-    return outputs
+    return outputs, Deployment(fingerprint(project_dir, stack), list(mocks.created))
+
+
+def _still_there(outputs: dict[str, Any], endpoint_url: str | None) -> bool:
+    batch = AwsTarget(str(outputs["region"]), endpoint_url).client("batch")
+    with aws_errors():
+        return bool(batch.describe_job_queues(jobQueues=[outputs["jobQueueArn"]])["jobQueues"])
+
+
+def deploy_or_keep(project_dir: Path, stack: str, endpoint_url: str, state: LocalState) -> DeployResult:
+    """Deploy ``stack`` once per emulator: keep an unchanged deployment, replace a changed one.
+
+    Changed means its stack file or the program's source differ from what it was made from.
+    """
+    previous = state.deployment(stack) if stack in state.deployed_stacks() else None
+    if previous is not None:
+        outputs = state.outputs(stack).to_contract()
+        if previous.fingerprint == fingerprint(project_dir, stack) and _still_there(outputs, endpoint_url):
+            return DeployResult(outputs, "kept")
+        mocks = EmulatorMocks(AwsTarget(_region(project_dir, stack), endpoint_url))
+        left = mocks.teardown(previous.created)
+        state.forget_stack(stack)
+        if left:
+            raise RunnerError(
+                f"could not remove the previous deployment of '{stack}' ({'; '.join(left)}); "
+                "`runner local down` and `runner local up` start clean"
+            )
+    outputs, deployment = deploy_stack(project_dir, stack, endpoint_url)
+    state.save_stack(stack, outputs, deployment)
+    return DeployResult(outputs, "replaced" if previous is not None else "deployed")

@@ -78,6 +78,75 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             "aws:ec2/getSubnet:getSubnet": self._get_subnet,
         }
 
+    def teardown(self, created: list[tuple[str, str]]) -> list[str]:
+        """Delete what a deployment created, newest first; returns what could not be deleted.
+
+        Dependents were created after what they depend on, so reverse order deletes them first.
+        """
+        batch = self.client("batch")
+        deleters: dict[str, Callable[[str], Any]] = {
+            "aws:iam/role:Role": self._delete_role,
+            "aws:iam/rolePolicy:RolePolicy": self._delete_role_policy,
+            "aws:iam/rolePolicyAttachment:RolePolicyAttachment": self._detach_role_policy,
+            "aws:iam/instanceProfile:InstanceProfile": self._delete_instance_profile,
+            "aws:cloudwatch/logGroup:LogGroup": lambda name: self.client("logs").delete_log_group(
+                logGroupName=name
+            ),
+            "aws:ec2/securityGroup:SecurityGroup": lambda gid: self.client("ec2").delete_security_group(
+                GroupId=gid
+            ),
+            "aws:batch/computeEnvironment:ComputeEnvironment": self._delete_compute_environment,
+            "aws:batch/jobQueue:JobQueue": self._delete_job_queue,
+            "aws:batch/jobDefinition:JobDefinition": lambda arn: batch.deregister_job_definition(
+                jobDefinition=arn
+            ),
+        }
+        left: list[str] = []
+        for typ, physical_id in reversed(created):
+            try:
+                deleters[typ](physical_id)
+            except ClientError as err:
+                error = err.response.get("Error", {})
+                code, message = error.get("Code", ""), str(error.get("Message", "")).lower()
+                gone = "NotFound" in code or "NoSuchEntity" in code or "not exist" in message or (
+                    "not found" in message)  # fmt: skip
+                if not gone:
+                    left.append(f"{typ} {physical_id} ({code}: {error.get('Message', '')})")
+            except KeyError:
+                left.append(f"{typ} {physical_id} (no way to delete it)")
+        return left
+
+    def _delete_role(self, name: str) -> None:
+        iam = self.client("iam")
+        for profile in iam.list_instance_profiles_for_role(RoleName=name)["InstanceProfiles"]:
+            iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"],
+                                                  RoleName=name)  # fmt: skip
+        iam.delete_role(RoleName=name)
+
+    def _delete_role_policy(self, physical_id: str) -> None:
+        role, policy = physical_id.split(":", 1)  # as _role_policy names it
+        self.client("iam").delete_role_policy(RoleName=role, PolicyName=policy)
+
+    def _detach_role_policy(self, physical_id: str) -> None:
+        role, policy_arn = physical_id.split("/", 1)  # as _role_policy_attachment names it
+        self.client("iam").detach_role_policy(RoleName=role, PolicyArn=policy_arn)
+
+    def _delete_instance_profile(self, name: str) -> None:
+        iam = self.client("iam")
+        for role in iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]["Roles"]:
+            iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=role["RoleName"])
+        iam.delete_instance_profile(InstanceProfileName=name)
+
+    def _delete_job_queue(self, arn: str) -> None:
+        batch = self.client("batch")
+        batch.update_job_queue(jobQueue=arn, state="DISABLED")
+        batch.delete_job_queue(jobQueue=arn)
+
+    def _delete_compute_environment(self, arn: str) -> None:
+        batch = self.client("batch")
+        batch.update_compute_environment(computeEnvironment=arn, state="DISABLED")
+        batch.delete_compute_environment(computeEnvironment=arn)
+
     def client(self, service: str) -> Any:
         if service not in self._clients:
             self._clients[service] = self.target.client(service)

@@ -136,25 +136,41 @@ def start_server(
             start_new_session=True,  # Ctrl-C in the terminal must not take the emulator down
         )
     _STARTED[process.pid] = process
-    deadline = time.monotonic() + START_TIMEOUT
-    while not responds(endpoint):
-        if process.poll() is not None or time.monotonic() > deadline:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            tail = state.log_file.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise RunnerError(f"the emulator did not start ({tail[0]}); see {state.log_file}")
-        sleep(0.1)
-    configure(endpoint)
-    info = ServerInfo(
-        pid=process.pid,
-        port=port,
-        endpoint_url=endpoint,
-        log_file=str(state.log_file),
-        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not responds(endpoint):
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = state.log_file.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                raise RunnerError(f"the emulator did not start ({tail[0]}); see {state.log_file}")
+            sleep(0.1)
+        configure(endpoint)
+        info = ServerInfo(
+            pid=process.pid,
+            port=port,
+            endpoint_url=endpoint,
+            log_file=str(state.log_file),
+            started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+    except BaseException:
+        # Failed or interrupted (Ctrl-C) before it was recorded: leave no emulator behind.
+        _terminate(process.pid)
+        raise
     state.save_server(info)
     return info, True
+
+
+def _terminate(pid: int, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    """SIGTERM, then SIGKILL after ``STOP_TIMEOUT``; returns once the process is gone."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while is_alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + STOP_TIMEOUT
+        sleep(0.05)
 
 
 def stop_server(state: LocalState, *, sleep: Callable[[float], None] = time.sleep) -> ServerInfo | None:
@@ -162,12 +178,6 @@ def stop_server(state: LocalState, *, sleep: Callable[[float], None] = time.slee
     info = running_server(state)
     if info is None:
         return None
-    os.kill(info.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while is_alive(info.pid):
-        if time.monotonic() > deadline:
-            os.kill(info.pid, signal.SIGKILL)
-            deadline = time.monotonic() + STOP_TIMEOUT
-        sleep(0.05)
+    _terminate(info.pid, sleep=sleep)
     state.clear_server()
     return info

@@ -1,15 +1,26 @@
-"""Where the local emulator keeps its pid, endpoint and each locally deployed stack's outputs."""
+"""Where the local emulator keeps its lock, pid, endpoint and each locally deployed stack.
+
+Files under ``<state dir>/local``: ``lock`` (held by whoever starts, deploys into or stops the
+emulator, so there is one emulator per state directory), ``server.json`` and, per stack,
+``stacks/<stack>.json`` (its outputs) and ``stacks/<stack>.deploy.json`` (what was created, and
+from which stack file and program, so a second ``local up`` can keep or replace it).
+"""
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict, dataclass
+import fcntl
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from runner.errors import RunnerError
+from runner.json_files import JsonFileError, read_json, write_json
 from runner.stack_outputs import StackOutputs, parse_outputs
+
+LOCK_TIMEOUT = 180.0
 
 
 @dataclass(frozen=True)
@@ -21,9 +32,19 @@ class ServerInfo:
     started_at: str
 
 
-class LocalState:
-    """Files under ``<state dir>/local``: ``server.json`` and ``stacks/<stack>.json``."""
+@dataclass(frozen=True)
+class Deployment:
+    """What ``local up`` created for a stack: (type, physical id) in creation order."""
 
+    fingerprint: str
+    created: list[tuple[str, str]] = field(default_factory=list)
+
+
+class LocalStateError(RunnerError):
+    """A file of the emulator's state cannot be read."""
+
+
+class LocalState:
     def __init__(self, root: Path) -> None:
         self.root = root / "local"
 
@@ -35,23 +56,65 @@ class LocalState:
     def log_file(self) -> Path:
         return self.root / "moto.log"
 
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "lock"
+
     def stack_file(self, stack: str) -> Path:
         return self.root / "stacks" / f"{stack}.json"
 
-    def _write(self, path: Path, data: Any) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(data, indent=2, sort_keys=True))
-        os.replace(temporary, path)
+    def deployment_file(self, stack: str) -> Path:
+        return self.root / "stacks" / f"{stack}.deploy.json"
+
+    @contextmanager
+    def lock(
+        self, *, timeout: float = LOCK_TIMEOUT, sleep: Callable[[float], None] = time.sleep
+    ) -> Iterator[None]:
+        """Exclusive use of the emulator's state; a second ``local up`` waits for the first."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self.lock_file.open("a") as handle:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise RunnerError(
+                            f"another `runner local` command has held {self.lock_file} for {timeout:.0f} s; "
+                            "wait for it to finish, or stop it"
+                        ) from None
+                    sleep(0.1)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _read(self, path: Path, fix: str) -> Any:
+        try:
+            return read_json(path, fix)
+        except JsonFileError as err:
+            raise LocalStateError(str(err)) from None
 
     def save_server(self, info: ServerInfo) -> None:
-        self._write(self.server_file, asdict(info))
+        write_json(self.server_file, asdict(info))
 
     def server(self) -> ServerInfo | None:
+        fix = "stop any emulator left running (`pkill -f moto.server`) and delete the file"
         try:
-            return ServerInfo(**json.loads(self.server_file.read_text()))
-        except (FileNotFoundError, ValueError, TypeError):
+            raw = self._read(self.server_file, fix)
+        except FileNotFoundError:
             return None
+        expected = {f.name: f.type for f in fields(ServerInfo)}
+        if (
+            not isinstance(raw, dict)
+            or set(raw) != set(expected)
+            or not all(
+                isinstance(raw[name], int if kind == "int" else str) for name, kind in expected.items()
+            )
+        ):
+            raise LocalStateError(f"{self.server_file} does not describe an emulator; {fix}")
+        return ServerInfo(**raw)
 
     def clear_server(self) -> None:
         self.server_file.unlink(missing_ok=True)
@@ -59,16 +122,35 @@ class LocalState:
         for path in (self.root / "stacks").glob("*.json"):
             path.unlink()
 
-    def save_outputs(self, stack: str, outputs: dict[str, Any]) -> None:
-        self._write(self.stack_file(stack), outputs)
+    def save_stack(self, stack: str, outputs: dict[str, Any], deployment: Deployment) -> None:
+        write_json(self.deployment_file(stack), asdict(deployment))
+        write_json(self.stack_file(stack), outputs)
+
+    def forget_stack(self, stack: str) -> None:
+        self.stack_file(stack).unlink(missing_ok=True)
+        self.deployment_file(stack).unlink(missing_ok=True)
 
     def deployed_stacks(self) -> list[str]:
-        return sorted(p.stem for p in (self.root / "stacks").glob("*.json"))
+        return sorted(p.stem for p in (self.root / "stacks").glob("*.json") if not p.stem.endswith(".deploy"))
+
+    def deployment(self, stack: str) -> Deployment | None:
+        """What was created for ``stack``; None when unknown (then it cannot be kept or replaced)."""
+        try:
+            raw = self._read(self.deployment_file(stack), "run `runner local down` and `runner local up`")
+        except FileNotFoundError:
+            return None
+        try:
+            return Deployment(str(raw["fingerprint"]), [(str(t), str(i)) for t, i in raw["created"]])
+        except (KeyError, TypeError, ValueError):
+            raise LocalStateError(
+                f"{self.deployment_file(stack)} does not describe a deployment; "
+                "run `runner local down` and `runner local up`"
+            ) from None
 
     def outputs(self, stack: str) -> StackOutputs:
         path = self.stack_file(stack)
         try:
-            raw = json.loads(path.read_text())
+            raw = self._read(path, f"deploy it again with `runner local up --stack {stack}`")
         except FileNotFoundError:
             deployed = ", ".join(self.deployed_stacks()) or "none"
             raise RunnerError(

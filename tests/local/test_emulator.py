@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,8 +15,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import cli
+from runner.local import commands as local_commands
 from runner.local.server import free_port, is_alive
-from runner.local.state import LocalState
+from runner.local.state import Deployment, LocalState
 
 pytestmark = pytest.mark.emulator
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -93,7 +98,7 @@ def test_local_env_var_selects_the_emulator(emulator: dict, monkeypatch: pytest.
 
 def test_the_only_deployed_stack_is_the_local_default(emulator: dict, isolated_environment: Path):
     state = LocalState(isolated_environment / "batch-stacks")
-    state.save_outputs("prod", state.outputs("dev").to_contract())
+    state.save_stack("prod", state.outputs("dev").to_contract(), Deployment("test"))
     state.stack_file("dev").unlink()
     result = run("--local", "submit", "--array", "2", "--json")
     assert result.exit_code == 0, result.output
@@ -122,8 +127,99 @@ def test_a_stale_pid_file_is_cleared(project: Path, isolated_environment: Path):
     state.server_file.write_text(json.dumps({
         "pid": 2**22 + 12345, "port": 1, "endpoint_url": "http://127.0.0.1:1", "log_file": "x", "started_at": "t",
     }))  # fmt: skip
-    state.save_outputs("dev", {"region": "us-east-1"})
+    state.save_stack("dev", {"region": "us-east-1"}, Deployment("test"))
     result = run("--local", "outputs")
     assert result.output == "Error: the local emulator is not running; start it with `runner local up`\n"
     assert not state.server_file.exists()
     assert state.deployed_stacks() == []
+
+
+def test_up_again_keeps_an_unchanged_stack_and_replaces_a_changed_one(
+    isolated_environment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py"):
+        shutil.copy(PROJECT_DIR / name, project / name)
+    shutil.copytree(PROJECT_DIR / "infra", project / "infra")
+    monkeypatch.setenv("RUNNER_PROJECT_DIR", str(project))
+    first = json.loads(run("local", "up", "--json").stdout)
+    try:
+        again = run("local", "up")
+        assert again.exit_code == 0, again.output
+        assert "Kept the unchanged stack 'dev'" in again.output
+        batch = batch_at(first["endpointUrl"])
+        assert [q["jobQueueArn"] for q in batch.describe_job_queues()["jobQueues"]] == [
+            first["outputs"]["jobQueueArn"]
+        ]
+        stack_file = project / "Pulumi.dev.yaml"
+        stack_file.write_text(stack_file.read_text().replace("maxVcpus: 32", "maxVcpus: 48"))
+        replaced = json.loads(run("local", "up", "--json").stdout)
+        assert replaced["deployment"] == "replaced" and replaced["pid"] == first["pid"]
+        (queue,) = batch.describe_job_queues()["jobQueues"]
+        assert queue["jobQueueArn"] == replaced["outputs"]["jobQueueArn"] != first["outputs"]["jobQueueArn"]
+        (environment,) = batch.describe_compute_environments()["computeEnvironments"]
+        assert environment["computeResources"]["maxvCpus"] == 48
+    finally:
+        run("local", "down")
+    assert not is_alive(first["pid"])
+
+
+def test_concurrent_ups_share_one_emulator_and_down_stops_it(project: Path, isolated_environment: Path):
+    env = {**os.environ, "XDG_STATE_HOME": str(isolated_environment)}
+    command = [sys.executable, "-c", "from runner.cli import main; main()", "local", "up", "--json"]
+    ups = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)
+    ]
+    results = [json.loads(p.communicate(timeout=120)[0]) for p in ups]
+    try:
+        assert results[0]["pid"] == results[1]["pid"]
+        assert sorted(r["started"] for r in results) == [False, True]
+        assert sorted(r["deployment"] for r in results) == ["deployed", "kept"]
+        assert len(emulator_pids(isolated_environment)) == 1
+    finally:
+        down = subprocess.run([*command[:3], "local", "down"], env=env, capture_output=True, text=True)
+    assert down.returncode == 0, down.stderr
+    assert emulator_pids(isolated_environment) == []
+
+
+def test_an_interrupted_first_up_leaves_no_emulator(
+    project: Path, isolated_environment: Path, monkeypatch: pytest.MonkeyPatch
+):
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(local_commands, "deploy_or_keep", interrupted)
+    result = run("local", "up")
+    assert result.exit_code == 130
+    assert result.output.startswith("Error: interrupted;")
+    assert emulator_pids(isolated_environment) == []
+    assert run("local", "status").exit_code == 3
+
+
+def test_a_corrupt_server_file_is_one_line_naming_it(project: Path, isolated_environment: Path):
+    state = LocalState(isolated_environment / "batch-stacks")
+    state.root.mkdir(parents=True)
+    state.server_file.write_text('{"pid": "twelve"}')
+    result = run("local", "status")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {state.server_file} does not describe an emulator; stop any emulator left running "
+        "(`pkill -f moto.server`) and delete the file\n"
+    )
+
+
+def emulator_pids(state: Path) -> list[int]:
+    """moto servers started by this test's state directory (their log file names it)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"moto.server" in cmdline and str(state).encode() in environ and is_alive(int(proc.name)):
+            pids.append(int(proc.name))
+    return pids

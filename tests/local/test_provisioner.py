@@ -17,6 +17,9 @@ from runner.errors import RunnerError
 from runner.local.deploy import deploy_stack
 from runner.local.provisioner import EMULATOR_SERVICE_ROLE, EmulatorMocks, UnsupportedResourceError
 
+# Each test runs the whole Pulumi program against moto: part of the slow, end-to-end set.
+pytestmark = pytest.mark.emulator
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 
@@ -260,7 +263,7 @@ def test_emulator_refusal_is_one_line_naming_the_resource(mocks: EmulatorMocks):
                          [("dev", "SPOT", "SPOT_PRICE_CAPACITY_OPTIMIZED", 32, "1"),
                           ("prod", "EC2", "BEST_FIT_PROGRESSIVE", 256, "2")])  # fmt: skip
 def test_deploying_a_stack_creates_its_whole_graph(emulator, stack, batch_type, strategy, max_vcpus, vcpus):
-    outputs = deploy_stack(PROJECT_DIR, stack, None)
+    outputs, _ = deploy_stack(PROJECT_DIR, stack, None)
     batch = client("batch")
     (environment,) = batch.describe_compute_environments(
         computeEnvironments=list(outputs["computeEnvironmentArns"])
@@ -314,6 +317,25 @@ def test_a_resource_the_emulator_cannot_create_stops_the_deploy(emulator, tmp_pa
         UnsupportedResourceError, match=r"cannot create aws:s3/bucket:Bucket \(resource 'extra'\)"
     ):
         deploy_stack(tmp_path, "dev", None)
+    # What the program had created before the unsupported resource is deleted again.
+    batch = client("batch")
+    assert batch.describe_compute_environments()["computeEnvironments"] == []
+    assert batch.describe_job_queues()["jobQueues"] == []
+    assert {r["RoleName"] for r in client("iam").list_roles()["Roles"]} <= {EMULATOR_SERVICE_ROLE}
+    assert client("logs").describe_log_groups(logGroupNamePrefix="/batch-stacks/")["logGroups"] == []
+
+
+def test_teardown_deletes_a_whole_deployment_newest_first(emulator):
+    outputs, deployment = deploy_stack(PROJECT_DIR, "prod", None)
+    mocks = EmulatorMocks(AwsTarget("us-east-1"))
+    assert mocks.teardown(deployment.created) == []
+    batch = client("batch")
+    assert batch.describe_job_queues(jobQueues=[outputs["jobQueueArn"]])["jobQueues"] == []
+    assert batch.describe_compute_environments()["computeEnvironments"] == []
+    active = batch.describe_job_definitions(jobDefinitions=[outputs["jobDefinitionArn"]])["jobDefinitions"]
+    assert all(d["status"] == "INACTIVE" for d in active)
+    assert client("iam").list_instance_profiles()["InstanceProfiles"] == []
+    assert mocks.teardown(deployment.created) == []  # already gone is not a failure
 
 
 def test_a_fargate_spot_stack_deploys_and_runs(emulator, tmp_path: Path):
@@ -325,7 +347,7 @@ def test_a_fargate_spot_stack_deploys_and_runs(emulator, tmp_path: Path):
         "    instanceTypes: [c6i, m6i, r6i, c5, m5, r5, c6a, m6a]\n", ""
     )
     (tmp_path / "Pulumi.dev.yaml").write_text(stack_file)
-    outputs = deploy_stack(tmp_path, "dev", None)
+    outputs, _ = deploy_stack(tmp_path, "dev", None)
     batch = client("batch")
     (environment,) = batch.describe_compute_environments()["computeEnvironments"]
     assert environment["computeResources"]["type"] == "FARGATE_SPOT"
