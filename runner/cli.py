@@ -188,6 +188,7 @@ def _show_summary(summary: Summary, as_json: bool, submitted: dict[str, Any] | N
 @click.option(
     "--vcpus",
     type=click.IntRange(1, MAX_JOB_VCPUS),
+    metavar="N",
     help="vCPUs per task, at most the stack's maxVcpus (default: the definition's).",
 )
 @click.option(
@@ -201,6 +202,7 @@ def _show_summary(summary: Summary, as_json: bool, submitted: dict[str, Any] | N
 @click.option(
     "--attempts",
     type=click.IntRange(MIN_ATTEMPTS, MAX_ATTEMPTS),
+    metavar="N",
     help="Attempts per task; retries follow the definition's rules (default: the definition's).",
 )
 @click.option(

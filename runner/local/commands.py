@@ -30,9 +30,13 @@ def local() -> None:
 
 
 @local.command()
-@click.option("--stack", "stack_name", default=None, help="Stack file to deploy (default: dev).")
-@click.option("--port", type=click.IntRange(1024, 65535), help="Loopback port (default: a free one).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--stack", "stack_name", default=None, metavar="NAME", help="Stack file to deploy (default: dev)."
+)
+@click.option(
+    "--port", type=click.IntRange(1024, 65535), metavar="PORT", help="Loopback port (default: a free one)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (shapes in the README).")
 @pass_session
 def up(session: Session, stack_name: str | None, port: int | None, as_json: bool) -> None:
     """Start the emulator (or reuse it) and deploy a stack's Pulumi program into it."""
@@ -71,7 +75,7 @@ def up(session: Session, stack_name: str | None, port: int | None, as_json: bool
 
 
 @local.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (shapes in the README).")
 @pass_session
 def down(session: Session, as_json: bool) -> None:
     """Stop the emulator; everything deployed into it is gone with it."""
@@ -87,7 +91,7 @@ def down(session: Session, as_json: bool) -> None:
 
 
 @local.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (shapes in the README).")
 @pass_session
 def status(session: Session, as_json: bool) -> None:
     """What runs where. Exits 3 when the emulator is not running."""
