@@ -19,16 +19,16 @@ from infra.limits import (
     MIN_MEMORY_MIB,
     MIN_TIMEOUT_SECONDS,
 )
-from runner import render
-from runner.cancel import cancel_job
+from runner.analysis.summary import Summary
+from runner.aws.job_logs import read_log, task_job_id
 from runner.errors import RunnerError
-from runner.job_logs import read_log, task_job_id
 from runner.local import commands as local_commands
-from runner.runs import prune_runs
+from runner.runs.cancel import cancel_job
+from runner.runs.records import prune_runs
+from runner.runs.submit import MAX_ARRAY, MIN_ARRAY, SubmitOptions, parse_pairs, submit_run
+from runner.runs.watch import DEFAULT_INTERVAL, Progress, watch
 from runner.session import JobRef, Session
-from runner.submit import MAX_ARRAY, MIN_ARRAY, SubmitOptions, parse_pairs, submit_run
-from runner.summary import Summary
-from runner.watch import DEFAULT_INTERVAL, Progress, watch
+from runner.show import terminal as render
 
 EXIT_JOBS_FAILED = 3
 EXIT_INTERRUPTED = 130

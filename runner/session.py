@@ -9,21 +9,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from runner.aws import AwsTarget
-from runner.errors import InvalidInputError, RunnerError, RunNotFoundError
-from runner.local.server import running_server
-from runner.local.state import LocalState
-from runner.runs import RunRecord, RunStore, is_run_id, state_dir, utc_now
-from runner.stack_outputs import (
+from runner.analysis.summary import Summary, cost_estimate, summarize
+from runner.aws.clients import AwsTarget
+from runner.aws.stack_outputs import (
     StackOutputs,
     find_project_dir,
     outputs_from_file,
     outputs_from_pulumi,
     selected_stack,
 )
-from runner.submit import recover_job_id
-from runner.summary import Summary, cost_estimate, summarize
-from runner.watch import describe_job
+from runner.errors import InvalidInputError, RunnerError, RunNotFoundError
+from runner.local.server import running_server
+from runner.local.state import LocalState
+from runner.runs.records import RunRecord, RunStore, is_run_id, state_dir, utc_now
+from runner.runs.submit import recover_job_id
+from runner.runs.watch import describe_job
 
 DEFAULT_LOCAL_STACK = "dev"
 

@@ -11,8 +11,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from runner.summary import summarize
-from runner.watch import watch
+from runner.runs.records.watch import watch
+
+from runner.analysis.summary import summarize
 
 PARENT = "bench-parent"
 

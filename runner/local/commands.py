@@ -6,11 +6,11 @@ import sys
 
 import click
 
-from runner import render
+from runner.aws.stack_outputs import find_project_dir
 from runner.local.deploy import deploy_or_keep
 from runner.local.server import running_server, start_server, stop_server
 from runner.session import Session
-from runner.stack_outputs import find_project_dir
+from runner.show import terminal as render
 
 EXIT_NOT_RUNNING = 3
 

@@ -10,12 +10,12 @@ from typing import Any, Literal
 
 import pulumi
 
-from runner.aws import AwsTarget, aws_errors
+from runner.aws.clients import AwsTarget, aws_errors
+from runner.aws.stack_outputs import parse_outputs
 from runner.errors import RunnerError
 from runner.local.program import load_stack_config, run_program
 from runner.local.provisioner import EmulatorMocks
 from runner.local.state import Deployment, LocalState
-from runner.stack_outputs import parse_outputs
 
 DEFAULT_REGION = "us-east-1"
 Action = Literal["deployed", "kept", "replaced"]

@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 from botocore.exceptions import ClientError
 
-from runner.aws import AwsTarget
+from runner.aws.clients import AwsTarget
 from runner.errors import RunnerError
 
 Inputs = dict[str, Any]

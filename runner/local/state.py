@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from runner.aws.stack_outputs import StackOutputs, parse_outputs
 from runner.errors import RunnerError
 from runner.json_files import JsonFileError, read_json, write_json
-from runner.stack_outputs import StackOutputs, parse_outputs
 
 LOCK_TIMEOUT = 180.0
 

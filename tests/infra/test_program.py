@@ -11,8 +11,8 @@ import pytest
 from pulumi.runtime.mocks import MockMonitor
 
 from infra.settings import SettingsError
+from runner.aws.stack_outputs import CONTRACT_KEYS
 from runner.local.program import ProgramError, load_stack_config
-from runner.stack_outputs import CONTRACT_KEYS
 from tests.infra.conftest import PROJECT_DIR, Deployment, deploy
 
 CE = "aws:batch/computeEnvironment:ComputeEnvironment"

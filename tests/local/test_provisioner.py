@@ -12,7 +12,7 @@ import pulumi
 import pytest
 from moto import mock_aws
 
-from runner.aws import AwsTarget
+from runner.aws.clients import AwsTarget
 from runner.errors import RunnerError
 from runner.local.deploy import deploy_stack
 from runner.local.provisioner import EMULATOR_SERVICE_ROLE, EmulatorMocks, UnsupportedResourceError

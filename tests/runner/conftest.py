@@ -16,9 +16,9 @@ from moto import mock_aws
 from moto.batch import batch_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from runner.aws import AwsTarget
+from runner.aws.clients import AwsTarget
+from runner.aws.stack_outputs import StackOutputs
 from runner.cli import cli
-from runner.stack_outputs import StackOutputs
 
 REGION = "us-east-1"
 

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from runner import cli as cli_module
+from runner.aws.stack_outputs import StackOutputs
 from runner.cli import cli
-from runner.stack_outputs import StackOutputs
 from tests.runner.conftest import Runner, moto_jobs
 
 

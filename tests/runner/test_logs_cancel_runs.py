@@ -8,9 +8,9 @@ from typing import Any
 import boto3
 import pytest
 
+from runner.aws.job_logs import child_job_id, read_log
+from runner.aws.stack_outputs import StackOutputs
 from runner.errors import RunnerError
-from runner.job_logs import child_job_id, read_log
-from runner.stack_outputs import StackOutputs
 from tests.runner.conftest import REGION, Runner, moto_jobs
 
 

@@ -6,8 +6,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, ReadTimeoutError
 
-import runner.aws
-from runner.aws import AwsTarget, aws_errors
+import runner.aws.clients
+from runner.aws.clients import AwsTarget, aws_errors
 from runner.errors import AwsError
 
 
@@ -98,9 +98,9 @@ def test_errors_that_may_pass_by_themselves_are_marked_transient(error: Exceptio
 @pytest.fixture
 def quick_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     """The real config with sub-second timeouts, so a silent endpoint fails fast in a test."""
-    quick = runner.aws.CLIENT_CONFIG.merge(Config(connect_timeout=0.2, read_timeout=0.2))
-    monkeypatch.setattr(runner.aws, "CLIENT_CONFIG", quick)
-    monkeypatch.setattr(runner.aws, "READ_TIMEOUT", 0.2)
+    quick = runner.aws.clients.CLIENT_CONFIG.merge(Config(connect_timeout=0.2, read_timeout=0.2))
+    monkeypatch.setattr(runner.aws.clients, "CLIENT_CONFIG", quick)
+    monkeypatch.setattr(runner.aws.clients, "READ_TIMEOUT", 0.2)
 
 
 def test_a_silent_endpoint_is_one_line_naming_it(quick_timeouts: None):

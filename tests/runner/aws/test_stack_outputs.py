@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from runner.aws.stack_outputs import CONTRACT_KEYS, find_project_dir, outputs_from_file, parse_outputs
 from runner.cli import cli
 from runner.errors import StackOutputsError
-from runner.stack_outputs import CONTRACT_KEYS, find_project_dir, outputs_from_file, parse_outputs
 
 OUTPUTS = {
     "region": "eu-west-1",

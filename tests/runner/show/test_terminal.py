@@ -5,9 +5,9 @@ from datetime import datetime, timezone
 
 from rich.console import Console
 
-from runner import render
-from runner.summary import Failure, RuntimeStats, Summary, cost_estimate
-from runner.watch import progress_of
+from runner.analysis.summary import Failure, RuntimeStats, Summary, cost_estimate
+from runner.runs.watch import progress_of
+from runner.show import terminal as render
 
 
 def summary_with_failures(count: int) -> Summary:

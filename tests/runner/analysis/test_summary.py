@@ -9,8 +9,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from runner.stack_outputs import StackOutputs
-from runner.summary import Summary, percentile, runtime_stats, summarize
+from runner.analysis.summary import Summary, percentile, runtime_stats, summarize
+from runner.aws.stack_outputs import StackOutputs
 from tests.runner.conftest import REGION, Runner, fail_children
 
 PARENT = "a1b2c3d4-0000-0000-0000-000000000000"

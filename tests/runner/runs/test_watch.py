@@ -12,10 +12,10 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from rich.console import Console
 
 from runner import cli as cli_module
+from runner.aws.stack_outputs import StackOutputs
 from runner.errors import AwsError, RunNotFoundError
-from runner.render import ProgressView
-from runner.stack_outputs import StackOutputs
-from runner.watch import MAX_INTERVAL, progress_of, watch
+from runner.runs.watch import MAX_INTERVAL, progress_of, watch
+from runner.show.terminal import ProgressView
 from tests.runner.conftest import Runner, fail_children
 
 

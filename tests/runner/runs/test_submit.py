@@ -9,11 +9,11 @@ import boto3
 import pytest
 from click.testing import CliRunner
 
-from runner.aws import AwsTarget
+from runner.aws.clients import AwsTarget
+from runner.aws.stack_outputs import StackOutputs
 from runner.cli import cli
 from runner.errors import InvalidInputError, RunnerError
-from runner.stack_outputs import StackOutputs
-from runner.submit import SubmitOptions, job_name, parse_pairs, submit_params, validate
+from runner.runs.submit import SubmitOptions, job_name, parse_pairs, submit_params, validate
 from tests.runner.conftest import REGION, Runner, moto_jobs
 
 RUN_ID = "20261124-120000-abcd"

@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from runner.aws import aws_errors
-from runner.watch import STATUSES, TERMINAL, describe_job, progress_of
+from runner.aws.clients import aws_errors
+from runner.runs.watch import STATUSES, TERMINAL, describe_job, progress_of
 
 PAGE_SIZE = 1000
 DESCRIBE_BATCH = 100

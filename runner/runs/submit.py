@@ -26,10 +26,10 @@ from infra.limits import (
     MIN_MEMORY_MIB,
     MIN_TIMEOUT_SECONDS,
 )
-from runner.aws import aws_errors
+from runner.aws.clients import aws_errors
+from runner.aws.stack_outputs import StackOutputs
 from runner.errors import InvalidInputError, RunnerError
-from runner.runs import RunRecord, RunStore, new_run_id
-from runner.stack_outputs import StackOutputs
+from runner.runs.records import RunRecord, RunStore, new_run_id
 
 MIN_ARRAY, MAX_ARRAY = 2, MAX_ARRAY_SIZE
 RUN_ID_ENV = "RUNNER_RUN_ID"

@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from runner.job_logs import LogStream
-from runner.runs import Pruned, RunRecord
-from runner.summary import Summary
-from runner.watch import STATUSES
-from runner.watch import Progress as JobProgress
+from runner.analysis.summary import Summary
+from runner.aws.job_logs import LogStream
+from runner.runs.records import Pruned, RunRecord
+from runner.runs.watch import STATUSES
+from runner.runs.watch import Progress as JobProgress
 
 FAILURES_SHOWN = 50
 STATUS_STYLE = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "cyan", "RUNNABLE": "yellow"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runner.aws import aws_errors
-from runner.watch import Progress, poll
+from runner.aws.clients import aws_errors
+from runner.runs.watch import Progress, poll
 
 QUEUED = ("SUBMITTED", "PENDING", "RUNNABLE")
 ACTIVE = ("STARTING", "RUNNING")

@@ -1,0 +1,1 @@
+"""What we conclude from a run: summary, failure classes, index ranges."""

@@ -1,0 +1,1 @@
+"""AWS-facing reads and writes: clients, Batch jobs, logs, and the stack outputs."""
