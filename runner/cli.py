@@ -19,13 +19,17 @@ from infra.limits import (
     MIN_MEMORY_MIB,
     MIN_TIMEOUT_SECONDS,
 )
+from runner.analysis.failure_classes import CLASSES
 from runner.analysis.summary import Summary
-from runner.aws.job_logs import read_log, task_job_id
-from runner.errors import RunnerError
+from runner.aws.clients import AwsTarget
+from runner.aws.job_logs import read_log
+from runner.aws.stack_outputs import parse_outputs
+from runner.errors import InvalidInputError, RunnerError
 from runner.local import commands as local_commands
-from runner.runs.cancel import cancel_job
-from runner.runs.records import prune_runs
-from runner.runs.submit import MAX_ARRAY, MIN_ARRAY, SubmitOptions, parse_pairs, submit_run
+from runner.runs.cancel import cancel_jobs
+from runner.runs.records import RunRecord, is_run_id, prune_runs
+from runner.runs.retry import RetryOptions, parse_classes, retry_run
+from runner.runs.submit import MAX_ARRAY, MIN_ARRAY, SubmitOptions, parse_pairs, resume_run, submit_run
 from runner.runs.watch import DEFAULT_INTERVAL, Progress, watch
 from runner.session import JobRef, Session
 from runner.show import terminal as render
@@ -152,7 +156,7 @@ def _watch_with_progress(ref: JobRef, interval: float) -> Progress:
     view = render.ProgressView(console)
     try:
         with view.running():
-            return watch(ref.target.client("batch"), ref.job_id, interval=interval,
+            return watch(ref.target.client("batch"), ref.job_ids, interval=interval,
                          on_progress=view.update, on_retry=view.retrying)  # fmt: skip
     except KeyboardInterrupt:
         resume = ref.run_id or ref.job_id
@@ -215,6 +219,12 @@ def _show_summary(summary: Summary, as_json: bool, submitted: dict[str, Any] | N
 @click.option("--tag", multiple=True, metavar="K=V", help="Tag on the job, up to 48 (repeatable).")
 @click.option("--depends-on", metavar="RUN_OR_JOB_ID", help="Run id or job id this run waits for.")
 @click.option("--wait", is_flag=True, help="Watch until done, then print the summary.")
+@click.option(
+    "--resume",
+    "resume_run_id",
+    metavar="RUN_ID",
+    help="Submit only the missing shards of an interrupted or refused run (other options ignored).",
+)
 @target_options
 @interval_option
 @price_option
@@ -234,16 +244,35 @@ def submit(
     tag: tuple[str, ...],
     depends_on: str | None,
     wait: bool,
+    resume_run_id: str | None,
     interval: float,
     vcpu_hour_price: float | None,
     as_json: bool,
 ) -> None:
     """Submit an array job (or one job) to the stack's queue and job definition.
 
+    Above 10,000 tasks the run is split into shards of 10,000 (AWS's array limit), one run id for
+    all. Each task's logical index is RUNNER_INDEX_OFFSET + AWS_BATCH_JOB_ARRAY_INDEX; the run's
+    size is RUNNER_ARRAY_SIZE.
+
     \b
     Example:
         runner submit --array 100 --env SWEEP=alpha --vcpus 2 --wait
+        runner submit --array 250000
+        runner submit --resume 20261124-151012-ab12
     """
+    if resume_run_id:
+        ref_record = session.store.load(resume_run_id) if is_run_id(resume_run_id) else None
+        if ref_record is None:
+            raise InvalidInputError(
+                f"--resume takes a run id such as 20261124-151012-ab12, got {resume_run_id!r}"
+            )
+        target = AwsTarget(ref_record.outputs["region"], ref_record.endpoint_url)
+        if ref_record.endpoint_url:
+            session.require_emulator(ref_record)
+        record = resume_run(target.client("batch"), session.store, ref_record)
+        _after_submit(session, record, as_json=as_json, wait=wait, interval=interval, price=vcpu_hour_price)
+        return
     options = SubmitOptions(
         array_size=array_size,
         name=name,
@@ -258,21 +287,30 @@ def submit(
     )
     outputs = session.outputs()
     target = session.target()
-    depends_on_job = session.depends_on_job(depends_on) if depends_on else None
+    depends_on_jobs = session.depends_on_jobs(depends_on) if depends_on else []
     record = submit_run(
         target.client("batch"),
         session.store,
         options,
         outputs,
         now=session.now(),
-        depends_on_job_id=depends_on_job,
+        depends_on_job_ids=depends_on_jobs,
         endpoint_url=target.endpoint_url,
     )
+    _after_submit(session, record, as_json=as_json, wait=wait, interval=interval, price=vcpu_hour_price)
+
+
+def _after_submit(
+    session: Session, record: RunRecord, *, as_json: bool, wait: bool, interval: float, price: float | None
+) -> None:
+    """What submit, resume and retry print; with ``wait``, watch and summarize."""
     submitted = record.submitted_json()
     if not as_json:
-        tasks = f"{record.array_size} tasks" if record.array_size else "1 task"
+        tasks = f"{record.tasks:,} task{'s' if record.tasks != 1 else ''}"
+        jobs = f"job {record.job_id}" if len(record.shards) == 1 else f"{len(record.shards)} array jobs"
+        lineage = f", retrying run {record.parent_run_id}" if record.parent_run_id else ""
         click.echo(
-            f"Submitted run {record.run_id}: job {record.job_id} ({tasks}) to {outputs.job_queue_name}"
+            f"Submitted run {record.run_id}: {jobs} ({tasks}) to {record.outputs['jobQueueName']}{lineage}"
         )
     if not wait:
         if as_json:
@@ -280,9 +318,85 @@ def submit(
         else:
             click.echo(f"Watch it with `runner watch {record.run_id}`.")
         return
-    ref = session.resolve(record.run_id)
-    _watch_with_progress(ref, interval)
-    _show_summary(session.summary(ref, price=vcpu_hour_price), as_json, submitted)
+    ref = session.resolve(record.parent_run_id or record.run_id)
+    own = session.resolve(record.run_id)
+    _watch_with_progress(own, interval)
+    _show_summary(session.summary(ref, price=price), as_json, submitted)
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option(
+    "--class",
+    "classes",
+    metavar="CLASS[,CLASS]",
+    help=f"Only failures of these classes: {', '.join(CLASSES)} (default: every failed task).",
+)
+@click.option("--indices", metavar="RANGES", help="Only these logical indices, e.g. 3,17-19.")
+@click.option(
+    "--vcpus",
+    type=click.IntRange(1, MAX_JOB_VCPUS),
+    metavar="N",
+    help="vCPUs per task (default: as the run had them).",
+)
+@click.option(
+    "--memory",
+    "memory_mib",
+    type=click.IntRange(MIN_MEMORY_MIB, MAX_MEMORY_MIB),
+    metavar="MIB",
+    help="Memory per task in MiB (default: as the run had it).",
+)
+@click.option(
+    "--timeout",
+    "timeout_seconds",
+    type=click.IntRange(MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS),
+    metavar="SECONDS",
+    help="Per-attempt timeout (default: as the run had it).",
+)
+@click.option(
+    "--attempts",
+    type=click.IntRange(MIN_ATTEMPTS, MAX_ATTEMPTS),
+    metavar="N",
+    help="Attempts per task (default: as the run had them).",
+)
+@click.option(
+    "--wait", is_flag=True, help="Watch until done, then print the run's summary with retries folded in."
+)
+@target_options
+@interval_option
+@price_option
+@json_option
+@pass_session
+def retry(
+    session: Session, run_id: str, classes: str | None, indices: str | None, vcpus: int | None,
+    memory_mib: int | None, timeout_seconds: int | None, attempts: int | None, wait: bool, interval: float,
+    vcpu_hour_price: float | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Run exactly the failed tasks of a run again, as a new run linked to it.
+
+    Each contiguous range of logical indices becomes one array job with its RUNNER_INDEX_OFFSET.
+    The run's command, environment, parameters, tags and overrides carry over unless overridden;
+    --stack runs them on another stack (a lab run's Spot failures on prod's on-demand capacity).
+
+    \b
+    Example:
+        runner retry 20261124-151012-ab12 --class spot --stack prod
+        runner retry 20261124-151012-ab12 --class oom --memory 8192 --wait
+    """
+    options = RetryOptions(parse_classes(classes), indices, memory_mib, vcpus, timeout_seconds, attempts)
+    ref = session.resolve(run_id)
+    if ref.record is None or not ref.whole_run:
+        raise InvalidInputError(f"retry takes a run id (see `runner runs`), got {run_id!r}")
+    parent = ref.record
+    summary = session.summary(ref)
+    if session.stack_option or session.outputs_file:
+        outputs, target = session.outputs(), session.target()
+    else:
+        outputs = parse_outputs(parent.stack, parent.outputs, f"run {parent.run_id}'s record")
+        target = ref.target
+    record = retry_run(target.client("batch"), session.store, parent, summary, options, outputs,
+                       now=session.now(), endpoint_url=target.endpoint_url)  # fmt: skip
+    _after_submit(session, record, as_json=as_json, wait=wait, interval=interval, price=vcpu_hour_price)
 
 
 @cli.command("watch")
@@ -311,35 +425,44 @@ def watch_command(session: Session, run_or_job_id: str, interval: float, as_json
 @click.argument("run_or_job_id")
 @target_options
 @click.option("--refresh", is_flag=True, help="Ask AWS again even if the run's summary is cached.")
+@click.option(
+    "--attempts",
+    "all_attempts",
+    is_flag=True,
+    help="Count Spot interruptions over every attempt of every task (describes every task, "
+    "100 per call, once; cached when the run is complete).",
+)
 @price_option
 @json_option
 @pass_session
 def summary_command(
-    session: Session, run_or_job_id: str, refresh: bool, vcpu_hour_price: float | None,
+    session: Session, run_or_job_id: str, refresh: bool, all_attempts: bool, vcpu_hour_price: float | None,
     as_json: bool,
 ) -> None:  # fmt: skip
-    """Counts by status, failed tasks with reasons, runtimes, vCPU-hours and cost.
+    """Counts by status, failures by class and logical index, runtimes, vCPU-hours and cost.
 
-    Exits 3 when any task failed.
+    A run's retries are folded in: each index shows its latest outcome. Exits 3 when any task failed.
     """
     ref = session.resolve(run_or_job_id)
-    _show_summary(session.summary(ref, price=vcpu_hour_price, refresh=refresh), as_json)
+    summary = session.summary(ref, price=vcpu_hour_price, refresh=refresh, all_attempts=all_attempts)
+    _show_summary(summary, as_json)
 
 
 @cli.command()
 @click.argument("run_or_job_id")
 @target_options
-@click.option("--index", type=click.IntRange(min=0), help="Array child index (0 to size-1).")
+@click.option(
+    "--index", type=click.IntRange(min=0), help="Logical task index (0 to tasks-1); its latest run."
+)
 @click.option("--tail", type=click.IntRange(min=1, max=10_000), help="Only the last N lines.")
 @json_option
 @pass_session
 def logs(session: Session, run_or_job_id: str, index: int | None, tail: int | None, as_json: bool) -> None:
     """Print a task's latest attempt's CloudWatch log."""
     ref = session.resolve(run_or_job_id)
-    batch = ref.target.client("batch")
-    known_size = ref.record.array_size if ref.record and ref.job_id == ref.record.job_id else None
-    job_id = task_job_id(batch, ref.job_id, index, known_size)
-    log = read_log(batch, ref.target.client("logs"), job_id, ref.outputs["logGroupName"], tail=tail)
+    target, job_id, outputs = session.task(ref, index)
+    batch = target.client("batch")
+    log = read_log(batch, target.client("logs"), job_id, outputs["logGroupName"], tail=tail)
     if as_json:
         render.print_json(log.to_json())
     else:
@@ -364,8 +487,9 @@ def cancel(session: Session, run_or_job_id: str, reason: str, yes: bool, as_json
     if not yes:
         if not sys.stdin.isatty():
             raise RunnerError("cancel needs confirmation; pass --yes when not at a terminal")
-        click.confirm(f"Cancel job {ref.job_id} and every task still running?", abort=True)
-    result = cancel_job(ref.target.client("batch"), ref.job_id, reason)
+        what = f"run {ref.run_id}" if ref.whole_run else f"job {ref.job_id}"
+        click.confirm(f"Cancel {what} and every task still running?", abort=True)
+    result = cancel_jobs(ref.target.client("batch"), ref.job_ids, reason)
     if as_json:
         render.print_json({"runId": ref.run_id, **result.to_json()})
     elif result.nothing_to_do:
@@ -373,7 +497,7 @@ def cancel(session: Session, run_or_job_id: str, reason: str, yes: bool, as_json
     else:
         click.echo(
             f"Cancelled {result.cancelled} queued and terminating {result.terminated} running "
-            f"task(s) of job {ref.job_id}."
+            f"task(s) of {f'run {ref.run_id}' if ref.whole_run else f'job {ref.job_id}'}."
         )
 
 

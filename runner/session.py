@@ -9,8 +9,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from runner.analysis.summary import Summary, cost_estimate, summarize
+from infra.limits import MAX_DEPENDS_ON
+from runner.analysis.lineage import RetryOutcome, fold_retries
+from runner.analysis.summary import EVERY_ATTEMPT_BASIS, Summary, cost_estimate, counts_line, summarize
+from runner.aws.batch_jobs import JobsForgottenError, describe_all
 from runner.aws.clients import AwsTarget
+from runner.aws.job_logs import task_job_id
 from runner.aws.stack_outputs import (
     StackOutputs,
     find_project_dir,
@@ -21,25 +25,38 @@ from runner.aws.stack_outputs import (
 from runner.errors import InvalidInputError, RunnerError, RunNotFoundError
 from runner.local.server import running_server
 from runner.local.state import LocalState
+from runner.runs.indices import format_ranges
 from runner.runs.records import RunRecord, RunStore, is_run_id, state_dir, utc_now
-from runner.runs.submit import recover_job_id
-from runner.runs.watch import describe_job
+from runner.runs.submit import recover_shards
 
 DEFAULT_LOCAL_STACK = "dev"
 
 
 @dataclass(frozen=True)
 class JobRef:
-    """A job to act on, with the stack outputs and AWS target it belongs to."""
+    """What to act on: a whole run's shards, one shard, one task, or an unrecorded AWS job.
+
+    ``shards`` are (AWS job id, logical offset of its first task) pairs.
+    """
 
     job_id: str
     outputs: dict[str, Any]
     target: AwsTarget
     record: RunRecord | None = None
+    shards: tuple[tuple[str, int], ...] = ()
 
     @property
     def run_id(self) -> str | None:
         return self.record.run_id if self.record else None
+
+    @property
+    def job_ids(self) -> list[str]:
+        return [job_id for job_id, _ in self.shards] or [self.job_id]
+
+    @property
+    def whole_run(self) -> bool:
+        return self.record is not None and len(self.shards) == len(self.record.job_ids) and (
+            self.job_id == self.record.job_id)  # fmt: skip
 
 
 @dataclass
@@ -99,28 +116,58 @@ class Session:
         return AwsTarget(self.outputs().region, self.endpoint_url())
 
     def resolve(self, run_or_job_id: str) -> JobRef:
-        """A run id or AWS job id to the job and where it lives (the run's own record first)."""
+        """A run id, AWS job id or task id to what it names (the run's own record first)."""
         record = self.store.find(run_or_job_id)
-        if record is not None:
-            if record.endpoint_url and not record.summary:
-                self.require_emulator(record)
-            target = AwsTarget(record.outputs["region"], record.endpoint_url)
-            job_id = record.job_id
-            if job_id is None:
-                job_id = recover_job_id(target.client("batch"), record)
-                if job_id is None:
-                    raise RunNotFoundError(
-                        f"run {record.run_id} was never submitted ({record.error or record.state})"
-                    )
-                record.state, record.job_ids = "submitted", [job_id]
-                self.store.save(record)
-            if ":" in run_or_job_id and not is_run_id(run_or_job_id):
-                job_id = run_or_job_id  # an array child asked for by its own id
-            return JobRef(job_id, record.outputs, target, record)
+        if record is None:
+            if is_run_id(run_or_job_id):
+                raise RunNotFoundError(f"no run {run_or_job_id}; list runs with `runner runs`")
+            outputs = self.outputs()
+            return JobRef(run_or_job_id, outputs.to_contract(), self.target(), None, ((run_or_job_id, 0),))
+        if record.endpoint_url and not record.summary:
+            self.require_emulator(record)
+        target = AwsTarget(record.outputs["region"], record.endpoint_url)
+        # An interrupted submit: shards AWS has but the record lacks are found by name.
+        interrupted = record.missing_shards and record.state == "submitting"
+        if interrupted and recover_shards(target.client("batch"), record):
+            self.store.save(record)
+        if not record.job_ids:
+            raise RunNotFoundError(
+                f"run {record.run_id} was never submitted ({record.error or record.state}); "
+                f"`runner submit --resume {record.run_id}` submits it"
+            )
+        shards = tuple((s.job_id, s.offset) for s in record.shards if s.job_id)
         if is_run_id(run_or_job_id):
-            raise RunNotFoundError(f"no run {run_or_job_id}; list runs with `runner runs`")
-        outputs = self.outputs()
-        return JobRef(run_or_job_id, outputs.to_contract(), self.target())
+            return JobRef(record.job_id or "", record.outputs, target, record, shards)
+        parent = run_or_job_id.split(":")[0]
+        offset = next(offset for job_id, offset in shards if job_id == parent)
+        return JobRef(run_or_job_id, record.outputs, target, record, ((run_or_job_id, offset),))
+
+    def task(self, ref: JobRef, index: int | None) -> tuple[AwsTarget, str, dict[str, Any]]:
+        """Where logical task ``index`` of a run ran last (retries first), as (target, job id, outputs).
+
+        Without a whole run (a job id, or a task's own id) the index is the array index.
+        """
+        record = ref.record
+        if record is None or not ref.whole_run:
+            known = None if record is None else next(
+                (s.size for s in record.shards if s.job_id == ref.job_id and s.is_array), None)  # fmt: skip
+            return ref.target, task_job_id(ref.target.client("batch"), ref.job_id, index, known), ref.outputs
+        if index is None:
+            if record.tasks == 1:
+                return ref.target, ref.job_id, ref.outputs
+            raise InvalidInputError(
+                f"run {record.run_id} has {record.total_tasks:,} tasks; "
+                f"pass --index 0..{record.total_tasks - 1}"
+            )
+        if not 0 <= index < record.total_tasks:
+            raise InvalidInputError(f"--index {index} is out of range; use 0..{record.total_tasks - 1}")
+        for run in reversed([record, *self.store.lineage(record)]):
+            shard = next((s for s in run.shards if s.job_id and s.holds(index)), None)
+            if shard is not None:
+                target = AwsTarget(run.outputs["region"], run.endpoint_url)
+                return target, shard.task_job_id(index), run.outputs
+        ran = format_ranges(i for s in record.shards for i in range(s.offset, s.stop))
+        raise InvalidInputError(f"run {record.run_id} did not run index {index} (it ran {ran})")
 
     def require_emulator(self, record: RunRecord) -> None:
         """A local run's jobs live in the emulator that ran them: say so at once if it is gone."""
@@ -131,49 +178,85 @@ class Session:
                 "longer running, and its jobs went with it; `runner runs --prune` forgets such runs"
             )
 
-    def depends_on_job(self, run_or_job_id: str) -> str:
-        """The AWS job a new run should wait for, checked to exist where the run will go."""
+    def depends_on_jobs(self, run_or_job_id: str) -> list[str]:
+        """The AWS jobs (a run's shards) a new run should wait for, checked where it will go."""
         ref = self.resolve(run_or_job_id)
         if ref.target != self.target():
             raise InvalidInputError(
                 f"--depends-on {run_or_job_id} is in another region or emulator than stack "
                 f"'{self.stack()}'; a job can only wait for jobs in its own queue's region"
             )
-        try:
-            job = describe_job(ref.target.client("batch"), ref.job_id)
-        except RunNotFoundError:
+        if len(ref.job_ids) > MAX_DEPENDS_ON:
             raise InvalidInputError(
-                f"--depends-on {run_or_job_id}: AWS has no job {ref.job_id}; check the id with `runner runs`"
-            ) from None
-        if job.get("status") == "FAILED":
-            raise InvalidInputError(
-                f"--depends-on {run_or_job_id}: job {ref.job_id} has FAILED, so this run would fail at once"
+                f"--depends-on {run_or_job_id}: a job can wait for at most {MAX_DEPENDS_ON} jobs and "
+                f"that run has {len(ref.job_ids)} shards; wait for it with `runner watch` before submitting"
             )
-        return ref.job_id
+        try:
+            jobs = describe_all(ref.target.client("batch"), ref.job_ids)
+        except JobsForgottenError as err:
+            raise InvalidInputError(
+                f"--depends-on {run_or_job_id}: AWS has no job {err.missing[0]}; "
+                "check the id with `runner runs`"
+            ) from None
+        failed = [job["jobId"] for job in jobs if job.get("status") == "FAILED"]
+        if failed:
+            raise InvalidInputError(
+                f"--depends-on {run_or_job_id}: job {failed[0]} has FAILED, so this run would fail at once"
+            )
+        return ref.job_ids
 
-    def summary(self, ref: JobRef, *, price: float | None = None, refresh: bool = False) -> Summary:
-        """The summary cached in a finished run's record, else one from the API (cached once done).
+    def summary(
+        self, ref: JobRef, *, price: float | None = None, refresh: bool = False, all_attempts: bool = False
+    ) -> Summary:
+        """How a run (or job) went, with its retries folded in.
 
-        A cached summary needs no AWS call, so it outlives AWS's memory of the job.
+        A complete run's summary is cached in its record, so it needs no AWS call and outlives
+        AWS's memory of the jobs; ``all_attempts`` is paid for once and cached the same way.
         """
-        record = ref.record
-        whole_run = record is not None and ref.job_id == record.job_id
-        if whole_run and record.summary and not refresh:
-            summary = Summary.from_json(record.summary)
-            if price is None:
-                return summary
-            return replace(
+        summary = self._own_summary(ref, refresh=refresh, all_attempts=all_attempts)
+        if ref.whole_run and ref.record is not None and ref.record.retry_run_ids:
+            retries = [
+                RetryOutcome(retry.run_id, [(s.offset, s.size) for s in retry.shards],
+                             self._own_summary(self.resolve(retry.run_id), refresh=refresh,
+                                               all_attempts=all_attempts))
+                for retry in self.store.lineage(ref.record)
+                if retry.job_ids
+            ]  # fmt: skip
+            summary = fold_retries(summary, retries)
+        if price is not None:
+            summary = replace(
                 summary, cost=cost_estimate(summary.vcpu_hours, ref.outputs["purchaseModel"], price)
             )
-        summary = summarize(
-            ref.target.client("batch"),
-            ref.job_id,
-            purchase_model=ref.outputs["purchaseModel"],
-            default_vcpus=int(ref.outputs["jobVcpus"]),
-            usd_per_vcpu_hour=price,
-            run_id=ref.run_id,
-        )
-        if whole_run and summary.complete:
+        return summary
+
+    def _own_summary(self, ref: JobRef, *, refresh: bool, all_attempts: bool) -> Summary:
+        record = ref.record if ref.whole_run else None
+        cached = Summary.from_json(record.summary) if record is not None and record.summary else None
+        basis_ok = cached is not None and (not all_attempts or (
+            cached.spot is not None and cached.spot.basis == EVERY_ATTEMPT_BASIS))  # fmt: skip
+        if cached is not None and cached.complete and basis_ok and not refresh:
+            return cached
+        try:
+            summary = summarize(
+                ref.target.client("batch"),
+                ref.shards,
+                purchase_model=ref.outputs["purchaseModel"],
+                default_vcpus=int(ref.outputs["jobVcpus"]),
+                run_id=ref.run_id,
+                all_attempts=all_attempts,
+            )
+        except JobsForgottenError:
+            if record is None:
+                raise
+            if cached is not None and cached.complete:
+                return cached
+            seen = f"; when last seen: {counts_line(cached)} of {cached.size}" if cached else ""
+            raise RunNotFoundError(
+                f"AWS no longer has the jobs of run {record.run_id} (it keeps finished jobs for at "
+                f"least 7 days) and the run was not complete when last summarized, so its outcome "
+                f"is unknown{seen}"
+            ) from None
+        if record is not None and (summary.complete or not cached or not cached.complete):
             record.summary = summary.to_json()
             self.store.save(record)
         return summary

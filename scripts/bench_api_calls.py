@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from runner.runs.records.watch import watch
+from runner.runs.watch import watch
 
 from runner.analysis.summary import summarize
 

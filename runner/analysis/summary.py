@@ -7,15 +7,15 @@ batches of 100 for failed children only: never a call per child.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from runner.aws.clients import aws_errors
-from runner.runs.watch import STATUSES, TERMINAL, describe_job, progress_of
+from runner.analysis.failure_classes import CLASSES, classify, is_spot_interruption
+from runner.aws.batch_jobs import describe_all, describe_many, list_children
+from runner.runs.indices import format_ranges
+from runner.runs.watch import STATUSES, aggregate_status, progress_of
 
-PAGE_SIZE = 1000
-DESCRIBE_BATCH = 100
 # Rough us-east-1 list prices per vCPU-hour for current general-purpose families (c6i/m6i);
 # Spot varies by pool and hour, so this is an estimate, overridable with --vcpu-hour-price.
 DEFAULT_VCPU_HOUR_USD = {"on-demand": 0.0425, "spot": 0.0170}
@@ -23,6 +23,8 @@ DEFAULT_VCPU_HOUR_USD = {"on-demand": 0.0425, "spot": 0.0170}
 
 @dataclass(frozen=True)
 class Failure:
+    """A failed task, by its logical index (``RUNNER_INDEX_OFFSET`` + array index)."""
+
     index: int | None
     job_id: str
     status_reason: str | None
@@ -30,6 +32,23 @@ class Failure:
     reason: str | None
     attempts: int = 0
     log_stream_name: str | None = None
+    failure_class: str = "unknown"
+
+
+@dataclass(frozen=True)
+class SpotInterruptions:
+    """Attempts ended by a Spot reclaim, and the vCPU-hours they consumed (billed, then lost)."""
+
+    attempts: int
+    vcpu_hours: float
+    basis: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"attempts": self.attempts, "vcpuHours": self.vcpu_hours, "basis": self.basis}
+
+
+FAILED_TASKS_BASIS = "attempts of failed tasks"
+EVERY_ATTEMPT_BASIS = "every attempt of every task"
 
 
 @dataclass(frozen=True)
@@ -60,6 +79,17 @@ class Summary:
     vcpu_hours: float = 0.0
     cost: CostEstimate | None = None
     run_id: str | None = None
+    job_ids: list[str] = field(default_factory=list)
+    spot: SpotInterruptions | None = None
+    folded_run_ids: list[str] = field(default_factory=list)
+
+    @property
+    def failure_classes(self) -> dict[str, list[int]]:
+        """Logical indices of failed tasks per class, in the order classes are listed."""
+        by_class: dict[str, list[int]] = {}
+        for failure in self.failures:
+            by_class.setdefault(failure.failure_class, []).append(failure.index or 0)
+        return {name: sorted(by_class[name]) for name in CLASSES if name in by_class}
 
     @property
     def complete(self) -> bool:
@@ -89,9 +119,17 @@ class Summary:
                     "reason": f.reason,
                     "attempts": f.attempts,
                     "logStreamName": f.log_stream_name,
+                    "class": f.failure_class,
                 }
                 for f in self.failures
             ],
+            "failureClasses": {
+                name: {"count": len(indices), "indices": format_ranges(indices)}
+                for name, indices in self.failure_classes.items()
+            },
+            "spotInterruptions": self.spot.to_json() if self.spot else None,
+            "jobIds": list(self.job_ids),
+            "foldedRunIds": list(self.folded_run_ids),
             "runtimeSeconds": asdict(self.runtime) if self.runtime else None,
             "vcpus": self.vcpus,
             "vcpuHours": self.vcpu_hours,
@@ -111,6 +149,7 @@ class Summary:
         """Rebuild a summary cached in a run record."""
         runtime = data.get("runtimeSeconds")
         cost = data.get("cost")
+        spot = data.get("spotInterruptions")
         return cls(
             job_id=data["jobId"],
             job_name=data.get("jobName", ""),
@@ -126,9 +165,13 @@ class Summary:
                     reason=f.get("reason"),
                     attempts=f.get("attempts", 0),
                     log_stream_name=f.get("logStreamName"),
+                    failure_class=f.get("class", "unknown"),
                 )
                 for f in data["failures"]
             ],
+            job_ids=list(data.get("jobIds") or [data["jobId"]]),
+            spot=SpotInterruptions(spot["attempts"], spot["vcpuHours"], spot["basis"]) if spot else None,
+            folded_run_ids=list(data.get("foldedRunIds") or []),
             runtime=RuntimeStats(**runtime) if runtime else None,
             vcpus=data.get("vcpus", 1),
             vcpu_hours=data.get("vcpuHours", 0.0),
@@ -137,6 +180,11 @@ class Summary:
             ),
             run_id=data.get("runId"),
         )
+
+
+def counts_line(summary: Summary) -> str:
+    """``SUCCEEDED 97, FAILED 3, RUNNING 2``: the statuses that have tasks."""
+    return ", ".join(f"{name} {n}" for name, n in summary.counts.items() if n) or "no tasks"
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -195,91 +243,111 @@ def _array_index(job: dict[str, Any]) -> int | None:
     return index
 
 
-def _failure_from(listed: dict[str, Any], described: dict[str, Any] | None = None) -> Failure:
+def _failure_from(listed: dict[str, Any], offset: int, described: dict[str, Any] | None = None) -> Failure:
     """A failure from a ListJobs summary, completed by the child's DescribeJobs entry if any."""
     job = {**listed, **(described or {})}
     container = {**(listed.get("container") or {}), **((described or {}).get("container") or {})}
     attempts = job.get("attempts") or []
     latest = attempts[-1].get("container", {}) if attempts else {}
     return Failure(
-        index=_array_index(job),
+        index=offset + (_array_index(job) or 0),
         job_id=job["jobId"],
         status_reason=job.get("statusReason"),
         exit_code=container.get("exitCode", latest.get("exitCode")),
         reason=container.get("reason") or latest.get("reason"),
         attempts=len(attempts),
         log_stream_name=container.get("logStreamName") or latest.get("logStreamName"),
+        failure_class=classify({**job, "container": container}),
     )
 
 
-def list_children(batch: Any, array_job_id: str, status: str) -> Iterator[dict[str, Any]]:
-    """Children of an array job in one status, 1,000 per ListJobs page."""
-    paginator = batch.get_paginator("list_jobs")
-    with aws_errors():
-        for page in paginator.paginate(
-            arrayJobId=array_job_id, jobStatus=status, PaginationConfig={"PageSize": PAGE_SIZE}
-        ):
-            yield from page.get("jobSummaryList", [])
-
-
-def describe_many(batch: Any, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """DescribeJobs in batches of 100."""
-    found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(job_ids), DESCRIBE_BATCH):
-        with aws_errors():
-            jobs = batch.describe_jobs(jobs=list(job_ids[start : start + DESCRIBE_BATCH]))["jobs"]
-        found.update({job["jobId"]: job for job in jobs})
-    return found
+def spot_interruptions(jobs: Iterable[dict[str, Any]], vcpus: int, basis: str) -> SpotInterruptions:
+    """Attempts of described tasks that a Spot reclaim ended, and their vCPU-hours."""
+    count, seconds = 0, 0.0
+    for job in jobs:
+        for attempt in job.get("attempts") or []:
+            if is_spot_interruption(attempt.get("statusReason")):
+                count += 1
+                seconds += _runtime_seconds(attempt) or 0.0
+    return SpotInterruptions(count, seconds * vcpus / 3600, basis)
 
 
 def summarize(
     batch: Any,
-    job_id: str,
+    shards: Sequence[tuple[str, int]],
     *,
     purchase_model: str,
     default_vcpus: int = 1,
     usd_per_vcpu_hour: float | None = None,
     run_id: str | None = None,
+    all_attempts: bool = False,
 ) -> Summary:
-    """Summarize a job or array job from the Batch API (calls bounded by pages, not children)."""
-    parent = describe_job(batch, job_id)
-    progress = progress_of(parent)
-    vcpus = job_vcpus(parent, default_vcpus)
-    counts = dict(progress.counts)
-    runtimes: list[float] = []
-    failures: list[Failure] = []
+    """Summarize a run's shards ``(job id, logical offset)`` from the Batch API.
 
-    if not progress.is_array:
-        runtime = _runtime_seconds(parent)
-        if runtime is not None:
-            runtimes.append(runtime)
-        if parent.get("status") == "FAILED":
-            failures.append(_failure_from(parent))
-    else:
-        failed_listed: list[dict[str, Any]] = []
-        for status in sorted(TERMINAL, reverse=True):  # SUCCEEDED, then FAILED
-            if counts.get(status, 0) == 0:
+    Calls are bounded by pages, never one per task: one DescribeJobs for up to 100 shard
+    parents, ListJobs pages of 1,000 per shard and terminal status, DescribeJobs in batches of
+    100 for failed tasks. ``all_attempts`` also describes every other task, 100 per call, so
+    Spot interruptions count every attempt of every task.
+    """
+    job_ids = [job_id for job_id, _ in shards]
+    parents = describe_all(batch, job_ids)
+    vcpus = job_vcpus(parents[0], default_vcpus)
+    counts = {name: 0 for name in STATUSES}
+    size = 0
+    runtimes: list[float] = []
+    failed: list[tuple[dict[str, Any], int]] = []
+    succeeded_children: list[str] = []
+    described: list[dict[str, Any]] = []
+
+    for parent, (_, offset) in zip(parents, shards, strict=True):
+        progress = progress_of(parent)
+        size += progress.size
+        if not progress.is_array:
+            counts[progress.status] = counts.get(progress.status, 0) + 1
+            runtime = _runtime_seconds(parent)
+            if runtime is not None:
+                runtimes.append(runtime)
+            if parent.get("status") == "FAILED":
+                failed.append((parent, offset))
+            described.append(parent)  # DescribeJobs already gave its attempts
+            continue
+        for name in STATUSES:
+            counts[name] += progress.counts.get(name, 0)
+        for status in ("SUCCEEDED", "FAILED"):
+            if progress.counts.get(status, 0) == 0:
                 continue  # statusSummary says none: no call needed
-            children = list(list_children(batch, job_id, status))
-            counts[status] = len(children)
+            children = list(list_children(batch, parent["jobId"], status))
+            counts[status] += len(children) - progress.counts.get(status, 0)
             runtimes.extend(r for r in map(_runtime_seconds, children) if r is not None)
             if status == "FAILED":
-                failed_listed = children
-        details = describe_many(batch, [child["jobId"] for child in failed_listed])
-        failures = [_failure_from(child, details.get(child["jobId"])) for child in failed_listed]
-        failures.sort(key=lambda f: (f.index is None, f.index or 0))
+                failed.extend((child, offset) for child in children)
+            elif all_attempts:
+                succeeded_children.extend(child["jobId"] for child in children)
+
+    parent_ids = set(job_ids)
+    to_describe = [job["jobId"] for job, _ in failed if job["jobId"] not in parent_ids]
+    details = describe_many(batch, to_describe)
+    failures = [_failure_from(job, offset, details.get(job["jobId"])) for job, offset in failed]
+    failures.sort(key=lambda f: (f.index is None, f.index or 0))
+    described.extend(details.values())
+    basis = FAILED_TASKS_BASIS
+    if all_attempts:
+        described.extend(describe_many(batch, succeeded_children).values())
+        basis = EVERY_ATTEMPT_BASIS
 
     vcpu_hours = sum(runtimes) * vcpus / 3600
     return Summary(
-        job_id=job_id,
-        job_name=parent.get("jobName", ""),
-        status=parent.get("status", "SUBMITTED"),
-        size=progress.size,
-        counts={name: counts.get(name, 0) for name in STATUSES},
+        job_id=job_ids[0],
+        job_name=parents[0].get("jobName", ""),
+        status=aggregate_status([p.get("status", "SUBMITTED") for p in parents]),
+        size=size,
+        counts=counts,
         failures=failures,
         runtime=runtime_stats(runtimes),
         vcpus=vcpus,
         vcpu_hours=vcpu_hours,
         cost=cost_estimate(vcpu_hours, purchase_model, usd_per_vcpu_hour),
         run_id=run_id,
+        job_ids=job_ids,
+        spot=spot_interruptions(described, vcpus, basis),
     )

@@ -8,9 +8,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from runner.aws.batch_jobs import describe_job
 from runner.aws.clients import aws_errors
 from runner.errors import RunnerError
-from runner.runs.watch import describe_job
 
 DEFAULT_LIMIT = 1000
 

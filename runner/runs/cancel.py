@@ -1,12 +1,15 @@
-"""Stop a run: cancel what is still queued and terminate what is running."""
+"""Stop a run: cancel what is still queued and terminate what is running, shard by shard."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from runner.analysis.failure_classes import CANCEL_MARK
+from runner.aws.batch_jobs import describe_all
 from runner.aws.clients import aws_errors
-from runner.runs.watch import Progress, poll
+from runner.runs.watch import Progress, combine, progress_of
 
 QUEUED = ("SUBMITTED", "PENDING", "RUNNABLE")
 ACTIVE = ("STARTING", "RUNNING")
@@ -31,17 +34,23 @@ class CancelResult:
         }
 
 
-def cancel_job(batch: Any, job_id: str, reason: str) -> CancelResult:
-    """CancelJob for queued work and TerminateJob for running work, both on the parent.
+def cancel_jobs(batch: Any, job_ids: Sequence[str], reason: str) -> CancelResult:
+    """CancelJob for queued work and TerminateJob for running work, on each shard's parent.
 
-    Batch applies both to an array's children, so this is at most three calls.
+    Batch applies both to an array's children: one DescribeJobs per 100 shards, then at most
+    two calls per shard that still has work. The reason carries a mark, so the summary can tell
+    a cancellation from a failure whatever reason was given.
     """
-    before = poll(batch, job_id)
-    queued = sum(before.counts.get(s, 0) for s in QUEUED)
-    active = sum(before.counts.get(s, 0) for s in ACTIVE)
+    reason = reason if reason.startswith(CANCEL_MARK) else f"{CANCEL_MARK}{reason}"
+    progresses = [progress_of(job) for job in describe_all(batch, job_ids)]
+    cancelled = terminated = 0
     with aws_errors():
-        if queued:
-            batch.cancel_job(jobId=job_id, reason=reason)
-        if active:
-            batch.terminate_job(jobId=job_id, reason=reason)
-    return CancelResult(before, cancelled=queued, terminated=active)
+        for progress in progresses:
+            queued = sum(progress.counts.get(s, 0) for s in QUEUED)
+            active = sum(progress.counts.get(s, 0) for s in ACTIVE)
+            if queued:
+                batch.cancel_job(jobId=progress.job_id, reason=reason)
+            if active:
+                batch.terminate_job(jobId=progress.job_id, reason=reason)
+            cancelled, terminated = cancelled + queued, terminated + active
+    return CancelResult(combine(progresses), cancelled=cancelled, terminated=terminated)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from runner.errors import RunNotFoundError, RunRecordError
 from runner.json_files import JsonFileError, read_json, type_name, write_json
+from runner.runs.shards import Shard
 
 RunState = Literal["submitting", "submitted", "submit-failed"]
 RUN_STATES = ("submitting", "submitted", "submit-failed")
@@ -40,6 +41,13 @@ def new_run_id(now: datetime) -> str:
 
 @dataclass
 class RunRecord:
+    """One run: what was asked, where, and the shards (AWS jobs) it became.
+
+    ``request`` is the SubmitJob request every shard starts from; ``total_tasks`` is the size of
+    the run's logical index space (for a retry: its parent's), ``array`` whether it was asked as
+    an array. A retry names its ``parent_run_id``; a parent lists its ``retry_run_ids``.
+    """
+
     run_id: str
     stack: str
     created_at: str
@@ -47,10 +55,18 @@ class RunRecord:
     request: dict[str, Any]
     outputs: dict[str, Any]
     state: RunState = "submitting"
-    job_ids: list[str] = field(default_factory=list)
+    shards: list[Shard] = field(default_factory=list)
+    total_tasks: int = 1
+    array: bool = False
     endpoint_url: str | None = None
     error: str | None = None
     summary: dict[str, Any] | None = None
+    parent_run_id: str | None = None
+    retry_run_ids: list[str] = field(default_factory=list)
+
+    @property
+    def job_ids(self) -> list[str]:
+        return [shard.job_id for shard in self.shards if shard.job_id]
 
     @property
     def job_id(self) -> str | None:
@@ -58,7 +74,17 @@ class RunRecord:
 
     @property
     def array_size(self) -> int | None:
-        return self.request.get("arrayProperties", {}).get("size")
+        """Tasks in the run when it was asked as an array; None for a single job."""
+        return self.total_tasks if self.array else None
+
+    @property
+    def tasks(self) -> int:
+        """Tasks this run submits (a retry: fewer than its index space)."""
+        return sum(shard.size for shard in self.shards)
+
+    @property
+    def missing_shards(self) -> list[Shard]:
+        return [shard for shard in self.shards if shard.job_id is None]
 
     def submitted_json(self) -> dict[str, Any]:
         """The ``runner submit --json`` shape."""
@@ -69,6 +95,9 @@ class RunRecord:
             "jobName": self.job_name,
             "stack": self.stack,
             "arraySize": self.array_size,
+            "tasks": self.tasks,
+            "shards": [{"offset": s.offset, "size": s.size, "jobId": s.job_id} for s in self.shards],
+            "parentRunId": self.parent_run_id,
             "jobQueue": self.outputs["jobQueueName"],
             "jobDefinition": self.outputs["jobDefinitionArn"],
         }
@@ -78,16 +107,17 @@ class RunRecord:
         """Nothing more will happen: its summary is complete, or it never reached AWS."""
         if self.state == "submit-failed" and not self.job_ids:
             return True
-        return bool(self.summary and self.summary.get("complete"))
+        return self.state == "submitted" and bool(self.summary and self.summary.get("complete"))
 
     @property
     def outcome(self) -> str:
         """What ``runner runs`` shows: running, succeeded, failed or incomplete.
 
         Incomplete means not all of the run reached AWS (``runner submit`` was interrupted or
-        refused); a run is running until a summary found every task finished.
+        refused; ``runner submit --resume`` completes it); a run is running until a summary found
+        every task finished.
         """
-        if self.state != "submitted":
+        if self.state != "submitted" or self.missing_shards:
             return "incomplete"
         if not self.finished:
             return "running"
@@ -103,10 +133,26 @@ class RunRecord:
             "jobId": self.job_id,
             "jobIds": list(self.job_ids),
             "arraySize": self.array_size,
+            "tasks": self.tasks,
+            "shards": len(self.shards),
+            "shardsSubmitted": len(self.job_ids),
+            "parentRunId": self.parent_run_id,
+            "retryRunIds": list(self.retry_run_ids),
             "local": self.endpoint_url is not None,
             "error": self.error,
             "counts": self.summary["counts"] if self.summary else None,
         }
+
+
+def _is_shard(data: Any) -> bool:
+    if not isinstance(data, dict):
+        return False
+    whole = all(
+        isinstance(data.get(key), int) and not isinstance(data[key], bool) for key in ("offset", "size")
+    )
+    return (
+        whole and isinstance(data.get("job_name"), str) and isinstance(data.get("job_id"), (str, type(None)))
+    )
 
 
 def _record_problem(data: Any) -> str | None:
@@ -123,6 +169,17 @@ def _record_problem(data: Any) -> str | None:
             return f"'{key}' should be {label}, got {type_name(data[key])}"
     if not all(isinstance(job_id, str) for job_id in data.get("job_ids") or []):
         return "'job_ids' should be a list of job ids"
+    for shard in data.get("shards") or []:
+        if (
+            not isinstance(shard, dict)
+            or not all(
+                isinstance(shard.get(key), int) and not isinstance(shard.get(key), bool)
+                for key in ("offset", "size")
+            )
+            or not isinstance(shard.get("job_name"), str)
+            or not isinstance(shard.get("job_id"), (str, type(None)))
+        ):
+            return "'shards' should be a list of {offset, size, job_name, job_id}"
     if "region" not in data["outputs"]:
         return "its stack outputs lack 'region'"
     return None
@@ -139,6 +196,11 @@ _REQUIRED = (
 _OPTIONAL = (
     ("state", str, "a string"),
     ("job_ids", list, "a list"),
+    ("shards", list, "a list"),
+    ("total_tasks", int, "a number"),
+    ("array", bool, "true or false"),
+    ("parent_run_id", str, "a run id"),
+    ("retry_run_ids", list, "a list"),
     ("endpoint_url", str, "a URL"),
     ("error", str, "a string"),
     ("summary", dict, "an object"),
@@ -158,7 +220,16 @@ def record_from_json(data: Any, path: Path) -> RunRecord:
             "remove it (`runner runs --prune` removes unreadable records)",
             path,
         )
-    record = RunRecord(**{key: value for key, value in data.items() if key in _FIELDS})
+    values = {key: value for key, value in data.items() if key in _FIELDS}
+    values["shards"] = [
+        Shard(s["offset"], s["size"], s["job_name"], s.get("job_id")) for s in data.get("shards") or []
+    ]
+    if "shards" not in data:  # written before runs had shards: one job, its size in the request
+        size = (data["request"].get("arrayProperties") or {}).get("size")
+        job_ids = data.get("job_ids") or [None]
+        values.update(shards=[Shard(0, size or 1, data["job_name"], job_ids[0])], total_tasks=size or 1,
+                      array=size is not None)  # fmt: skip
+    record = RunRecord(**values)
     if data.get("state") not in RUN_STATES:
         record.state = "submitted" if record.job_ids else "submitting"
     return record
@@ -216,6 +287,20 @@ class RunStore:
             if job_id in record.job_ids:
                 return record
         return None
+
+    def lineage(self, record: RunRecord) -> list[RunRecord]:
+        """The retry runs of ``record``, and theirs, in the order they were made."""
+        found: list[RunRecord] = []
+        pending = list(record.retry_run_ids)
+        while pending:
+            run_id = pending.pop(0)
+            try:
+                retry = self.load(run_id)
+            except (RunNotFoundError, RunRecordError):
+                continue  # a pruned or broken retry record: fold in what is left
+            found.append(retry)
+            pending.extend(retry.retry_run_ids)
+        return sorted(found, key=lambda r: r.created_at)
 
     def remove(self, run_id: str) -> None:
         self.path(run_id).unlink(missing_ok=True)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from infra.limits import (
-    MAX_ARRAY_SIZE,
     MAX_ATTEMPTS,
     MAX_CONTAINER_OVERRIDES_BYTES,
     MAX_JOB_NAME,
@@ -30,10 +29,15 @@ from runner.aws.clients import aws_errors
 from runner.aws.stack_outputs import StackOutputs
 from runner.errors import InvalidInputError, RunnerError
 from runner.runs.records import RunRecord, RunStore, new_run_id
+from runner.runs.shards import OFFSET_ENV, SIZE_ENV, RateLimiter, plan_shards, shard_request, split_ranges
 
-MIN_ARRAY, MAX_ARRAY = 2, MAX_ARRAY_SIZE
+# Beyond AWS's 10,000 children a run is split into shards; the ceiling only guards against typos.
+MIN_ARRAY, MAX_ARRAY = 2, 1_000_000
 RUN_ID_ENV = "RUNNER_RUN_ID"
-RESERVED_ENV = frozenset({RUN_ID_ENV})
+# Set on a retry's tasks: the run it first came from, so outputs can be named by it.
+PARENT_RUN_ID_ENV = "RUNNER_PARENT_RUN_ID"
+RESERVED_ENV = frozenset({RUN_ID_ENV, PARENT_RUN_ID_ENV, OFFSET_ENV, SIZE_ENV})
+SHARD_SUFFIX = 6
 RUN_ID_TAG = "batch-stacks:run-id"
 STACK_TAG = "batch-stacks:stack"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -74,7 +78,8 @@ def job_name(name: str | None, stack: str, run_id: str) -> str:
     The run id is always the suffix, so the job can be found by name if its record lacks the id.
     """
     base = _JOB_NAME_BAD.sub("-", name or stack).strip("-_") or stack
-    base = base[: MAX_JOB_NAME - len(run_id) - 1].rstrip("-_")
+    # Room for the run id and a shard number (``-42``) of a run split into shards.
+    base = base[: MAX_JOB_NAME - len(run_id) - 1 - SHARD_SUFFIX].rstrip("-_")
     return f"{base}-{run_id}"
 
 
@@ -172,10 +177,13 @@ def submit_params(
     outputs: StackOutputs,
     run_id: str,
     *,
-    depends_on_job_id: str | None = None,
+    depends_on_job_ids: Sequence[str] = (),
     evaluate_on_exit: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The SubmitJob request for a run. Pure: no AWS calls."""
+    """The SubmitJob request every shard of a run starts from. Pure: no AWS calls.
+
+    Each shard adds its name, array size and offset (``shards.shard_request``).
+    """
     environment = [{"name": RUN_ID_ENV, "value": run_id}] + [
         {"name": key, "value": value} for key, value in sorted(options.env.items())
     ]
@@ -198,8 +206,6 @@ def submit_params(
         "tags": {**options.tags, RUN_ID_TAG: run_id, STACK_TAG: outputs.stack},
         "propagateTags": True,
     }
-    if options.array_size is not None:
-        params["arrayProperties"] = {"size": options.array_size}
     if options.parameters:
         params["parameters"] = dict(options.parameters)
     if options.attempts is not None:
@@ -210,8 +216,8 @@ def submit_params(
         params["retryStrategy"] = strategy
     if options.timeout_seconds is not None:
         params["timeout"] = {"attemptDurationSeconds": options.timeout_seconds}
-    if depends_on_job_id is not None:
-        params["dependsOn"] = [{"jobId": depends_on_job_id}]
+    if depends_on_job_ids:
+        params["dependsOn"] = [{"jobId": job_id} for job_id in depends_on_job_ids]
     return params
 
 
@@ -245,6 +251,79 @@ def definition_exit_rules(batch: Any, outputs: StackOutputs) -> list[dict[str, A
     return []
 
 
+class SubmitInterrupted(RunnerError):
+    """Ctrl-C while shards were being submitted: the record says which exist."""
+
+    exit_code = 130
+
+
+def new_run(
+    params: dict[str, Any],
+    outputs: StackOutputs,
+    *,
+    run_id: str,
+    now: datetime,
+    pieces: list[tuple[int, int]],
+    total_tasks: int,
+    array: bool,
+    endpoint_url: str | None,
+    parent_run_id: str | None = None,
+) -> RunRecord:
+    """The record of a run about to be submitted: its request and planned shards, none sent yet."""
+    shards = plan_shards(pieces, params["jobName"])
+    check_request_size(shard_request(params, shards[-1], total_tasks))
+    return RunRecord(
+        run_id=run_id,
+        stack=outputs.stack,
+        created_at=now.isoformat(),
+        job_name=params["jobName"],
+        request=params,
+        outputs=outputs.to_contract(),
+        shards=shards,
+        total_tasks=total_tasks,
+        array=array,
+        endpoint_url=endpoint_url,
+        parent_run_id=parent_run_id,
+    )
+
+
+def submit_shards(batch: Any, store: RunStore, record: RunRecord, limiter: RateLimiter) -> RunRecord:
+    """SubmitJob for every shard not yet submitted, within SubmitJob's rate; saved after each.
+
+    If the process dies during a call, that shard may exist without its id in the record:
+    ``recover_shards`` finds it by its unique name before anything is submitted again.
+    """
+    total = len(record.shards)
+    for position, shard in enumerate(record.shards):
+        if shard.job_id is not None:
+            continue
+        limiter.wait()
+        try:
+            with aws_errors():
+                response = batch.submit_job(**shard_request(record.request, shard, record.total_tasks))
+        except RunnerError as err:
+            record.state, record.error = "submit-failed", str(err)
+            store.save(record)
+            done = len(record.job_ids)
+            if done:
+                raise RunnerError(
+                    f"{err}; {done} of {total} shards of run {record.run_id} were submitted: "
+                    f"`runner submit --resume {record.run_id}` submits the rest"
+                ) from None
+            raise
+        except KeyboardInterrupt:
+            store.save(record)
+            raise SubmitInterrupted(
+                f"interrupted while submitting run {record.run_id} ({len(record.job_ids)} of {total} "
+                f"shards recorded); `runner submit --resume {record.run_id}` submits the rest"
+            ) from None
+        record.shards[position] = shard.with_job_id(response["jobId"])
+        store.save(record)
+    record.state, record.error = "submitted", None
+    store.save(record)
+    return record
+
+
 def submit_run(
     batch: Any,
     store: RunStore,
@@ -252,51 +331,62 @@ def submit_run(
     outputs: StackOutputs,
     *,
     now: datetime,
-    depends_on_job_id: str | None = None,
+    depends_on_job_ids: Sequence[str] = (),
     endpoint_url: str | None = None,
+    limiter: RateLimiter | None = None,
 ) -> RunRecord:
-    """Validate, record, submit, record again. The record exists before SubmitJob is sent."""
+    """Validate, record, submit each shard, record again. The record exists before SubmitJob."""
     validate(options, outputs)
     check_queue(batch, outputs)
     rules = definition_exit_rules(batch, outputs) if options.attempts is not None else None
     run_id = new_run_id(now)
     params = submit_params(
-        options, outputs, run_id, depends_on_job_id=depends_on_job_id, evaluate_on_exit=rules
+        options, outputs, run_id, depends_on_job_ids=depends_on_job_ids, evaluate_on_exit=rules
     )
-    check_request_size(params)
-    record = RunRecord(
-        run_id=run_id,
-        stack=outputs.stack,
-        created_at=now.isoformat(),
-        job_name=params["jobName"],
-        request=params,
-        outputs=outputs.to_contract(),
-        endpoint_url=endpoint_url,
-    )
+    total = options.array_size or 1
+    record = new_run(params, outputs, run_id=run_id, now=now, pieces=split_ranges([(0, total - 1)]),
+                     total_tasks=total, array=options.array_size is not None,
+                     endpoint_url=endpoint_url)  # fmt: skip
     store.save(record)
-    # If this process dies during the call the job may exist: the record stays "submitting"
-    # and recover_job_id finds the job by its unique name.
-    try:
-        with aws_errors():
-            response = batch.submit_job(**params)
-    except RunnerError as err:
-        record.state, record.error = "submit-failed", str(err)
-        store.save(record)
-        raise
-    record.state = "submitted"
-    record.job_ids = [response["jobId"]]
-    store.save(record)
-    return record
+    return submit_shards(batch, store, record, limiter or RateLimiter())
 
 
-def recover_job_id(batch: Any, record: RunRecord) -> str | None:
-    """Find the job of a run whose record never got its id (interrupted submit), by name."""
-    if record.job_id or record.state != "submitting":
-        return record.job_id
+def recover_shards(batch: Any, record: RunRecord) -> bool:
+    """Fill in the ids of shards submitted without being recorded, found by their unique names.
+
+    One paginated ListJobs on the queue for every job named after the run. Returns whether any
+    shard was found.
+    """
+    missing = {shard.job_name: i for i, shard in enumerate(record.shards) if shard.job_id is None}
+    if not missing:
+        return False
+    found = False
+    paginator = batch.get_paginator("list_jobs")
     with aws_errors():
-        found = batch.list_jobs(
+        pages = paginator.paginate(
             jobQueue=record.request["jobQueue"],
-            filters=[{"name": "JOB_NAME", "values": [record.job_name]}],
+            filters=[{"name": "JOB_NAME", "values": [f"{record.job_name}*"]}],
         )
-    matches = [job["jobId"] for job in found.get("jobSummaryList", [])]
-    return matches[0] if matches else None
+        for page in pages:
+            for job in page.get("jobSummaryList", []):
+                position = missing.pop(job.get("jobName", ""), None)
+                if position is not None:
+                    record.shards[position] = record.shards[position].with_job_id(job["jobId"])
+                    found = True
+    if found and not record.missing_shards:
+        record.state, record.error = "submitted", None
+    return found
+
+
+def resume_run(
+    batch: Any, store: RunStore, record: RunRecord, limiter: RateLimiter | None = None
+) -> RunRecord:
+    """Submit only the shards of an interrupted or refused run that AWS does not have."""
+    if not record.missing_shards:
+        raise RunnerError(
+            f"run {record.run_id} is complete: all {len(record.shards)} shard(s) were submitted; "
+            f"watch it with `runner watch {record.run_id}`"
+        )
+    if recover_shards(batch, record):
+        store.save(record)
+    return submit_shards(batch, store, record, limiter or RateLimiter())

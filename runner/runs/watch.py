@@ -1,14 +1,14 @@
-"""Watch a job or array job: one DescribeJobs call per poll, whatever the array size."""
+"""Watch a run: one DescribeJobs call per poll for up to 100 shards (a million tasks)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from runner.aws.clients import aws_errors
-from runner.errors import AwsError, RunNotFoundError
+from runner.aws.batch_jobs import describe_all
+from runner.errors import AwsError
 
 STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 TERMINAL = frozenset({"SUCCEEDED", "FAILED"})
@@ -52,16 +52,12 @@ class Progress:
         }
 
 
-def describe_job(batch: Any, job_id: str) -> dict[str, Any]:
-    """One DescribeJobs call for one job; a clear error if AWS does not know it."""
-    with aws_errors():
-        jobs = batch.describe_jobs(jobs=[job_id])["jobs"]
-    if not jobs:
-        raise RunNotFoundError(
-            f"AWS has no job {job_id} in this region (AWS keeps finished jobs for at least 7 days); "
-            "check the id with `runner runs`"
-        )
-    return jobs[0]
+def aggregate_status(statuses: Sequence[str]) -> str:
+    """One status for a run of several jobs: terminal when all are, else the least advanced."""
+    if all(status in TERMINAL for status in statuses):
+        return "FAILED" if "FAILED" in statuses else "SUCCEEDED"
+    pending = [status for status in statuses if status not in TERMINAL]
+    return min(pending, key=STATUSES.index)
 
 
 def progress_of(job: dict[str, Any]) -> Progress:
@@ -76,13 +72,31 @@ def progress_of(job: dict[str, Any]) -> Progress:
     return Progress(job["jobId"], job.get("jobName", ""), status, 1, counts, False)
 
 
-def poll(batch: Any, job_id: str) -> Progress:
-    return progress_of(describe_job(batch, job_id))
+def combine(progresses: Sequence[Progress]) -> Progress:
+    """The progress of a run of several shards: counts and sizes added up."""
+    if len(progresses) == 1:
+        return progresses[0]
+    counts = {name: sum(p.counts.get(name, 0) for p in progresses) for name in STATUSES}
+    first = progresses[0]
+    return Progress(
+        first.job_id,
+        first.job_name,
+        aggregate_status([p.status for p in progresses]),
+        sum(p.size for p in progresses),
+        counts,
+        True,
+    )
+
+
+def poll(batch: Any, job_ids: str | Sequence[str]) -> Progress:
+    """Where a job or a run's shards stand: one DescribeJobs call per 100 shards."""
+    ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
+    return combine([progress_of(job) for job in describe_all(batch, ids)])
 
 
 def watch(
     batch: Any,
-    job_id: str,
+    job_id: str | Sequence[str],
     *,
     interval: float = DEFAULT_INTERVAL,
     on_progress: Callable[[Progress], None] = lambda _: None,

@@ -38,7 +38,7 @@ def runs_dir(state: Path) -> Path:
             2,
             "Error: --vcpus 64 cannot run on stack 'dev'; use 1 to 32 (its maxVcpus)",
         ),
-        (["submit", "--array", "0"], 2, "Error: --array 0 is out of range; use 2 to 10,000"),
+        (["submit", "--array", "0"], 2, "Error: --array 0 is out of range; use 2 to 1,000,000"),
         (["submit", "--env", "BIG=" + "x" * 9000], 2, "Error: --env and --command add up to 9,"),
         (["submit", "--param", "p=" + "x" * 31_000], 2, "Error: the job request is 31,"),
         (
@@ -123,7 +123,7 @@ def test_every_option_says_what_it_accepts(command: str):
 def test_help_shows_ranges_and_defaults():
     text = CliRunner().invoke(cli, ["submit", "--help"], terminal_width=200).output
     assert "128<=x<=1572864" in text and "60<=x<=1209600" in text and "1<=x<=10" in text
-    assert "2 to 10,000" in text
+    assert "2 to 1,000,000" in text
     runs_help = CliRunner().invoke(cli, ["runs", "--help"], terminal_width=200).output
     assert "default: 30" in runs_help and "default: 20" in runs_help
     top = CliRunner().invoke(cli, ["--help"], terminal_width=200).output

@@ -54,7 +54,7 @@ def test_logs_with_a_missing_stream_is_a_message_not_a_crash(runner: Runner, sta
     ("args", "message"),
     [
         (["--index", "5"], "Error: --index 5 is out of range; use 0..4\n"),
-        ([], "is an array of 5; pass --index 0..4\n"),
+        ([], "has 5 tasks; pass --index 0..4\n"),
     ],
 )
 def test_logs_index_must_fit_the_array(runner: Runner, stack: StackOutputs, args, message):

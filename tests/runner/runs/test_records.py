@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -10,15 +11,17 @@ import pytest
 
 from runner.errors import RunRecordError
 from runner.runs.records import RunRecord, RunStore, prune_runs
+from runner.runs.shards import Shard
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 OUTPUTS = {"region": "us-east-1", "purchaseModel": "spot", "jobVcpus": 1, "jobQueueName": "q"}
 
 
 def record(run_id: str = "20261125-100000-abcd", **changes) -> RunRecord:
+    job_ids = changes.pop("job_ids", ["job-1"])
     values = dict(run_id=run_id, stack="dev", created_at=NOW.isoformat(), job_name=f"dev-{run_id}",
-                  request={"arrayProperties": {"size": 4}}, outputs=OUTPUTS, state="submitted",
-                  job_ids=["job-1"])  # fmt: skip
+                  request={}, outputs=OUTPUTS, state="submitted", total_tasks=4, array=True,
+                  shards=[Shard(0, 4, f"dev-{run_id}", job_ids[0] if job_ids else None)])  # fmt: skip
     values.update(changes)
     return RunRecord(**values)
 
@@ -35,7 +38,11 @@ def write(store: RunStore, name: str, content: str | bytes) -> Path:
     return path
 
 
-GOOD = json.loads(json.dumps(record().__dict__))
+GOOD = json.loads(json.dumps(asdict(record())))
+# What version 0.1 wrote: no shards, the job ids and the array size in the request.
+V01 = {k: v for k, v in GOOD.items() if k not in ("shards", "total_tasks", "array", "parent_run_id",
+                                                   "retry_run_ids")} | {
+    "job_ids": ["job-1"], "request": {"arrayProperties": {"size": 4}}}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -75,8 +82,8 @@ def test_an_unreadable_record_is_skipped_and_named_and_the_others_still_load(
 
 
 def test_records_of_a_newer_or_older_version_still_load(store: RunStore):
-    newer = {**GOOD, "run_id": "20261125-100000-0002", "shards": [{"offset": 0}], "schema": 9}
-    older = {k: v for k, v in GOOD.items() if k not in ("summary", "endpoint_url", "error", "state")}
+    newer = {**GOOD, "run_id": "20261125-100000-0002", "costModel": {"usd": 1}, "schema": 9}
+    older = {k: v for k, v in V01.items() if k not in ("summary", "endpoint_url", "error", "state")}
     older["run_id"] = "20261125-100000-0003"
     write(store, "20261125-100000-0002.json", json.dumps(newer))
     write(store, "20261125-100000-0003.json", json.dumps(older))
@@ -89,8 +96,9 @@ def test_records_of_a_newer_or_older_version_still_load(store: RunStore):
 
 
 def test_unknown_state_is_read_from_what_the_record_holds(store: RunStore):
+    unsubmitted = [{**GOOD["shards"][0], "job_id": None}]
     write(store, "20261125-100000-0004.json", json.dumps({**GOOD, "run_id": "20261125-100000-0004",
-                                                         "state": "exploded", "job_ids": []}))  # fmt: skip
+                                                         "state": "exploded", "shards": unsubmitted}))  # fmt: skip
     assert store.load("20261125-100000-0004").state == "submitting"
 
 
@@ -98,6 +106,7 @@ def test_unknown_state_is_read_from_what_the_record_holds(store: RunStore):
     ("changes", "outcome"),
     [
         ({"state": "submitting", "job_ids": []}, "incomplete"),
+        ({"shards": [Shard(0, 10_000, "a", "j1"), Shard(10_000, 5, "b")]}, "incomplete"),
         ({"state": "submit-failed", "job_ids": [], "error": "refused"}, "incomplete"),
         ({}, "running"),
         ({"summary": {"complete": False, "counts": {"FAILED": 1}}}, "running"),

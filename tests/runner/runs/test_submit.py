@@ -39,7 +39,7 @@ def records(state: Path) -> list[dict]:
         ("param sweep/\u03b1", f"param-sweep-{RUN_ID}"),
         ("--x__", f"x-{RUN_ID}"),
         ("!!!", f"dev-{RUN_ID}"),
-        ("a" * 300, "a" * (128 - len(RUN_ID) - 1) + f"-{RUN_ID}"),
+        ("a" * 300, "a" * (128 - len(RUN_ID) - 1 - 6) + f"-{RUN_ID}"),  # room for a shard number
     ],
 )
 def test_job_names_follow_aws_rules_and_end_with_the_run_id(name, expected):
@@ -55,7 +55,7 @@ def test_params_carry_run_id_env_tags_overrides_and_array():
         tags={"team": "sim"},
     )  # fmt: skip
     rules = [{"action": "RETRY", "onStatusReason": "Host EC2*"}]
-    params = submit_params(options, outputs(), RUN_ID, depends_on_job_id="abc", evaluate_on_exit=rules)
+    params = submit_params(options, outputs(), RUN_ID, depends_on_job_ids=["abc"], evaluate_on_exit=rules)
     assert params == {
         "jobName": f"sweep-{RUN_ID}",
         "jobQueue": "arn:q",
@@ -71,7 +71,6 @@ def test_params_carry_run_id_env_tags_overrides_and_array():
         },
         "tags": {"team": "sim", "batch-stacks:run-id": RUN_ID, "batch-stacks:stack": "dev"},
         "propagateTags": True,
-        "arrayProperties": {"size": 100},
         "parameters": {"input": "s3://x"},
         "retryStrategy": {"attempts": 5, "evaluateOnExit": rules},
         "timeout": {"attemptDurationSeconds": 600},
@@ -91,9 +90,9 @@ def test_single_job_has_no_array_properties_and_no_deprecated_fields():
     [
         (
             SubmitOptions(array_size=1),
-            "--array 1 is out of range; use 2 to 10,000 (omit --array for a single job)",
+            "--array 1 is out of range; use 2 to 1,000,000 (omit --array for a single job)",
         ),
-        (SubmitOptions(array_size=10_001), "--array 10001 is out of range; use 2 to 10,000"),
+        (SubmitOptions(array_size=1_000_001), "--array 1000001 is out of range; use 2 to 1,000,000"),
         (SubmitOptions(vcpus=64), "--vcpus 64 cannot run on stack 'dev'; use 1 to 32 (its maxVcpus)"),
         (SubmitOptions(memory_mib=64), "--memory 64 is out of range; use 128 to 1,572,864 MiB"),
         (SubmitOptions(memory_mib=99_999_999), "--memory 99999999 is out of range; use 128 to 1,572,864 MiB"),
@@ -146,6 +145,9 @@ def test_submit_json_and_record_written(runner: Runner, stack: StackOutputs, iso
         "jobName",
         "stack",
         "arraySize",
+        "tasks",
+        "shards",
+        "parentRunId",
         "jobQueue",
         "jobDefinition",
     }
@@ -154,9 +156,10 @@ def test_submit_json_and_record_written(runner: Runner, stack: StackOutputs, iso
     (record,) = records(isolated_environment)
     assert record["run_id"] == document["runId"]
     assert record["state"] == "submitted"
-    assert record["job_ids"] == [document["jobId"]]
+    assert [s["job_id"] for s in record["shards"]] == [document["jobId"]]
     assert record["outputs"] == stack.to_contract()
-    assert record["request"]["arrayProperties"] == {"size": 100}
+    assert (record["total_tasks"], record["array"]) == (100, True)
+    assert [(s["offset"], s["size"]) for s in record["shards"]] == [(0, 100)]
 
     job = boto3.client("batch", region_name=REGION).describe_jobs(jobs=[document["jobId"]])["jobs"][0]
     assert job["tags"] == {
@@ -166,6 +169,7 @@ def test_submit_json_and_record_written(runner: Runner, stack: StackOutputs, iso
     }
     environment = {e["name"]: e["value"] for e in job["container"]["environment"]}
     assert environment["RUNNER_RUN_ID"] == document["runId"]
+    assert (environment["RUNNER_INDEX_OFFSET"], environment["RUNNER_ARRAY_SIZE"]) == ("0", "100")
     assert environment["SWEEP"] == "alpha"
     assert job["jobQueue"] == stack.job_queue_arn
 
@@ -177,14 +181,14 @@ def test_submit_without_array_is_a_single_job(runner: Runner, stack: StackOutput
     assert not any(key.startswith(document["jobId"] + ":") for key in moto_jobs())
 
 
-@pytest.mark.parametrize("size", ["1", "10001", "-5"])
+@pytest.mark.parametrize("size", ["1", "1000001", "-5"])
 def test_bad_array_submits_nothing(runner: Runner, stack: StackOutputs, size: str, isolated_environment: Path,
                                    api_calls: Counter):  # fmt: skip
     result = runner("submit", "--array", size)
     assert result.exit_code == 2
     assert (
         result.output
-        == f"Error: --array {size} is out of range; use 2 to 10,000 (omit --array for a single job)\n"
+        == f"Error: --array {size} is out of range; use 2 to 1,000,000 (omit --array for a single job)\n"
     )
     assert records(isolated_environment) == []
     assert moto_jobs() == {}
@@ -280,7 +284,7 @@ def test_interrupted_submit_is_never_orphaned(
     monkeypatch.setattr(AwsTarget, "client", dying)
     runner("submit", "--array", "4")
     (record,) = records(isolated_environment)
-    assert record["state"] == "submitting" and record["job_ids"] == []
+    assert record["state"] == "submitting" and record["shards"][0]["job_id"] is None
     monkeypatch.setattr(AwsTarget, "client", original)
 
     summary = runner.json("summary", record["run_id"])
@@ -288,7 +292,7 @@ def test_interrupted_submit_is_never_orphaned(
     assert summary["counts"]["SUCCEEDED"] == 4
     (recovered,) = records(isolated_environment)
     assert recovered["state"] == "submitted"
-    assert recovered["job_ids"] == [summary["jobId"]]
+    assert [s["job_id"] for s in recovered["shards"]] == [summary["jobId"]]
 
 
 def test_attempts_override_keeps_the_definitions_exit_rules(

@@ -1,0 +1,63 @@
+"""The latest outcome of each logical index after retries: a parent run's summary folded with
+the summaries of the retry runs made from it, oldest first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from runner.analysis.summary import CostEstimate, SpotInterruptions, Summary
+from runner.runs.watch import STATUSES
+
+
+@dataclass(frozen=True)
+class RetryOutcome:
+    """A retry run: which logical indices it ran (as (offset, size) pieces) and how it went."""
+
+    run_id: str
+    pieces: Sequence[tuple[int, int]]
+    summary: Summary
+
+
+def fold_retries(parent: Summary, retries: Sequence[RetryOutcome]) -> Summary:
+    """Each index takes the outcome of the latest run that ran it.
+
+    Counts stay over the parent's index space; vCPU-hours, cost and Spot interruptions add up
+    over every run (each was paid for). Runtime percentiles stay the parent's.
+    """
+    if not retries:
+        return parent
+    failures = {f.index: f for f in parent.failures}
+    counts = dict(parent.counts)
+    vcpu_hours = parent.vcpu_hours
+    cost = parent.cost
+    spot = parent.spot
+    for retry in retries:
+        covered = {index for offset, size in retry.pieces for index in range(offset, offset + size)}
+        was_failed = covered & failures.keys()
+        counts["FAILED"] -= len(was_failed)
+        counts["SUCCEEDED"] = max(0, counts["SUCCEEDED"] - (len(covered) - len(was_failed)))
+        for index in was_failed:
+            del failures[index]
+        for name in STATUSES:
+            counts[name] += retry.summary.counts.get(name, 0)
+        failures.update((f.index, f) for f in retry.summary.failures)
+        vcpu_hours += retry.summary.vcpu_hours
+        if cost and retry.summary.cost:
+            cost = CostEstimate(cost.usd_per_vcpu_hour, cost.estimated_usd + retry.summary.cost.estimated_usd,
+                                cost.basis)  # fmt: skip
+        if spot and retry.summary.spot:
+            spot = SpotInterruptions(spot.attempts + retry.summary.spot.attempts,
+                                     spot.vcpu_hours + retry.summary.spot.vcpu_hours, spot.basis)  # fmt: skip
+    finished = counts["SUCCEEDED"] + counts["FAILED"]
+    status = ("FAILED" if counts["FAILED"] else "SUCCEEDED") if finished >= parent.size else "RUNNING"
+    return replace(
+        parent,
+        status=status,
+        counts=counts,
+        failures=sorted(failures.values(), key=lambda f: f.index or 0),
+        vcpu_hours=vcpu_hours,
+        cost=cost,
+        spot=spot,
+        folded_run_ids=[retry.run_id for retry in retries],
+    )

@@ -1,0 +1,156 @@
+"""Retry only what failed: exactly the chosen logical indices, as a new run linked to its parent.
+
+Each contiguous range of indices becomes one array job (a plain job for a single index) with
+``RUNNER_INDEX_OFFSET`` set, so every task computes the same logical index as the first time.
+The parent's command, environment, parameters, tags and overrides carry over unless overridden.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from runner.analysis.failure_classes import CLASSES
+from runner.analysis.summary import Summary
+from runner.aws.stack_outputs import StackOutputs
+from runner.errors import InvalidInputError, RunnerError
+from runner.runs.indices import contiguous_ranges, format_ranges, parse_ranges
+from runner.runs.records import RunRecord, RunStore, new_run_id
+from runner.runs.shards import RateLimiter, split_ranges
+from runner.runs.submit import (
+    PARENT_RUN_ID_ENV,
+    RUN_ID_ENV,
+    RUN_ID_TAG,
+    STACK_TAG,
+    SubmitOptions,
+    check_queue,
+    definition_exit_rules,
+    job_name,
+    new_run,
+    submit_shards,
+    validate,
+)
+
+
+@dataclass(frozen=True)
+class RetryOptions:
+    """Which indices to retry and what to change for them; None keeps the parent's."""
+
+    classes: tuple[str, ...] = ()
+    indices: str | None = None
+    memory_mib: int | None = None
+    vcpus: int | None = None
+    timeout_seconds: int | None = None
+    attempts: int | None = None
+
+
+def parse_classes(text: str | None) -> tuple[str, ...]:
+    """``spot,oom`` to classes, each checked against the known ones."""
+    classes = tuple(filter(None, (c.strip().lower() for c in (text or "").split(","))))
+    unknown = [c for c in classes if c not in CLASSES]
+    if unknown:
+        raise InvalidInputError(
+            f"--class {','.join(unknown)} is not a failure class; use {', '.join(CLASSES)}"
+        )
+    return classes
+
+
+def select_indices(summary: Summary, total: int, options: RetryOptions, run_id: str) -> list[int]:
+    """The logical indices to run again: every failed one, or those the options name."""
+    failed = {f.index or 0: f.failure_class for f in summary.failures}
+    if not summary.complete and options.indices is None:
+        raise RunnerError(
+            f"run {run_id} is still going ({summary.size - summary.counts['SUCCEEDED'] - summary.failed} "
+            f"tasks unfinished); wait for it (`runner watch {run_id}`) or name --indices"
+        )
+    chosen = parse_ranges(options.indices, total) if options.indices else sorted(failed)
+    if options.classes:
+        chosen = [i for i in chosen if failed.get(i) in options.classes]
+    if chosen:
+        return chosen
+    if not failed:
+        raise RunnerError(f"run {run_id} has no failed tasks to retry")
+    by_class = ", ".join(f"{name} {len(ix)}" for name, ix in summary.failure_classes.items())
+    raise RunnerError(
+        f"none of run {run_id}'s failed tasks match --class {','.join(options.classes)}"
+        + (f" --indices {options.indices}" if options.indices else "")
+        + f" (failed: {by_class})"
+    )
+
+
+def retry_request(
+    parent: RunRecord, outputs: StackOutputs, run_id: str, options: RetryOptions,
+    evaluate_on_exit: list[dict[str, Any]] | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The parent's request for a new run on ``outputs``' stack, with the options applied. Pure."""
+    params = copy.deepcopy(parent.request)
+    params.pop("arrayProperties", None)
+    params.pop("dependsOn", None)  # what the parent waited for has finished
+    suffix = f"-{parent.run_id}"
+    base = parent.job_name[: -len(suffix)] if parent.job_name.endswith(suffix) else parent.job_name
+    params.update(jobName=job_name(base, outputs.stack, run_id), jobQueue=outputs.job_queue_arn,
+                  jobDefinition=outputs.job_definition_arn)  # fmt: skip
+    overrides = params.setdefault("containerOverrides", {})
+    root = next((e["value"] for e in overrides.get("environment", []) if e["name"] == PARENT_RUN_ID_ENV),
+                parent.run_id)  # fmt: skip
+    environment = [
+        e for e in overrides.get("environment", []) if e["name"] not in (RUN_ID_ENV, PARENT_RUN_ID_ENV)
+    ]
+    overrides["environment"] = [{"name": RUN_ID_ENV, "value": run_id},
+                                {"name": PARENT_RUN_ID_ENV, "value": root}, *environment]  # fmt: skip
+    requirements = {r["type"]: r["value"] for r in overrides.get("resourceRequirements", [])}
+    if options.vcpus is not None:
+        requirements["VCPU"] = str(options.vcpus)
+    if options.memory_mib is not None:
+        requirements["MEMORY"] = str(options.memory_mib)
+    if requirements:
+        overrides["resourceRequirements"] = [{"type": k, "value": v} for k, v in sorted(requirements.items())]
+    params["tags"] = {**params.get("tags", {}), RUN_ID_TAG: run_id, STACK_TAG: outputs.stack}
+    if options.timeout_seconds is not None:
+        params["timeout"] = {"attemptDurationSeconds": options.timeout_seconds}
+    if options.attempts is not None:
+        strategy: dict[str, Any] = {"attempts": options.attempts}
+        if evaluate_on_exit:
+            strategy["evaluateOnExit"] = evaluate_on_exit
+        params["retryStrategy"] = strategy
+    return params
+
+
+def retry_run(
+    batch: Any,
+    store: RunStore,
+    parent: RunRecord,
+    summary: Summary,
+    options: RetryOptions,
+    outputs: StackOutputs,
+    *,
+    now: datetime,
+    endpoint_url: str | None,
+    limiter: RateLimiter | None = None,
+) -> RunRecord:
+    """Submit the chosen indices of ``parent`` as a new run on ``outputs``' stack.
+
+    The new record (and the parent's link to it) is saved before the first SubmitJob.
+    """
+    changes = SubmitOptions(vcpus=options.vcpus, memory_mib=options.memory_mib,
+                            timeout_seconds=options.timeout_seconds, attempts=options.attempts)  # fmt: skip
+    validate(changes, outputs)
+    indices = select_indices(summary, parent.total_tasks, options, parent.run_id)
+    check_queue(batch, outputs)
+    rules = definition_exit_rules(batch, outputs) if options.attempts is not None else None
+    run_id = new_run_id(now)
+    params = retry_request(parent, outputs, run_id, options, rules)
+    record = new_run(params, outputs, run_id=run_id, now=now, pieces=split_ranges(contiguous_ranges(indices)),
+                     total_tasks=parent.total_tasks, array=parent.array, endpoint_url=endpoint_url,
+                     parent_run_id=parent.run_id)  # fmt: skip
+    store.save(record)
+    parent.retry_run_ids.append(run_id)
+    store.save(parent)
+    return submit_shards(batch, store, record, limiter or RateLimiter())
+
+
+def describe_selection(indices: Sequence[int]) -> str:
+    return f"{len(indices)} task{'s' if len(indices) != 1 else ''} ({format_ranges(indices, limit=8)})"
