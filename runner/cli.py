@@ -168,12 +168,14 @@ def _watch_with_progress(ref: JobRef, interval: float) -> Progress:
         sys.exit(EXIT_INTERRUPTED)
 
 
-def _show_summary(summary: Summary, as_json: bool, submitted: dict[str, Any] | None = None) -> None:
+def _show_summary(
+    summary: Summary, as_json: bool, submitted: dict[str, Any] | None = None, memory_mib: int | None = None
+) -> None:
     if as_json:
         document = summary.to_json()
         render.print_json(document if submitted is None else {**submitted, "summary": document})
     else:
-        render.show_summary(render.make_console(), summary)
+        render.show_summary(render.make_console(), summary, memory_mib=memory_mib)
     if summary.failed:
         sys.exit(EXIT_JOBS_FAILED)
 
@@ -321,7 +323,7 @@ def _after_submit(
     ref = session.resolve(record.parent_run_id or record.run_id)
     own = session.resolve(record.run_id)
     _watch_with_progress(own, interval)
-    _show_summary(session.summary(ref, price=price), as_json, submitted)
+    _show_summary(session.summary(ref, price=price), as_json, submitted, session.task_memory(ref))
 
 
 @cli.command()
@@ -445,7 +447,7 @@ def summary_command(
     """
     ref = session.resolve(run_or_job_id)
     summary = session.summary(ref, price=vcpu_hour_price, refresh=refresh, all_attempts=all_attempts)
-    _show_summary(summary, as_json)
+    _show_summary(summary, as_json, memory_mib=session.task_memory(ref))
 
 
 @cli.command()

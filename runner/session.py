@@ -169,6 +169,15 @@ class Session:
         ran = format_ranges(i for s in record.shards for i in range(s.offset, s.stop))
         raise InvalidInputError(f"run {record.run_id} did not run index {index} (it ran {ran})")
 
+    def task_memory(self, ref: JobRef) -> int | None:
+        """MiB each task of the run had (its override, else the stack's), for an OOM hint."""
+        request = ref.record.request if ref.record else {}
+        for requirement in (request.get("containerOverrides") or {}).get("resourceRequirements") or []:
+            if requirement.get("type") == "MEMORY":
+                return int(requirement["value"])
+        memory = ref.outputs.get("jobMemoryMiB")
+        return int(memory) if memory else None
+
     def require_emulator(self, record: RunRecord) -> None:
         """A local run's jobs live in the emulator that ran them: say so at once if it is gone."""
         server = running_server(self.local_state)

@@ -14,14 +14,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from runner.analysis.summary import Summary
+from runner.analysis.failure_classes import hint
+from runner.analysis.summary import EVERY_ATTEMPT_BASIS, Summary
 from runner.aws.job_logs import LogStream
+from runner.runs.indices import format_ranges
 from runner.runs.records import Pruned, RunRecord
 from runner.runs.watch import STATUSES
 from runner.runs.watch import Progress as JobProgress
 
-FAILURES_SHOWN = 50
+FAILURES_SHOWN = 20
 STATUS_STYLE = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "cyan", "RUNNABLE": "yellow"}
+OUTCOME_STYLE = {"failed": "red", "incomplete": "yellow"}
+CLASS_STYLE = {"spot": "yellow", "infra": "yellow", "app": "red", "oom": "magenta", "timeout": "magenta"}
 
 
 PLAIN_WIDTH = 200
@@ -109,26 +113,41 @@ def _seconds(value: float) -> str:
     return f"{value / 3600:.2f}h"
 
 
-def show_summary(console: Console, summary: Summary) -> None:
+def show_summary(console: Console, summary: Summary, *, memory_mib: int | None = None) -> None:
+    """Counts, failures by class with what to do, the first failures, runtimes, Spot and cost."""
     title = f"Run {summary.run_id}" if summary.run_id else f"Job {summary.job_id}"
     state = "complete" if summary.complete else "in progress"
     console.print(f"[bold]{title}[/bold]  {summary.job_name}  {summary.status} ({state})")
-    console.print(f"job {summary.job_id}, {summary.size} task{'s' if summary.size != 1 else ''}")
+    shards = len(summary.job_ids)
+    where = f"job {summary.job_id}" if shards <= 1 else f"{shards} array jobs"
+    console.print(f"{summary.size:,} task{'s' if summary.size != 1 else ''}, {where}")
+    if summary.folded_run_ids:
+        console.print(f"latest outcome per index, with retry runs {', '.join(summary.folded_run_ids)}")
 
     counts = Table(box=box.SIMPLE_HEAD, show_edge=False)
     for name in STATUSES:
         counts.add_column(name, justify="right", style=STATUS_STYLE.get(name, ""))
-    counts.add_row(*(str(summary.counts.get(name, 0)) for name in STATUSES))
+    counts.add_row(*(f"{summary.counts.get(name, 0):,}" for name in STATUSES))
     console.print(counts)
 
     if summary.failures:
-        failures = Table(title=f"{summary.failed} failed", box=box.SIMPLE_HEAD, show_edge=False,
-                         title_justify="left", title_style="bold red")  # fmt: skip
-        for column in ("index", "exit", "attempts", "status reason", "container reason"):
+        run = summary.run_id or summary.job_id
+        classes = Table(title=f"{summary.failed:,} failed, by class", box=box.SIMPLE_HEAD, show_edge=False,
+                        title_justify="left", title_style="bold red")  # fmt: skip
+        for column in ("class", "tasks", "indices", "what to do"):
+            classes.add_column(column, overflow="fold", justify="right" if column == "tasks" else "left")
+        for name, indices in summary.failure_classes.items():
+            classes.add_row(name, f"{len(indices):,}", format_ranges(indices, limit=6),
+                            hint(name, run, first_index=indices[0], memory_mib=memory_mib),
+                            style=CLASS_STYLE.get(name, ""))  # fmt: skip
+        console.print(classes)
+        failures = Table(box=box.SIMPLE_HEAD, show_edge=False)
+        for column in ("index", "class", "exit", "attempts", "status reason", "container reason"):
             failures.add_column(column, overflow="fold")
         for failure in summary.failures[:FAILURES_SHOWN]:
             failures.add_row(
                 "-" if failure.index is None else str(failure.index),
+                failure.failure_class,
                 "-" if failure.exit_code is None else str(failure.exit_code),
                 str(failure.attempts),
                 failure.status_reason or "",
@@ -137,7 +156,7 @@ def show_summary(console: Console, summary: Summary) -> None:
         console.print(failures)
         hidden = len(summary.failures) - FAILURES_SHOWN
         if hidden > 0:
-            console.print(f"... and {hidden} more failures: `runner summary --json` lists them all")
+            console.print(f"... and {hidden:,} more failures: `runner summary --json` lists them all")
 
     if summary.runtime:
         r = summary.runtime
@@ -146,6 +165,12 @@ def show_summary(console: Console, summary: Summary) -> None:
             f"  max {_seconds(r.max)}"
         )
     console.print(f"compute  {summary.vcpu_hours:.3f} vCPU-hours ({summary.vcpus} vCPU per task)")
+    if summary.spot and summary.spot.attempts:
+        more = "" if summary.spot.basis == EVERY_ATTEMPT_BASIS else "; `--attempts` counts every attempt"
+        console.print(
+            f"spot     {summary.spot.attempts:,} attempt{'s' if summary.spot.attempts != 1 else ''} "
+            f"interrupted, {summary.spot.vcpu_hours:.3f} vCPU-hours lost ({summary.spot.basis}{more})"
+        )
     if summary.cost:
         console.print(
             f"cost     ~${summary.cost.estimated_usd:.2f} at ${summary.cost.usd_per_vcpu_hour}/vCPU-h "
@@ -158,24 +183,34 @@ def show_runs(console: Console, records: Sequence[RunRecord]) -> None:
         console.print("no runs yet: submit one with `runner submit --array N`")
         return
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    for column in ("run", "stack", "created", "tasks", "state", "result", "job id"):
+    for column in ("run", "stack", "created", "tasks", "state", "result", "lineage"):
         table.add_column(column, overflow="fold")
     for record in records:
         summary = record.summary
         result = ""
         if summary:
             counts = summary["counts"]
-            result = f"{counts.get('SUCCEEDED', 0)} ok, {counts.get('FAILED', 0)} failed"
+            result = f"{counts.get('SUCCEEDED', 0):,} ok, {counts.get('FAILED', 0):,} failed"
         elif record.error:
             result = record.error
+        if record.missing_shards:
+            result = f"{len(record.job_ids)} of {len(record.shards)} shards submitted; " + (result or (
+                f"`runner submit --resume {record.run_id}`"))  # fmt: skip
+        lineage = []
+        if record.parent_run_id:
+            lineage.append(f"retry of {record.parent_run_id}")
+        if record.retry_run_ids:
+            lineage.append(f"retried by {', '.join(record.retry_run_ids)}")
+        shards = f" in {len(record.shards)} shards" if len(record.shards) > 1 else ""
         table.add_row(
             record.run_id,
             record.stack + (" (local)" if record.endpoint_url else ""),
             record.created_at[:19].replace("T", " "),
-            str(record.array_size or 1),
+            f"{record.tasks:,}{shards}",
             record.outcome,
             result,
-            record.job_id or "-",
+            "; ".join(lineage),
+            style=OUTCOME_STYLE.get(record.outcome, ""),
         )
     console.print(table)
 

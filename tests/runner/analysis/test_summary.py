@@ -276,6 +276,10 @@ def test_summary_of_a_single_failed_job_needs_one_call(tmp_path: Path):
     assert summary.size == 1
     assert summary.counts["FAILED"] == 1
     (failure,) = summary.failures
-    assert (failure.index, failure.exit_code, failure.attempts) == (0, 3, 2)  # a single job is logical index 0
+    assert (failure.index, failure.exit_code, failure.attempts) == (
+        0,
+        3,
+        2,
+    )  # a single job is logical index 0
     assert summary.runtime.max == 30.0
     assert summary.vcpu_hours == pytest.approx(30 * 4 / 3600)

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 from rich.console import Console
 
-from runner.analysis.summary import Failure, RuntimeStats, Summary, cost_estimate
+from runner.analysis.summary import Failure, RuntimeStats, SpotInterruptions, Summary, cost_estimate
 from runner.runs.watch import progress_of
 from runner.show import terminal as render
 
@@ -48,7 +48,39 @@ def test_summary_text_shows_counts_failures_runtimes_and_cost():
 def test_long_failure_lists_are_capped_with_a_pointer_to_json():
     console, out = plain_console()
     render.show_summary(console, summary_with_failures(60))
-    assert "... and 10 more failures: `runner summary --json` lists them all" in out.getvalue()
+    assert "... and 40 more failures: `runner summary --json` lists them all" in out.getvalue()
+
+
+def test_failures_are_grouped_by_class_with_ranges_and_a_hint_each():
+    failures = [
+        Failure(i, f"job:{i}", reason, code, container, 2 if cls == "spot" else 1, None, cls)
+        for i, reason, code, container, cls in [
+            (3, "Host EC2 (instance i-1) terminated.", None, None, "spot"),
+            (17, "Host EC2 (instance i-2) terminated.", None, None, "spot"),
+            (18, "Host EC2 (instance i-2) terminated.", None, None, "spot"),
+            (19, "Host EC2 (instance i-2) terminated.", None, None, "spot"),
+            (402, "Host EC2 (instance i-9) terminated.", None, None, "spot"),
+            (7, "Essential container in task exited", 137, "OutOfMemoryError: Container killed", "oom"),
+            (11, "Essential container in task exited", 2, None, "app"),
+        ]
+    ]
+    summary = Summary(job_id="job", job_name="sweep", status="FAILED", size=500,
+                      counts={"SUCCEEDED": 493, "FAILED": 7}, failures=failures, run_id="20261124-000000-abcd",
+                      spot=SpotInterruptions(6, 0.25, "attempts of failed tasks"))  # fmt: skip
+    console, out = plain_console()
+    render.show_summary(console, summary, memory_mib=2048)
+    text = out.getvalue()
+    rows = [line for line in text.splitlines() if "runner retry" in line or "runner logs" in line]
+    lines = {line.split()[0]: line for line in rows}
+    assert lines["spot"].split()[1:3] == ["5", "3,17-19,402"]
+    assert (
+        "`runner retry 20261124-000000-abcd --class spot` (or add --stack prod for on-demand)"
+        in lines["spot"]
+    )
+    assert "`runner retry 20261124-000000-abcd --class oom --memory 4096`" in lines["oom"]
+    assert "`runner logs 20261124-000000-abcd --index 11`" in lines["app"]
+    assert ("spot     6 attempts interrupted, 0.250 vCPU-hours lost (attempts of failed tasks; "
+            "`--attempts` counts every attempt)") in text  # fmt: skip
 
 
 def test_plain_progress_prints_a_line_only_when_counts_change():
