@@ -56,10 +56,11 @@ def classify(job: Mapping[str, Any]) -> str:
         return "timeout"
     if container_reason.startswith("OutOfMemoryError"):
         return "oom"
-    for reason in reasons:
-        if any(reason.startswith(error) for error in INFRA_ERRORS):
-            pull = reason.startswith("CannotPullContainerError")
-            return "config" if pull and any(m in reason.lower() for m in CONFIG_PULL_MARKERS) else "infra"
+    pulls = [r.lower() for r in reasons if r.startswith("CannotPullContainerError")]
+    if any(marker in pull for pull in pulls for marker in CONFIG_PULL_MARKERS):
+        return "config"  # the image reference or its permissions are wrong: no retry will help
+    if any(reason.startswith(error) for reason in reasons for error in INFRA_ERRORS):
+        return "infra"
     if status_reason.startswith("MISCONFIGURATION:"):
         return "config"  # cancelled in RUNNABLE by the queue: it could never be placed
     if status_reason.startswith("CAPACITY:"):

@@ -18,6 +18,7 @@ from runner.runs.indices import IndexRange
 
 OFFSET_ENV = "RUNNER_INDEX_OFFSET"
 SIZE_ENV = "RUNNER_ARRAY_SIZE"
+SHARD_SIZE = MAX_ARRAY_SIZE  # tests that need many shards lower it rather than submit 10,000s
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,9 @@ class Shard:
         return Shard(self.offset, self.size, self.job_name, job_id)
 
 
-def split_ranges(ranges: Iterable[IndexRange], limit: int = MAX_ARRAY_SIZE) -> list[tuple[int, int]]:
-    """(offset, size) pieces of at most ``limit`` tasks covering each inclusive range in order."""
+def split_ranges(ranges: Iterable[IndexRange], limit: int | None = None) -> list[tuple[int, int]]:
+    """(offset, size) pieces of at most ``limit`` (default ``SHARD_SIZE``) tasks per inclusive range."""
+    limit = limit or SHARD_SIZE
     pieces = []
     for first, last in ranges:
         for offset in range(first, last + 1, limit):
