@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench_api_calls.py
+	PYTHONPATH=. $(BIN)/python scripts/bench_api_calls.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -237,6 +237,15 @@ def test_bad_value_in_a_stack_file_stops_before_any_resource(tmp_path: Path):
     )
 
 
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_default_command_shows_the_logical_index_contract(stack, request):
+    deployment = request.getfixturevalue(stack)
+    properties = json.loads(deployment.mocks.one(JOB_DEF).inputs["containerProperties"])
+    script = properties["command"][-1]
+    assert "${RUNNER_INDEX_OFFSET:-0} + ${AWS_BATCH_JOB_ARRAY_INDEX:-0}" in script
+    assert "RUNNER_ARRAY_SIZE" in script
+
+
 def test_misspelled_section_and_every_other_mistake_stop_the_program(tmp_path: Path):
     stack_file = (
         (PROJECT_DIR / "Pulumi.prod.yaml")
