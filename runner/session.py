@@ -265,6 +265,8 @@ class Session:
                 f"least 7 days) and the run was not complete when last summarized, so its outcome "
                 f"is unknown{seen}"
             ) from None
+        if record is not None:
+            summary = replace(summary, job_name=record.job_name)  # the run's name, not its first shard's
         if record is not None and (summary.complete or not cached or not cached.complete):
             record.summary = summary.to_json()
             self.store.save(record)
