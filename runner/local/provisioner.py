@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pulumi
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from runner.aws.clients import AwsTarget
 from runner.errors import RunnerError
@@ -171,6 +171,12 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             error = err.response.get("Error", {})
             self.error = RunnerError(
                 f"the emulator refused {args.typ} '{args.name}': {error.get('Code')}: {error.get('Message')}"
+            )
+            raise self.error from None
+        except BotoCoreError as err:  # no answer, or not one botocore could read
+            self.error = RunnerError(
+                f"the emulator failed creating {args.typ} '{args.name}' ({type(err).__name__}); "
+                "see its log (`runner local status`) and run `runner local up` again"
             )
             raise self.error from None
         except Exception as err:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from runner.aws.clients import AwsTarget, aws_errors
 from runner.errors import RunnerError
 from runner.local.state import LocalState, ServerInfo
 
@@ -88,6 +89,22 @@ def configure(endpoint_url: str, config: dict | None = None, timeout: float = 5.
         return json.loads(response.read())
 
 
+def warm_up(endpoint_url: str) -> None:
+    """Build moto's backends one at a time before anything else calls.
+
+    The Pulumi engine creates resources from several threads; moto builds a service's backend on
+    its first request (IAM loads every managed policy), and concurrent first requests can race
+    into a 500. One call per service, in turn, avoids it.
+    """
+    target = AwsTarget("us-east-1", endpoint_url)
+    with aws_errors():
+        target.client("sts").get_caller_identity()
+        target.client("iam").list_roles(MaxItems=1)
+        target.client("ec2").describe_vpcs()
+        target.client("logs").describe_log_groups(limit=1)
+        target.client("batch").describe_compute_environments()
+
+
 def responds(endpoint_url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{endpoint_url}/moto-api/config", timeout=2) as response:
@@ -144,6 +161,7 @@ def start_server(
                 raise RunnerError(f"the emulator did not start ({tail[0]}); see {state.log_file}")
             sleep(0.1)
         configure(endpoint)
+        warm_up(endpoint)
         info = ServerInfo(
             pid=process.pid,
             port=port,
