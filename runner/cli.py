@@ -21,7 +21,6 @@ from infra.limits import (
 )
 from runner.analysis.failure_classes import CLASSES
 from runner.analysis.summary import Summary
-from runner.aws.clients import AwsTarget
 from runner.aws.job_logs import read_log
 from runner.aws.stack_outputs import parse_outputs
 from runner.errors import InvalidInputError, RunnerError
@@ -269,7 +268,7 @@ def submit(
             raise InvalidInputError(
                 f"--resume takes a run id such as 20261124-151012-ab12, got {resume_run_id!r}"
             )
-        target = AwsTarget(ref_record.outputs["region"], ref_record.endpoint_url)
+        target = session.target_for(ref_record.outputs["region"], ref_record.endpoint_url)
         if ref_record.endpoint_url:
             session.require_emulator(ref_record)
         record = resume_run(target.client("batch"), session.store, ref_record)

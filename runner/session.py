@@ -113,7 +113,12 @@ class Session:
         return server.endpoint_url if server else None
 
     def target(self) -> AwsTarget:
-        return AwsTarget(self.outputs().region, self.endpoint_url())
+        return self.target_for(self.outputs().region, self.endpoint_url())
+
+    def target_for(self, region: str, endpoint_url: str | None) -> AwsTarget:
+        """Real AWS, or the emulator signed with its own keys."""
+        credentials = self.local_state.credentials() if endpoint_url else None
+        return AwsTarget(region, endpoint_url, credentials)
 
     def resolve(self, run_or_job_id: str) -> JobRef:
         """A run id, AWS job id or task id to what it names (the run's own record first)."""
@@ -125,7 +130,7 @@ class Session:
             return JobRef(run_or_job_id, outputs.to_contract(), self.target(), None, ((run_or_job_id, 0),))
         if record.endpoint_url and not record.summary:
             self.require_emulator(record)
-        target = AwsTarget(record.outputs["region"], record.endpoint_url)
+        target = self.target_for(record.outputs["region"], record.endpoint_url)
         # An interrupted submit: shards AWS has but the record lacks are found by name.
         interrupted = record.missing_shards and record.state == "submitting"
         if interrupted and recover_shards(target.client("batch"), record):
@@ -164,8 +169,11 @@ class Session:
         for run in reversed([record, *self.store.lineage(record)]):
             shard = next((s for s in run.shards if s.job_id and s.holds(index)), None)
             if shard is not None:
-                target = AwsTarget(run.outputs["region"], run.endpoint_url)
-                return target, shard.task_job_id(index), run.outputs
+                return (
+                    self.target_for(run.outputs["region"], run.endpoint_url),
+                    shard.task_job_id(index),
+                    run.outputs,
+                )
         ran = format_ranges(i for s in record.shards for i in range(s.offset, s.stop))
         raise InvalidInputError(f"run {record.run_id} did not run index {index} (it ran {ran})")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
@@ -34,8 +34,8 @@ CLIENT_CONFIG = Config(
     read_timeout=READ_TIMEOUT,
     user_agent_extra="batch-stacks-runner",
 )
-# The emulator accepts any credentials; fixed ones keep real credentials out of local runs.
-LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+# Without the emulator's own keys: fixed dummy ones, so real credentials never reach it.
+LOCAL_CREDENTIALS = ("testing", "testing")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 CREDENTIAL_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "UnrecognizedClientException",
                               "InvalidClientTokenId", "InvalidSignatureException"})  # fmt: skip
@@ -53,11 +53,16 @@ class AwsTarget:
 
     region: str
     endpoint_url: str | None = None
+    # The emulator's own keys (only its owner can read them); never real credentials.
+    credentials: tuple[str, str] | None = field(default=None, compare=False, repr=False)
 
     def client(self, service: str) -> Any:
         kwargs: dict[str, Any] = {"region_name": self.region, "config": CLIENT_CONFIG}
         if self.endpoint_url:
-            kwargs.update(endpoint_url=self.endpoint_url, **LOCAL_CREDENTIALS)
+            access, secret = self.credentials or LOCAL_CREDENTIALS
+            kwargs.update(
+                endpoint_url=self.endpoint_url, aws_access_key_id=access, aws_secret_access_key=secret
+            )
         return boto3.session.Session().client(service, **kwargs)
 
 

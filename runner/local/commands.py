@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 import click
 
 from runner.aws.stack_outputs import find_project_dir
+from runner.errors import RunnerError
 from runner.local.deploy import deploy_or_keep
-from runner.local.server import running_server, start_server, stop_server
+from runner.local.server import ExecutorOptions, running_server, start_server, stop_server
 from runner.session import Session
 from runner.show import terminal as render
 
@@ -36,15 +38,36 @@ def local() -> None:
 @click.option(
     "--port", type=click.IntRange(1024, 65535), metavar="PORT", help="Loopback port (default: a free one)."
 )
+@click.option(
+    "--slots",
+    type=click.IntRange(1, 256),
+    metavar="N",
+    help="Tasks that may run at once (default: the number of CPUs).",
+)
+@click.option(
+    "--spot-interruptions",
+    type=click.FloatRange(0, 1),
+    metavar="RATE",
+    help="Fraction of attempts on Spot capacity that are reclaimed, as AWS reports it (default: 0).",
+)
+@click.option("--seed", type=int, help="Seed for which attempts are reclaimed (default: random).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (shapes in the README).")
 @pass_session
-def up(session: Session, stack_name: str | None, port: int | None, as_json: bool) -> None:
-    """Start the emulator (or reuse it) and deploy a stack's Pulumi program into it."""
+def up(
+    session: Session, stack_name: str | None, port: int | None, slots: int | None,
+    spot_interruptions: float | None, seed: int | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Start the emulator (or reuse it) and deploy a stack's Pulumi program into it.
+
+    Jobs submitted to it run their command as local processes of yours, with AWS Batch's states,
+    environment, capacity, exit codes, retries and logs (the image is not pulled, `user` is not
+    switched).
+    """
     stack = stack_name or session.stack_option or "dev"
     project_dir = find_project_dir()
     state = session.local_state
     with state.lock():
-        info, started = start_server(state, port)
+        info, started = start_server(state, port, ExecutorOptions(slots, spot_interruptions, seed))
         try:
             result = deploy_or_keep(project_dir, stack, info.endpoint_url, state)
         except BaseException:
@@ -70,6 +93,11 @@ def up(session: Session, stack_name: str | None, port: int | None, as_json: bool
     click.echo(
         f"{what[result.action]} stack '{stack}': {outputs['purchaseModel']} compute up to "
         f"{outputs['maxVcpus']} vCPUs, queue {outputs['jobQueueName']}."
+    )
+    click.echo(
+        f"Tasks run as local processes ({info.slots} at a time"
+        + (f", {info.spot_interruptions:.0%} of Spot attempts reclaimed" if info.spot_interruptions else "")
+        + "); the image is not pulled and `user` is not switched."
     )
     click.echo(f"Next: runner --local --stack {stack} submit --array 100 --wait")
 
@@ -105,6 +133,8 @@ def status(session: Session, as_json: bool) -> None:
                 "endpointUrl": info.endpoint_url if info else None,
                 "pid": info.pid if info else None,
                 "stacks": stacks,
+                "slots": info.slots if info else None,
+                "spotInterruptions": info.spot_interruptions if info else None,
             }
         )
     elif info is None:
@@ -114,5 +144,29 @@ def status(session: Session, as_json: bool) -> None:
             f"The emulator (moto) runs at {info.endpoint_url}, pid {info.pid}, since {info.started_at}."
         )
         click.echo(f"Deployed stacks: {', '.join(stacks) or 'none'}. Log: {info.log_file}")
+        click.echo(
+            f"Tasks run as local processes of yours, {info.slots} at a time, in {state.work_dir}; "
+            "the image is not pulled and `user` is not switched."
+        )
     if info is None:
         sys.exit(EXIT_NOT_RUNNING)
+
+
+@local.command()
+@pass_session
+def env(session: Session) -> None:
+    """Print `export` lines that point the AWS CLI and your scripts at the emulator.
+
+    \b
+    Example:
+        eval "$(runner local env)"
+        aws batch describe-job-queues
+    """
+    state = session.local_state
+    info = running_server(state)
+    if info is None:
+        raise RunnerError("the local emulator is not running; start it with `runner local up`")
+    access, secret = state.credentials()
+    for name, value in (("AWS_ENDPOINT_URL", info.endpoint_url), ("AWS_DEFAULT_REGION", "us-east-1"),
+                        ("AWS_ACCESS_KEY_ID", access), ("AWS_SECRET_ACCESS_KEY", secret)):  # fmt: skip
+        click.echo(f"export {name}={shlex.quote(value)}")

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,6 +26,7 @@ EMULATOR_CONFIG = {"batch": {"use_docker": False}}
 # AWS-managed policies exist, so the instance role's attachment resolves. moto's config API does
 # not take this one; the environment does. Stock AMIs are never used and slow every EC2 backend.
 EMULATOR_ENV = {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
+EMULATOR_MODULE = "runner.local.emulator"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 # Servers this process started: the emulator outlives `runner local up` by design, so the Popen
@@ -70,9 +72,9 @@ def is_alive(pid: int) -> bool:
 
 
 def is_emulator(pid: int) -> bool:
-    """Guard against a recycled pid: only a moto server is ever signalled."""
+    """Guard against a recycled pid: only an emulator process is ever signalled."""
     try:
-        return b"moto.server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return EMULATOR_MODULE.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return is_alive(pid)  # no /proc (macOS): trust the pid file
 
@@ -124,8 +126,21 @@ def running_server(state: LocalState) -> ServerInfo | None:
     return None
 
 
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """How the emulator runs tasks; None keeps the default (or what a running emulator has)."""
+
+    slots: int | None = None
+    spot_interruptions: float | None = None
+    seed: int | None = None
+
+
 def start_server(
-    state: LocalState, port: int | None = None, *, sleep: Callable[[float], None] = time.sleep
+    state: LocalState,
+    port: int | None = None,
+    options: ExecutorOptions = ExecutorOptions(),
+    *,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[ServerInfo, bool]:
     """Start the emulator (or reuse the running one). Returns its info and whether it was started."""
     existing = running_server(state)
@@ -135,17 +150,31 @@ def start_server(
                 f"the emulator already runs on port {existing.port}; stop it with `runner local down` "
                 "or omit --port"
             )
+        for name, asked, running in (("--slots", options.slots, existing.slots),
+                                     ("--spot-interruptions", options.spot_interruptions, existing.spot_interruptions),
+                                     ("--seed", options.seed, existing.seed)):  # fmt: skip
+            if asked is not None and asked != running:
+                raise RunnerError(
+                    f"the emulator already runs with {name} {running}; `runner local down` first to change it"
+                )
         configure(existing.endpoint_url)
         return existing, False
 
+    slots = options.slots or os.cpu_count() or 1
+    rate = options.spot_interruptions or 0.0
+    state.credentials()  # made before the emulator reads them
     port = port or free_port()
     if port_in_use(port):
         raise RunnerError(f"port {port} on {LOOPBACK} is in use; pick another with --port")
     state.root.mkdir(parents=True, exist_ok=True)
     endpoint = f"http://{LOOPBACK}:{port}"
+    seed = ["--seed", str(options.seed)] if options.seed is not None else []
+    command = [sys.executable, "-m", EMULATOR_MODULE, "--port", str(port), "--slots", str(slots),
+               "--spot-interruptions", str(rate), "--work-dir", str(state.work_dir),
+               "--credentials", str(state.credentials_file), *seed]  # fmt: skip
     with state.log_file.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -168,6 +197,9 @@ def start_server(
             endpoint_url=endpoint,
             log_file=str(state.log_file),
             started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            slots=slots,
+            spot_interruptions=rate,
+            seed=options.seed,
         )
     except BaseException:
         # Failed or interrupted (Ctrl-C) before it was recorded: leave no emulator behind.

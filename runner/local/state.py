@@ -9,6 +9,9 @@ from which stack file and program, so a second ``local up`` can keep or replace 
 from __future__ import annotations
 
 import fcntl
+import json
+import os
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +33,9 @@ class ServerInfo:
     endpoint_url: str
     log_file: str
     started_at: str
+    slots: int = 1
+    spot_interruptions: float = 0.0
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,37 @@ class LocalState:
     @property
     def lock_file(self) -> Path:
         return self.root / "lock"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.root / "credentials.json"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.root / "work"
+
+    def credentials(self) -> tuple[str, str]:
+        """The emulator's access key pair, made on first use, readable by its owner only."""
+        path = self.credentials_file
+        if not path.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            keys = {
+                "accessKeyId": "LKIA" + secrets.token_hex(8).upper(),
+                "secretAccessKey": secrets.token_urlsafe(30),
+            }
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as out:
+                json.dump(keys, out)
+        raw = self._read(path, "delete it; `runner local up` makes new keys")
+        if not isinstance(raw, dict) or not isinstance(raw.get("accessKeyId"), str) or not isinstance(
+            raw.get("secretAccessKey"), str
+        ):  # fmt: skip
+            raise LocalStateError(
+                f"{path} does not hold the emulator's keys; delete it and run `runner local up`"
+            )
+        if path.stat().st_mode & 0o077:
+            raise LocalStateError(f"{path} is readable by others; `chmod 600 {path}` (or delete it)")
+        return raw["accessKeyId"], raw["secretAccessKey"]
 
     def stack_file(self, stack: str) -> Path:
         return self.root / "stacks" / f"{stack}.json"
@@ -100,21 +137,18 @@ class LocalState:
         write_json(self.server_file, asdict(info))
 
     def server(self) -> ServerInfo | None:
-        fix = "stop any emulator left running (`pkill -f moto.server`) and delete the file"
+        fix = "stop any emulator left running (`pkill -f runner.local.emulator`) and delete the file"
         try:
             raw = self._read(self.server_file, fix)
         except FileNotFoundError:
             return None
-        expected = {f.name: f.type for f in fields(ServerInfo)}
-        if (
-            not isinstance(raw, dict)
-            or set(raw) != set(expected)
-            or not all(
-                isinstance(raw[name], int if kind == "int" else str) for name, kind in expected.items()
-            )
-        ):
+        required = {"pid": int, "port": int, "endpoint_url": str, "log_file": str, "started_at": str}
+        optional = {"slots": int, "spot_interruptions": (int, float), "seed": (int, type(None))}
+        valid = isinstance(raw, dict) and all(isinstance(raw.get(k), t) for k, t in required.items())
+        if not valid or not all(isinstance(raw[k], t) for k, t in optional.items() if k in raw):
             raise LocalStateError(f"{self.server_file} does not describe an emulator; {fix}")
-        return ServerInfo(**raw)
+        names = {f.name for f in fields(ServerInfo)}
+        return ServerInfo(**{k: v for k, v in raw.items() if k in names})
 
     def clear_server(self) -> None:
         self.server_file.unlink(missing_ok=True)

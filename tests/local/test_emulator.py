@@ -205,12 +205,12 @@ def test_a_corrupt_server_file_is_one_line_naming_it(project: Path, isolated_env
     assert result.exit_code == 1
     assert result.output == (
         f"Error: {state.server_file} does not describe an emulator; stop any emulator left running "
-        "(`pkill -f moto.server`) and delete the file\n"
+        "(`pkill -f runner.local.emulator`) and delete the file\n"
     )
 
 
 def emulator_pids(state: Path) -> list[int]:
-    """moto servers started by this test's state directory (their log file names it)."""
+    """Emulators started for this test's state directory (their environment names it)."""
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -220,6 +220,6 @@ def emulator_pids(state: Path) -> list[int]:
             environ = (proc / "environ").read_bytes()
         except OSError:
             continue
-        if b"moto.server" in cmdline and str(state).encode() in environ and is_alive(int(proc.name)):
+        if b"runner.local.emulator" in cmdline and str(state).encode() in environ and is_alive(int(proc.name)):
             pids.append(int(proc.name))
     return pids

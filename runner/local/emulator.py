@@ -1,0 +1,97 @@
+"""The emulator's process: moto's server with this project's Batch backend that runs tasks.
+
+Started by ``runner local up`` as ``python -m runner.local.emulator``; listens on 127.0.0.1 only.
+Everything but Batch job execution is moto's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from moto.batch.responses import BatchResponse
+from moto.core.base_backend import BackendDict
+
+from runner.local.executor import Executor, ExecutorSettings, LocalBatchBackend
+from runner.local.signing import signed_by
+
+LOOPBACK = "127.0.0.1"
+local_backends = BackendDict(LocalBatchBackend, "batch")
+
+
+def _backend(self: BatchResponse) -> Any:
+    return local_backends[self.current_account][self.region]
+
+
+def _submit_job(self: BatchResponse) -> str:
+    """moto's SubmitJob, plus the submitted retryStrategy and the check of who signed it."""
+    credentials = LocalBatchBackend.executor.settings.credentials if LocalBatchBackend.executor else None
+    body = self.raw_body if isinstance(self.raw_body, bytes) else str(self.raw_body or "").encode()
+    signed = credentials is None or signed_by(self.method, self.uri, dict(self.headers), body, *credentials)
+    name, job_id, arn = self.batch_backend.submit_job(
+        self._get_param("jobName"),
+        self._get_param("jobDefinition"),
+        self._get_param("jobQueue"),
+        depends_on=self._get_param("dependsOn"),
+        container_overrides=self._get_param("containerOverrides"),
+        timeout=self._get_param("timeout"),
+        array_properties=self._get_param("arrayProperties", {}),
+        parameters=self._get_param("parameters"),
+        tags=self._get_param("tags"),
+        retry_strategy=self._get_param("retryStrategy"),
+        signed=signed,
+    )
+    return json.dumps({"jobId": job_id, "jobName": name, "jobArn": arn})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m runner.local.emulator")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--slots", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--spot-interruptions", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--work-dir", type=Path, required=True)
+    parser.add_argument(
+        "--credentials", type=Path, help="JSON file with the keys SubmitJob must be signed with"
+    )
+    args = parser.parse_args(argv)
+
+    credentials = None
+    if args.credentials:
+        keys = json.loads(args.credentials.read_text())
+        credentials = (keys["accessKeyId"], keys["secretAccessKey"])
+    executor = Executor(
+        ExecutorSettings(
+            slots=args.slots,
+            work_dir=args.work_dir,
+            endpoint_url=f"http://{LOOPBACK}:{args.port}",
+            region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            credentials=credentials,
+            spot_rate=args.spot_interruptions,
+            seed=args.seed,
+            # Only the test suite lowers these (AWS's minimum attempt duration is 60 s).
+            min_timeout_seconds=int(os.environ.get("RUNNER_EMULATOR_MIN_TIMEOUT", "60")),
+            stop_grace_seconds=float(os.environ.get("RUNNER_EMULATOR_STOP_GRACE", "30")),
+        )
+    )
+    LocalBatchBackend.executor = executor
+    BatchResponse.batch_backend = property(_backend)  # type: ignore[assignment,method-assign]
+    BatchResponse.submitjob = _submit_job  # type: ignore[method-assign]
+    executor.start()
+
+    def stop(_signum: int, _frame: Any) -> None:
+        executor.shutdown()
+        sys.exit(0)
+
+    from moto import server
+
+    server.signal_handler = stop  # moto's server installs its own SIGTERM/SIGINT handler: use ours
+    server.main(["-H", LOOPBACK, "-p", str(args.port)])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,525 @@
+"""Runs each Batch job of the emulator as a local process, with AWS Batch's semantics.
+
+``LocalBatchBackend`` wraps moto's Batch backend (as moto's own ``batch_simple`` does) and replaces
+only what happens to a submitted job: ``Executor`` moves it through SUBMITTED -> PENDING ->
+RUNNABLE -> STARTING -> RUNNING -> SUCCEEDED/FAILED, within the compute environment's maxVcpus and
+the local slots; runs its command with Batch's environment in a fresh directory per attempt;
+reports exit codes, OOM kills, timeouts and (on demand) Spot reclaims as Batch does; applies the
+retry strategy; and writes each attempt's output to the CloudWatch stream Batch would use.
+The image is not pulled and ``user`` is not switched: the command runs as the emulator's owner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+from moto.batch.exceptions import ClientException
+from moto.batch.models import BatchBackend, Job, batch_backends
+from moto.core.utils import unix_time_millis
+
+TICK = 0.05
+HOST_RECLAIMED = "Host EC2 (instance i-{}) terminated."
+FARGATE_SPOT = "Your Spot Task was interrupted."
+EXITED = "Essential container in task exited"
+OOM = "OutOfMemoryError: Container killed due to memory usage"
+TIMED_OUT = "Job attempt duration exceeded timeout"
+DEPENDENCY_FAILED = "Dependent Job failed"
+UNSIGNED = ("SubmitJob was not signed with the emulator's credentials; the command was not run "
+            "(sign with the keys `runner local env` prints)")  # fmt: skip
+RESOURCE_MISFIT = ("MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - The job resource requirement (vCPU/memory) is "
+                   "higher than that can be met by the CE(s) attached to the job queue.")  # fmt: skip
+# What an instance family's largest size offers, for "can this ever be placed".
+MAX_MEMORY_PER_VCPU_MIB = 8 * 1024
+QUEUED = ("SUBMITTED", "PENDING", "RUNNABLE")
+ACTIVE = ("STARTING", "RUNNING")
+_REF = re.compile(r"Ref::([A-Za-z0-9_-]+)")
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    slots: int
+    work_dir: Path
+    endpoint_url: str
+    region: str
+    credentials: tuple[str, str] | None = None
+    spot_rate: float = 0.0
+    seed: int | None = None
+    min_timeout_seconds: int = 60
+    stop_grace_seconds: float = 30.0
+
+
+@dataclass
+class Attempt:
+    process: subprocess.Popen
+    number: int
+    task_id: str
+    started: float
+    output: Path
+    vcpus: int
+    interrupt_at: float | None = None
+    timeout_at: float | None = None
+    stop_reason: str | None = None  # why the emulator is stopping it (OOM, timeout, reclaim, terminate)
+    container_reason: str | None = None
+    killed_at: float | None = None
+
+
+@dataclass
+class Task:
+    """A job the executor runs: a plain job or one array child."""
+
+    job: Job
+    compute: dict[str, Any]
+    vcpus: int
+    memory_mib: int
+    attempts_allowed: int
+    exit_rules: list[dict[str, Any]]
+    timeout: int | None
+    signed: bool = True
+    attempt: Attempt | None = None
+    cancel_reason: str | None = None
+    terminate_reason: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _requirement(job: Job, kind: str, default: int) -> int:
+    overrides = {r["type"]: r["value"] for r in job.container_overrides.get("resourceRequirements", [])}
+    properties = job.job_definition.container_properties or {}
+    defined = {r["type"]: r["value"] for r in properties.get("resourceRequirements", [])}
+    value = overrides.get(kind, defined.get(kind, default))
+    return max(1, int(float(value)))
+
+
+def exit_rule_action(
+    rules: list[dict[str, Any]], status_reason: str, reason: str, exit_code: int | None
+) -> str:
+    """RETRY or EXIT by the first evaluateOnExit rule that matches (every given field must); none: RETRY."""
+    for rule in rules:
+        checks = [
+            ("onStatusReason", status_reason),
+            ("onReason", reason),
+            ("onExitCode", "" if exit_code is None else str(exit_code)),
+        ]
+        if all(fnmatch.fnmatchcase(value, rule[key]) for key, value in checks if key in rule):
+            return str(rule.get("action", "RETRY")).upper()
+    return "RETRY"
+
+
+class Executor:
+    """Schedules and supervises every task of the emulator on one background thread."""
+
+    def __init__(self, settings: ExecutorSettings) -> None:
+        self.settings = settings
+        self.tasks: list[Task] = []
+        self.parents: list[Job] = []
+        self.lock = threading.RLock()
+        self.random = random.Random(settings.seed)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="batch-executor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    # --- Requests (from the server's threads) ---------------------------------------------------
+
+    def add(self, task: Task) -> None:
+        with self.lock:
+            self.tasks.append(task)
+
+    def add_parent(self, job: Job) -> None:
+        with self.lock:
+            self.parents.append(job)
+
+    def cancel(self, job: Job, reason: str) -> None:
+        """CancelJob: queued tasks fail with the reason; running ones carry on (as on AWS)."""
+        with self.lock:
+            for task in self._tasks_of(job):
+                if task.job.status in QUEUED:
+                    task.cancel_reason = reason
+
+    def terminate(self, job: Job, reason: str) -> None:
+        """TerminateJob: queued tasks fail, running ones get SIGTERM, then SIGKILL."""
+        with self.lock:
+            for task in self._tasks_of(job):
+                if task.job.status in QUEUED:
+                    task.cancel_reason = reason
+                elif task.job.status in ACTIVE:
+                    task.terminate_reason = reason
+
+    def _tasks_of(self, job: Job) -> list[Task]:
+        ids = {job.job_id} | {child.job_id for child in job._child_jobs or []}
+        return [task for task in self.tasks if task.job.job_id in ids]
+
+    # --- The loop -------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with self.lock:
+                self.tick()
+            self._stop.wait(TICK)
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        used_vcpus: dict[str, int] = {}
+        running = 0
+        for task in self.tasks:
+            if task.attempt is not None:
+                used_vcpus[task.compute["name"]] = used_vcpus.get(task.compute["name"], 0) + task.vcpus
+                running += 1
+        for task in self.tasks:
+            status = task.job.status
+            if status in ("SUCCEEDED", "FAILED"):
+                continue
+            if task.cancel_reason and status in QUEUED:
+                self._finish(task, success=False, status_reason=task.cancel_reason)
+            elif status == "SUBMITTED":
+                task.job.status = "PENDING" if task.job.depends_on else "RUNNABLE"
+                if not task.signed:
+                    self._finish(task, success=False, status_reason=UNSIGNED)
+            elif status == "PENDING":
+                self._check_dependencies(task)
+            elif status == "RUNNABLE":
+                if task.vcpus > task.compute["maxvCpus"] or task.memory_mib > task.compute["maxMemoryMiB"]:
+                    task.job.job_stopped_reason = RESOURCE_MISFIT  # stays RUNNABLE, as on AWS
+                    continue
+                name = task.compute["name"]
+                free = task.compute["maxvCpus"] - used_vcpus.get(name, 0)
+                if task.vcpus <= free and running < self.settings.slots:
+                    self._start(task, now)
+                    used_vcpus[name] = used_vcpus.get(name, 0) + task.vcpus
+                    running += 1
+            elif status in ACTIVE:
+                self._supervise(task, now)
+        for parent in self.parents:
+            children = parent._child_jobs or []
+            statuses = [child.status for child in children]
+            if parent.status not in ("SUCCEEDED", "FAILED") and all(
+                s in ("SUCCEEDED", "FAILED") for s in statuses
+            ):
+                parent.job_stopped = True
+                parent.job_stopped_at = datetime.now()
+                parent.status = "FAILED" if "FAILED" in statuses else "SUCCEEDED"
+            elif parent.status == "SUBMITTED" and any(s != "SUBMITTED" for s in statuses):
+                parent.status = "PENDING"  # an array parent stays PENDING while its children run
+
+    def _check_dependencies(self, task: Task) -> None:
+        jobs = self._all_jobs(task.job)
+        statuses = [
+            jobs[d["jobId"]].status if d["jobId"] in jobs else "FAILED" for d in task.job.depends_on or []
+        ]
+        if "FAILED" in statuses:
+            self._finish(task, success=False, status_reason=DEPENDENCY_FAILED)
+        elif all(s == "SUCCEEDED" for s in statuses):
+            task.job.status = "RUNNABLE"
+
+    @staticmethod
+    def _all_jobs(job: Job) -> dict[str, Job]:
+        return job.all_jobs
+
+    # --- One attempt ----------------------------------------------------------------------------
+
+    def _command(self, task: Task) -> list[str]:
+        job = task.job
+        properties = job.job_definition.container_properties or {}
+        command = job.container_overrides.get("command") or properties.get("command") or []
+        parameters = {**job.job_definition.parameters, **(job.parameters or {})}
+        return [_REF.sub(lambda m: str(parameters.get(m.group(1), m.group(0))), part) for part in command]
+
+    def _environment(self, task: Task, number: int) -> dict[str, str]:
+        job = task.job
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": os.environ.get("LANG", "C.UTF-8")}
+        for entry in job._get_container_property("environment", []):
+            env[entry["name"]] = str(entry["value"])
+        env.update(
+            AWS_BATCH_JOB_ID=job.job_id,
+            AWS_BATCH_JOB_ATTEMPT=str(number),
+            AWS_BATCH_JQ_NAME=job.job_queue.name,
+            AWS_BATCH_CE_NAME=task.compute["name"],
+            AWS_ENDPOINT_URL=self.settings.endpoint_url,
+            AWS_DEFAULT_REGION=self.settings.region,
+            AWS_REGION=self.settings.region,
+        )
+        index = (job.array_properties or {}).get("index")
+        if index is not None:
+            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(index)
+        if self.settings.credentials:
+            env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = self.settings.credentials
+        return env
+
+    def _start(self, task: Task, now: float) -> None:
+        job = task.job
+        number = len(task.history) + 1
+        task_id = uuid.uuid4().hex
+        home = self.settings.work_dir / job.job_id.replace(":", "-") / str(number)
+        shutil.rmtree(home, ignore_errors=True)
+        (home / "work").mkdir(parents=True)
+        output = home / "output.log"
+        job.status = "STARTING"
+        job.job_started_at = datetime.now()
+        job.job_stopped_reason = None
+        command = self._command(task)
+        try:
+            with output.open("wb") as out:
+                process = subprocess.Popen(
+                    command or ["true"], cwd=home / "work", env=self._environment(task, number),
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                )  # fmt: skip
+        except OSError as err:
+            output.write_text(f"{err}\n")
+            task.history.append({"startedAt": unix_time_millis(), "stoppedAt": unix_time_millis(),
+                                 "statusReason": "Task failed to start",
+                                 "container": {"reason": f"CannotStartContainerError: {err.strerror}"}})  # fmt: skip
+            self._finish(task, success=False, status_reason="Task failed to start",
+                         container_reason=f"CannotStartContainerError: {err.strerror}")  # fmt: skip
+            return
+        attempt = Attempt(process, number, task_id, now, output, task.vcpus)
+        if task.timeout:
+            attempt.timeout_at = now + task.timeout
+        if task.compute["spot"] and self.random.random() < self.settings.spot_rate:
+            attempt.interrupt_at = now + self.random.uniform(0.05, 0.5)
+        task.attempt = attempt
+        job.status = "RUNNING"
+
+    def _supervise(self, task: Task, now: float) -> None:
+        attempt = task.attempt
+        if attempt is None:
+            return
+        process = attempt.process
+        if attempt.stop_reason is None:
+            if task.terminate_reason:
+                self._stop_attempt(attempt, task.terminate_reason, graceful=True, now=now)
+            elif attempt.interrupt_at is not None and now >= attempt.interrupt_at:
+                reason = (
+                    FARGATE_SPOT if task.compute["fargate"] else HOST_RECLAIMED.format(uuid.uuid4().hex[:17])
+                )
+                self._stop_attempt(attempt, reason, graceful=False, now=now)
+            elif attempt.timeout_at is not None and now >= attempt.timeout_at:
+                self._stop_attempt(attempt, TIMED_OUT, graceful=True, now=now)
+            elif process.poll() is None and self._memory_mib(process) > task.memory_mib:
+                attempt.container_reason = OOM
+                self._stop_attempt(attempt, EXITED, graceful=False, now=now)
+        if attempt.killed_at is not None and process.poll() is None and now >= attempt.killed_at:
+            self._signal(process, signal.SIGKILL)
+        code = process.poll()
+        if code is None:
+            return
+        if attempt.interrupt_at is not None and attempt.stop_reason is None:
+            # Chosen to be reclaimed: the host went away as the task ended; its outcome is lost.
+            attempt.stop_reason = FARGATE_SPOT if task.compute["fargate"] else HOST_RECLAIMED.format(
+                uuid.uuid4().hex[:17])  # fmt: skip
+        self._end_attempt(task, attempt, code)
+
+    def _memory_mib(self, process: subprocess.Popen) -> float:
+        try:
+            parent = psutil.Process(process.pid)
+            members = [parent, *parent.children(recursive=True)]
+            return sum(p.memory_info().rss for p in members) / (1024 * 1024)
+        except psutil.Error:
+            return 0.0
+
+    def _signal(self, process: subprocess.Popen, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signum)
+
+    def _stop_attempt(self, attempt: Attempt, reason: str, *, graceful: bool, now: float) -> None:
+        attempt.stop_reason = reason
+        if graceful:
+            self._signal(attempt.process, signal.SIGTERM)
+            attempt.killed_at = now + self.settings.stop_grace_seconds
+        else:
+            self._signal(attempt.process, signal.SIGKILL)
+            attempt.killed_at = now
+
+    def _end_attempt(self, task: Task, attempt: Attempt, code: int) -> None:
+        job = task.job
+        exit_code = 128 - code if code < 0 else code  # killed by signal N: exit 128+N, as Docker reports
+        reclaimed = attempt.stop_reason in (FARGATE_SPOT,) or str(attempt.stop_reason).startswith("Host EC2")
+        stream = self._write_log(task, attempt)
+        container: dict[str, Any] = {"logStreamName": stream, "taskArn": f"arn:aws:ecs:{self.settings.region}:"
+                                     f"123456789012:task/{attempt.task_id}"}  # fmt: skip
+        if not reclaimed:
+            container["exitCode"] = exit_code
+        if attempt.container_reason:
+            container["reason"] = attempt.container_reason
+        status_reason = attempt.stop_reason or EXITED
+        task.history.append({"container": container, "startedAt": int(unix_time_millis(job.job_started_at)),
+                             "stoppedAt": int(unix_time_millis()), "statusReason": status_reason})  # fmt: skip
+        task.attempt = None
+        job.log_stream_name = stream
+        if not reclaimed and exit_code == 0 and attempt.stop_reason is None:
+            self._finish(task, success=True, status_reason=EXITED, exit_code=0)
+            return
+        action = "EXIT" if task.terminate_reason else exit_rule_action(
+            task.exit_rules, status_reason, attempt.container_reason or "", None if reclaimed else exit_code)  # fmt: skip
+        if action == "RETRY" and attempt.number < task.attempts_allowed:
+            job.status = "RUNNABLE"
+            job.attempts = list(task.history)
+            return
+        self._finish(task, success=False, status_reason=status_reason,
+                     exit_code=None if reclaimed else exit_code, container_reason=attempt.container_reason)  # fmt: skip
+
+    def _finish(
+        self, task: Task, *, success: bool, status_reason: str, exit_code: int | None = None,
+        container_reason: str | None = None,
+    ) -> None:  # fmt: skip
+        job = task.job
+        job.attempts = list(task.history)
+        job.latest_attempt = task.history[-1] if task.history else None
+        job.exit_code = exit_code
+        job.job_stopped_reason = None if success else status_reason
+        job.job_stopped = True
+        job.job_stopped_at = datetime.now()
+        job.status = "SUCCEEDED" if success else "FAILED"
+
+    def _write_log(self, task: Task, attempt: Attempt) -> str:
+        """The attempt's output as events of the stream Batch names ``<prefix>/default/<task id>``."""
+        job = task.job
+        options = ((job.job_definition.container_properties or {}).get("logConfiguration") or {}).get(
+            "options") or {}  # fmt: skip
+        group = options.get("awslogs-group", "/aws/batch/job")
+        prefix = options.get("awslogs-stream-prefix") or job.job_definition.name
+        stream = f"{prefix}/default/{attempt.task_id}"
+        logs = job.backend.logs_backend
+        try:
+            text = attempt.output.read_text(errors="replace")
+        except OSError:
+            text = ""
+        stamp = int(unix_time_millis())
+        events = [{"timestamp": stamp, "message": line} for line in text.splitlines()]
+        try:
+            if group not in logs.groups:
+                logs.create_log_group(group, {})
+            logs.create_log_stream(group, stream)
+            if events:
+                logs.put_log_events(group, stream, events)
+        except Exception:
+            pass
+        return stream
+
+    # --- Shutdown -------------------------------------------------------------------------------
+
+    def shutdown(self, grace: float = 2.0) -> None:
+        """Stop the loop and every task process: SIGTERM, then SIGKILL after ``grace`` seconds."""
+        self._stop.set()
+        with self.lock:
+            processes = [t.attempt.process for t in self.tasks if t.attempt is not None]
+        for process in processes:
+            self._signal(process, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in processes:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self._signal(process, signal.SIGKILL)
+                process.wait()
+
+
+class LocalBatchBackend(BatchBackend):
+    """moto's Batch backend with submitted jobs handed to the Executor instead of finished at once."""
+
+    executor: Executor | None = None  # set once by the emulator's entry point
+
+    @property
+    def backend(self) -> BatchBackend:
+        return batch_backends[self.account_id][self.region_name]
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in ("backend", "account_id", "region_name", "urls", "_url_module", "__class__", "url_bases",
+                    "submit_job", "cancel_job", "terminate_job", "executor", "_compute_of", "_task"):  # fmt: skip
+            return object.__getattribute__(self, name)
+        return object.__getattribute__(self.backend, name)
+
+    def _compute_of(self, queue: Any) -> dict[str, Any]:
+        """The queue's first compute environment: its name, maxvCpus, memory ceiling and Spot-ness."""
+        order = sorted(queue.env_order_json, key=lambda o: o["order"])
+        environment = self.backend.get_compute_environment(order[0]["computeEnvironment"])
+        resources = environment.compute_resources or {}
+        kind = str(resources.get("type", "EC2")).upper()
+        max_vcpus = int(resources.get("maxvCpus", 256))
+        return {
+            "name": environment.name, "maxvCpus": max_vcpus, "spot": kind in ("SPOT", "FARGATE_SPOT"),
+            "fargate": kind.startswith("FARGATE"), "maxMemoryMiB": max_vcpus * MAX_MEMORY_PER_VCPU_MIB,
+        }  # fmt: skip
+
+    def _task(self, job: Job, compute: dict[str, Any], retry: dict[str, Any] | None, signed: bool) -> Task:
+        strategy = retry or job.job_definition.retry_strategy or {}
+        timeout = job._get_attempt_duration()
+        return Task(job, compute, _requirement(job, "VCPU", 1), _requirement(job, "MEMORY", 2048),
+                    int(strategy.get("attempts", 1)), list(strategy.get("evaluateOnExit") or []),
+                    timeout, signed)  # fmt: skip
+
+    def submit_job(
+        self,
+        job_name: str,
+        job_def_id: str,
+        job_queue: str,
+        array_properties: dict[str, Any],
+        depends_on: list[dict[str, str]] | None = None,
+        container_overrides: dict[str, Any] | None = None,
+        eks_properties_override: dict[str, Any] | None = None,
+        timeout: dict[str, int] | None = None,
+        parameters: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+        retry_strategy: dict[str, Any] | None = None,
+        signed: bool = True,
+    ) -> tuple[str, str, str]:
+        executor = LocalBatchBackend.executor
+        assert executor is not None
+        backend = self.backend
+        job_def = backend.get_job_definition(job_def_id)
+        if job_def is None:
+            raise ClientException(f"Job definition {job_def_id} does not exist")
+        queue = backend.get_job_queue(job_queue)
+        if queue is None:
+            raise ClientException(f"Job queue {job_queue} does not exist")
+        seconds = (timeout or {}).get("attemptDurationSeconds")
+        if seconds is not None and int(seconds) < executor.settings.min_timeout_seconds:
+            raise ClientException(
+                f"attemptDurationSeconds must be at least {executor.settings.min_timeout_seconds} seconds"
+            )
+        compute = self._compute_of(queue)
+
+        def make(provided_id: str | None, properties: dict[str, Any]) -> Job:
+            job = Job(job_name, job_def, queue, backend, log_backend=backend.logs_backend,
+                      container_overrides=container_overrides, eks_properties_override=eks_properties_override,
+                      depends_on=depends_on, all_jobs=backend._jobs, timeout=timeout, array_properties=properties,
+                      provided_job_id=provided_id, parameters=parameters, tags=tags if provided_id is None else None)  # fmt: skip
+            job.status = "SUBMITTED"
+            backend._jobs[job.job_id] = job
+            return job
+
+        with executor.lock:
+            job = make(None, array_properties)
+            if "size" in array_properties:
+                job._child_jobs = [make(f"{job.job_id}:{i}", {"statusSummary": {}, "index": i})
+                                   for i in range(int(array_properties["size"]))]  # fmt: skip
+                for child in job._child_jobs:
+                    executor.add(self._task(child, compute, retry_strategy, signed))
+                executor.add_parent(job)
+            else:
+                executor.add(self._task(job, compute, retry_strategy, signed))
+        return job_name, job.job_id, job.arn
+
+    def cancel_job(self, job_id: str, reason: str) -> None:
+        job = self.backend.get_job_by_id(job_id)
+        if job is not None and LocalBatchBackend.executor is not None:
+            LocalBatchBackend.executor.cancel(job, reason)
+
+    def terminate_job(self, job_id: str, reason: str) -> None:
+        job = self.backend.get_job_by_id(job_id)
+        if job is not None and LocalBatchBackend.executor is not None:
+            LocalBatchBackend.executor.terminate(job, reason)
