@@ -220,6 +220,10 @@ def emulator_pids(state: Path) -> list[int]:
             environ = (proc / "environ").read_bytes()
         except OSError:
             continue
-        if b"runner.local.emulator" in cmdline and str(state).encode() in environ and is_alive(int(proc.name)):
+        if (
+            b"runner.local.emulator" in cmdline
+            and str(state).encode() in environ
+            and is_alive(int(proc.name))
+        ):
             pids.append(int(proc.name))
     return pids

@@ -1,0 +1,285 @@
+"""The emulator runs tasks for real: processes, exit codes, OOM, timeouts, Spot, retries, logs.
+
+One emulator for the module, with the lab (Spot) and prod (on-demand) stacks deployed, a 1 s
+minimum attempt duration and a 0.5 s stop grace (test settings only; users get AWS's 60 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from click.testing import CliRunner, Result
+
+from runner.cli import cli
+from runner.local.deploy import deploy_or_keep
+from runner.local.server import ExecutorOptions, start_server, stop_server
+from runner.local.state import LocalState
+
+pytestmark = pytest.mark.emulator
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+SLOTS = 3
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("emulator-state")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RUNNER_EMULATOR_MIN_TIMEOUT", "1")
+        patch.setenv("RUNNER_EMULATOR_STOP_GRACE", "0.5")
+        patch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+        state = LocalState(root / "batch-stacks")
+        info, _ = start_server(state, None, ExecutorOptions(slots=SLOTS, spot_interruptions=0.5, seed=11))
+        try:
+            stacks = {
+                s: deploy_or_keep(PROJECT_DIR, s, info.endpoint_url, state).outputs for s in ("dev", "prod")
+            }
+            yield {"root": root, "state": state, "info": info, "stacks": stacks}
+        finally:
+            stop_server(state)
+
+
+@pytest.fixture
+def local(emulator: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The runner pointed at the module's emulator (its state directory)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(emulator["root"]))
+    monkeypatch.setenv("RUNNER_PROJECT_DIR", str(PROJECT_DIR))
+    return emulator
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, ["--local", *args])
+
+
+def batch(emulator: dict[str, Any], keys: tuple[str, str] | None = None) -> Any:
+    access, secret = keys or emulator["state"].credentials()
+    return boto3.client("batch", region_name="us-east-1", endpoint_url=emulator["info"].endpoint_url,
+                        aws_access_key_id=access, aws_secret_access_key=secret)  # fmt: skip
+
+
+def wait_for(
+    client: Any, job_id: str, statuses: tuple[str, ...] = ("SUCCEEDED", "FAILED"), timeout: float = 30
+) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.describe_jobs(jobs=[job_id])["jobs"][0]
+        if job["status"] in statuses or time.monotonic() > deadline:
+            return job
+        time.sleep(0.1)
+
+
+def submit(emulator: dict[str, Any], stack: str, command: list[str], **params: Any) -> str:
+    outputs = emulator["stacks"][stack]
+    overrides = {"command": command, **params.pop("overrides", {})}
+    return batch(emulator).submit_job(jobName=params.pop("name", "t"), jobQueue=outputs["jobQueueArn"],
+                                      jobDefinition=outputs["jobDefinitionArn"], containerOverrides=overrides,
+                                      **params)["jobId"]  # fmt: skip
+
+
+def test_tasks_run_with_batchs_environment_and_exit_codes_and_their_logs_are_readable(local):
+    script = (
+        "i=$(( ${RUNNER_INDEX_OFFSET:-0} + ${AWS_BATCH_JOB_ARRAY_INDEX:-0} )); "
+        'echo "task $i of $RUNNER_ARRAY_SIZE job=$AWS_BATCH_JOB_ID attempt=$AWS_BATCH_JOB_ATTEMPT '
+        'queue=$AWS_BATCH_JQ_NAME ce=$AWS_BATCH_CE_NAME param=$1 cwd=$(ls -A | wc -l)"; '
+        "touch left-behind; exit $(( i == 2 ? 3 : 0 ))"
+    )
+    result = run("--stack", "prod", "submit", "--array", "3", "--param", "greeting=hello", "--json",
+                 "--command", f"sh -c '{script}' sh Ref::greeting", "--wait", "--interval", "1")  # fmt: skip
+    assert result.exit_code == 3, result.output
+    document = json.loads(result.stdout)
+    summary = document["summary"]
+    assert summary["counts"]["SUCCEEDED"] == 2 and summary["counts"]["FAILED"] == 1
+    (failure,) = summary["failures"]
+    assert (failure["index"], failure["exitCode"], failure["class"]) == (2, 3, "app")
+    assert failure["statusReason"] == "Essential container in task exited"
+    assert summary["runtimeSeconds"]["max"] > 0
+    log = run("logs", document["runId"], "--index", "1", "--json")
+    (event,) = json.loads(log.stdout)["events"]
+    job_id = document["jobId"]
+    assert event["message"].startswith(f"task 1 of 3 job={job_id}:1 attempt=1 queue=batch-stacks-prod-queue-")
+    assert "param=hello" in event["message"] and event["message"].endswith("cwd=0")  # a fresh directory
+    stream = json.loads(log.stdout)["logStreamName"]
+    assert stream.startswith("job/default/") and len(stream.rsplit("/", 1)[1]) == 32
+
+
+def test_a_memory_hog_is_killed_as_out_of_memory(local):
+    hog = [sys.executable, "-c", "import time; b = bytearray(400 * 1024 * 1024); time.sleep(30)"]
+    client = batch(local)
+    job = wait_for(client, submit(local, "prod", hog, overrides={"resourceRequirements": [
+        {"type": "MEMORY", "value": "128"}]}))  # fmt: skip
+    assert job["status"] == "FAILED"
+    attempt = job["attempts"][-1]
+    assert attempt["container"]["reason"] == "OutOfMemoryError: Container killed due to memory usage"
+    assert attempt["container"]["exitCode"] == 137
+
+
+def test_an_attempt_past_its_timeout_is_stopped(local):
+    client = batch(local)
+    started = time.monotonic()
+    job = wait_for(client, submit(local, "prod", ["sleep", "30"], timeout={"attemptDurationSeconds": 1}))
+    assert job["status"] == "FAILED" and job["statusReason"] == "Job attempt duration exceeded timeout"
+    assert job["attempts"][-1]["container"]["exitCode"] == 143  # SIGTERM, honoured within the grace
+    assert time.monotonic() - started < 10
+
+
+def test_users_cannot_submit_an_attempt_duration_below_the_emulators_minimum(local):
+    with pytest.raises(client_error(), match="attemptDurationSeconds must be at least 1"):
+        submit(local, "prod", ["true"], timeout={"attemptDurationSeconds": 0})
+
+
+def client_error() -> type[Exception]:
+    from botocore.exceptions import ClientError
+
+    return ClientError
+
+
+def test_spot_reclaims_are_retried_by_the_definitions_rule(local):
+    result = run("--stack", "dev", "submit", "--array", "8", "--command", "sleep 0.6", "--json", "--wait",
+                 "--interval", "1")  # fmt: skip
+    document = json.loads(result.stdout)
+    client = batch(local)
+    children = client.describe_jobs(jobs=[f"{document['jobId']}:{i}" for i in range(8)])["jobs"]
+    reclaimed = [
+        a for c in children for a in c["attempts"] if a["statusReason"].startswith("Host EC2 (instance i-")
+    ]
+    assert reclaimed, "with half of Spot attempts reclaimed some must be"
+    retried_then_done = [c for c in children if len(c["attempts"]) > 1 and c["status"] == "SUCCEEDED"]
+    assert retried_then_done, "the lab's rule retries a reclaimed attempt"
+    for child in children:
+        assert len(child["attempts"]) <= 3  # the definition's retryAttempts
+        if child["status"] == "FAILED":
+            assert child["statusReason"].startswith("Host EC2")
+    summary = json.loads(run("summary", document["runId"], "--attempts", "--json").stdout)
+    assert summary["spotInterruptions"]["attempts"] == len(reclaimed)
+
+
+def test_depends_on_waits_and_a_failed_dependency_fails_the_job(local):
+    client = batch(local)
+    first = submit(local, "prod", ["sleep", "0.8"])
+    second = submit(local, "prod", ["true"], dependsOn=[{"jobId": first}])
+    assert wait_for(client, second, ("PENDING",), timeout=2)["status"] == "PENDING"
+    assert wait_for(client, second)["status"] == "SUCCEEDED"
+    assert client.describe_jobs(jobs=[first])["jobs"][0]["stoppedAt"] <= (
+        client.describe_jobs(jobs=[second])["jobs"][0]["startedAt"])  # fmt: skip
+    failing = submit(local, "prod", ["false"])
+    blocked = submit(local, "prod", ["true"], dependsOn=[{"jobId": failing}])
+    job = wait_for(client, blocked)
+    assert (job["status"], job["statusReason"], job["attempts"]) == ("FAILED", "Dependent Job failed", [])
+
+
+def test_capacity_limits_concurrency_and_an_oversized_job_waits_with_the_reason(local):
+    client = batch(local)
+    array = submit(local, "prod", ["sleep", "0.5"], arrayProperties={"size": 6})
+    peak = 0
+    while True:
+        summary = client.describe_jobs(jobs=[array])["jobs"][0]["arrayProperties"]["statusSummary"]
+        peak = max(peak, summary["RUNNING"] + summary["STARTING"])
+        if summary["SUCCEEDED"] + summary["FAILED"] == 6:
+            break
+        time.sleep(0.05)
+    assert 1 <= peak <= SLOTS
+    huge = submit(
+        local, "prod", ["true"], overrides={"resourceRequirements": [{"type": "VCPU", "value": "512"}]}
+    )
+    time.sleep(0.5)
+    job = client.describe_jobs(jobs=[huge])["jobs"][0]
+    assert job["status"] == "RUNNABLE"
+    assert job["statusReason"].startswith("MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT")
+    client.cancel_job(jobId=huge, reason="too big")
+    assert wait_for(client, huge)["status"] == "FAILED"
+
+
+def test_cancel_and_terminate_stop_what_they_should(local):
+    client = batch(local)
+    array = submit(local, "prod", ["sleep", "30"], arrayProperties={"size": SLOTS + 2})
+    deadline = time.monotonic() + 10
+    while (
+        client.describe_jobs(jobs=[array])["jobs"][0]["arrayProperties"]["statusSummary"]["RUNNING"] < SLOTS
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    client.cancel_job(jobId=array, reason="Cancelled by runner: enough")
+    time.sleep(0.3)
+    summary = client.describe_jobs(jobs=[array])["jobs"][0]["arrayProperties"]["statusSummary"]
+    assert (summary["FAILED"], summary["RUNNING"]) == (2, SLOTS)  # CancelJob leaves running ones alone
+    client.terminate_job(jobId=array, reason="Cancelled by runner: stop")
+    parent = wait_for(client, array)
+    assert parent["status"] == "FAILED"
+    children = client.describe_jobs(jobs=[f"{array}:{i}" for i in range(SLOTS + 2)])["jobs"]
+    assert {c["statusReason"] for c in children} == {
+        "Cancelled by runner: enough",
+        "Cancelled by runner: stop",
+    }
+    assert not any("sleep 30" in " ".join(p) for p in task_processes())
+
+
+def test_a_submit_not_signed_with_the_emulators_keys_never_runs(local, tmp_path: Path):
+    marker = tmp_path / "ran"
+    client = batch(local, keys=("AKIAOTHERUSER", "not-the-secret"))
+    outputs = local["stacks"]["prod"]
+    job_id = client.submit_job(jobName="intruder", jobQueue=outputs["jobQueueArn"],
+                               jobDefinition=outputs["jobDefinitionArn"],
+                               containerOverrides={"command": ["touch", str(marker)]})["jobId"]  # fmt: skip
+    access, _ = local["state"].credentials()
+    forged = batch(local, keys=(access, "a-guessed-secret"))  # the right key id is not enough
+    forged_id = forged.submit_job(jobName="forged", jobQueue=outputs["jobQueueArn"],
+                                  jobDefinition=outputs["jobDefinitionArn"],
+                                  containerOverrides={"command": ["touch", str(marker)]})["jobId"]  # fmt: skip
+    for job in (wait_for(batch(local), job_id), wait_for(batch(local), forged_id)):
+        assert job["status"] == "FAILED" and job["attempts"] == []
+        assert job["statusReason"].startswith("SubmitJob was not signed with the emulator's credentials")
+    assert not marker.exists()
+    assert oct(local["state"].credentials_file.stat().st_mode & 0o777) == "0o600"
+    exports = CliRunner().invoke(cli, ["local", "env"]).output
+    assert (
+        f"export AWS_ACCESS_KEY_ID={access}" in exports
+        and "export AWS_ENDPOINT_URL=http://127.0.0.1:" in exports
+    )
+
+
+def task_processes() -> list[list[str]]:
+    """Command lines of processes whose parent is an emulator (its task processes)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            parent_cmd = Path(f"/proc/{stat[1]}/cmdline").read_bytes()
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError):
+            continue
+        if b"runner.local.emulator" in parent_cmd and stat[0] != "Z":
+            found.append([part.decode(errors="replace") for part in cmd if part])
+    return found
+
+
+def test_local_down_leaves_no_task_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("RUNNER_PROJECT_DIR", str(PROJECT_DIR))
+    state = LocalState(tmp_path / "batch-stacks")
+    info, _ = start_server(state, None, ExecutorOptions(slots=2))
+    try:
+        outputs = deploy_or_keep(PROJECT_DIR, "prod", info.endpoint_url, state).outputs
+        access, secret = state.credentials()
+        client = boto3.client("batch", region_name="us-east-1", endpoint_url=info.endpoint_url,
+                              aws_access_key_id=access, aws_secret_access_key=secret)  # fmt: skip
+        job = client.submit_job(jobName="long", jobQueue=outputs["jobQueueArn"], jobDefinition=outputs["jobDefinitionArn"],
+                                containerOverrides={"command": ["sh", "-c", "trap '' TERM; sleep 300"]},
+                                arrayProperties={"size": 2})["jobId"]  # fmt: skip
+        wait_for(client, f"{job}:0", ("RUNNING",), timeout=10)
+        pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and
+                b"sleep\x00300" in (p / "cmdline").read_bytes()]  # fmt: skip
+        assert pids
+    finally:
+        stop_server(state)
+    time.sleep(0.2)
+    assert not [p for p in pids if Path(f"/proc/{p}").exists() and
+                Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]  # fmt: skip
+    assert not os.path.exists(state.server_file)
