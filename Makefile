@@ -28,6 +28,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	PYTHONPATH=. $(BIN)/python scripts/bench_api_calls.py
+	PYTHONPATH=. $(BIN)/python scripts/bench_emulator.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -308,7 +308,9 @@ def _after_submit(
     submitted = record.submitted_json()
     if not as_json:
         tasks = f"{record.tasks:,} task{'s' if record.tasks != 1 else ''}"
-        jobs = f"job {record.job_id}" if len(record.shards) == 1 else f"{len(record.shards)} array jobs"
+        arrays = sum(shard.is_array for shard in record.shards)
+        kind = "array jobs" if arrays == len(record.shards) else "jobs"
+        jobs = f"job {record.job_id}" if len(record.shards) == 1 else f"{len(record.shards)} {kind}"
         lineage = f", retrying run {record.parent_run_id}" if record.parent_run_id else ""
         click.echo(
             f"Submitted run {record.run_id}: {jobs} ({tasks}) to {record.outputs['jobQueueName']}{lineage}"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job on the embedded local default: deploy the lab stack into the emulator, submit an
-# array of 100, watch it, summarize. Stops the emulator afterwards only if this script started it.
+# The main job on the embedded local default, as a story: deploy the lab stack into the emulator,
+# run 100 real tasks (a few fail the first time, some Spot attempts are reclaimed), read the
+# summary and a failed task's log, retry only the failures, and end with every task succeeded.
+# Stops the emulator afterwards only if this script started it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runner=.venv/bin/runner
@@ -14,6 +16,37 @@ stop_emulator() {
   if [ "$started_here" = 1 ]; then "$runner" local down; fi
 }
 trap stop_emulator EXIT
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 
-"$runner" local up --stack dev
-"$runner" --local --stack dev submit --array 100 --wait
+step "Deploy the lab stack (Spot, 0-32 vCPUs) into the local emulator; 5% of Spot attempts get reclaimed"
+"$runner" local up --stack dev --spot-interruptions 0.05 --seed 7
+
+# Each task works out its logical index, "computes" for a moment, and writes its result.
+# One in 23 fails the first time (a flaky input); its retry (RUNNER_PARENT_RUN_ID set) succeeds.
+task='i=$(( ${RUNNER_INDEX_OFFSET:-0} + ${AWS_BATCH_JOB_ARRAY_INDEX:-0} ))
+echo "task $i of $RUNNER_ARRAY_SIZE, attempt $AWS_BATCH_JOB_ATTEMPT"
+sleep 0.$(( (i * 37) % 5 + 1 ))
+if [ $(( i % 23 )) -eq 7 ] && [ -z "${RUNNER_PARENT_RUN_ID:-}" ]; then
+  echo "input $i: checksum mismatch" >&2; exit 3
+fi
+echo "result $i: $(( i * i ))"'
+
+step "Submit an array of 100 tasks and watch them run"
+set +e
+"$runner" --local --stack dev submit --array 100 --command "sh -c '$task'" --wait --interval 1
+set -e
+run=$("$runner" runs --json | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)[0]["runId"])')
+failed=$("$runner" summary "$run" --json | .venv/bin/python -c \
+  'import json, sys; print(next((f["index"] for f in json.load(sys.stdin)["failures"]), ""))') || true
+
+if [ -n "$failed" ]; then
+  step "The log of failed task $failed"
+  "$runner" logs "$run" --index "$failed"
+  step "Retry only the failed tasks (each keeps its logical index) and watch the retry"
+  retry=$("$runner" retry "$run" --json | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["runId"])')
+  "$runner" watch "$retry" --interval 1
+fi
+
+step "The run: every task's latest outcome, every attempt counted (Spot reclaims included)"
+"$runner" summary "$run" --attempts

@@ -32,7 +32,7 @@ from moto.batch.exceptions import ClientException
 from moto.batch.models import BatchBackend, Job, batch_backends
 from moto.core.utils import unix_time_millis
 
-TICK = 0.05
+TICK = 0.01  # how soon an exited task is noticed and its slot refilled
 HOST_RECLAIMED = "Host EC2 (instance i-{}) terminated."
 FARGATE_SPOT = "Your Spot Task was interrupted."
 EXITED = "Essential container in task exited"
@@ -120,15 +120,25 @@ def exit_rule_action(
 
 
 class Executor:
-    """Schedules and supervises every task of the emulator on one background thread."""
+    """Schedules and supervises every task of the emulator on one background thread.
+
+    Tasks move through queues (arrivals, pending, runnable, running), so each tick touches the
+    running tasks and only as many waiting ones as there are free slots: a slot freed by a task
+    that exited is refilled in the same tick.
+    """
 
     def __init__(self, settings: ExecutorSettings) -> None:
         self.settings = settings
-        self.tasks: list[Task] = []
-        self.parents: list[Job] = []
+        self.tasks: dict[str, Task] = {}
+        self.arrivals: list[Task] = []
+        self.pending: list[Task] = []
+        self.runnable: list[Task] = []
+        self.running: list[Task] = []
+        self.parents: dict[str, Job] = {}
         self.lock = threading.RLock()
         self.random = random.Random(settings.seed)
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="batch-executor", daemon=True)
 
     def start(self) -> None:
@@ -138,31 +148,35 @@ class Executor:
 
     def add(self, task: Task) -> None:
         with self.lock:
-            self.tasks.append(task)
+            self.tasks[task.job.job_id] = task
+            self.arrivals.append(task)
+        self._wake.set()
 
     def add_parent(self, job: Job) -> None:
         with self.lock:
-            self.parents.append(job)
+            self.parents[job.job_id] = job
 
     def cancel(self, job: Job, reason: str) -> None:
-        """CancelJob: queued tasks fail with the reason; running ones carry on (as on AWS)."""
+        """CancelJob: queued tasks fail with the reason at once; running ones carry on (as on AWS)."""
         with self.lock:
             for task in self._tasks_of(job):
                 if task.job.status in QUEUED:
-                    task.cancel_reason = reason
+                    self._finish(task, success=False, status_reason=reason)
+        self._wake.set()
 
     def terminate(self, job: Job, reason: str) -> None:
         """TerminateJob: queued tasks fail, running ones get SIGTERM, then SIGKILL."""
         with self.lock:
             for task in self._tasks_of(job):
                 if task.job.status in QUEUED:
-                    task.cancel_reason = reason
+                    self._finish(task, success=False, status_reason=reason)
                 elif task.job.status in ACTIVE:
                     task.terminate_reason = reason
+        self._wake.set()
 
     def _tasks_of(self, job: Job) -> list[Task]:
-        ids = {job.job_id} | {child.job_id for child in job._child_jobs or []}
-        return [task for task in self.tasks if task.job.job_id in ids]
+        jobs = [job, *(job._child_jobs or [])]
+        return [self.tasks[j.job_id] for j in jobs if j.job_id in self.tasks]
 
     # --- The loop -------------------------------------------------------------------------------
 
@@ -170,54 +184,85 @@ class Executor:
         while not self._stop.is_set():
             with self.lock:
                 self.tick()
-            self._stop.wait(TICK)
+            self._wake.wait(TICK)
+            self._wake.clear()
 
     def tick(self) -> None:
         now = time.monotonic()
-        used_vcpus: dict[str, int] = {}
-        running = 0
-        for task in self.tasks:
-            if task.attempt is not None:
-                used_vcpus[task.compute["name"]] = used_vcpus.get(task.compute["name"], 0) + task.vcpus
-                running += 1
-        for task in self.tasks:
-            status = task.job.status
-            if status in ("SUCCEEDED", "FAILED"):
-                continue
-            if task.cancel_reason and status in QUEUED:
-                self._finish(task, success=False, status_reason=task.cancel_reason)
-            elif status == "SUBMITTED":
-                task.job.status = "PENDING" if task.job.depends_on else "RUNNABLE"
-                if not task.signed:
-                    self._finish(task, success=False, status_reason=UNSIGNED)
-            elif status == "PENDING":
+        for task in list(self.running):
+            self._supervise(task, now)
+        self.running = [task for task in self.running if task.attempt is not None]
+        self._admit()
+        self._start_what_fits(now)
+
+    def _admit(self) -> None:
+        """Arrivals become PENDING (waiting on dependsOn) or RUNNABLE; pending ones as they clear."""
+        arrivals, self.arrivals = self.arrivals, []
+        for task in arrivals:
+            if task.job.status != "SUBMITTED":
+                continue  # cancelled while it waited
+            if not task.signed:
+                self._finish(task, success=False, status_reason=UNSIGNED)
+            elif task.job.depends_on:
+                task.job.status = "PENDING"
+                self.pending.append(task)
+            else:
+                task.job.status = "RUNNABLE"
+                self.runnable.append(task)
+            self._touch_parent(task)
+        still = []
+        for task in self.pending:
+            if task.job.status == "PENDING":
                 self._check_dependencies(task)
-            elif status == "RUNNABLE":
-                if task.vcpus > task.compute["maxvCpus"] or task.memory_mib > task.compute["maxMemoryMiB"]:
-                    task.job.job_stopped_reason = RESOURCE_MISFIT  # stays RUNNABLE, as on AWS
-                    continue
-                name = task.compute["name"]
-                free = task.compute["maxvCpus"] - used_vcpus.get(name, 0)
-                if task.vcpus <= free and running < self.settings.slots:
-                    self._start(task, now)
-                    used_vcpus[name] = used_vcpus.get(name, 0) + task.vcpus
-                    running += 1
-            elif status in ACTIVE:
-                self._supervise(task, now)
-        for parent in self.parents:
-            children = parent._child_jobs or []
-            statuses = [child.status for child in children]
-            if parent.status not in ("SUCCEEDED", "FAILED") and all(
-                s in ("SUCCEEDED", "FAILED") for s in statuses
-            ):
+            if task.job.status == "PENDING":
+                still.append(task)
+            elif task.job.status == "RUNNABLE":
+                self.runnable.append(task)
+        self.pending = still
+
+    def _start_what_fits(self, now: float) -> None:
+        free_slots = self.settings.slots - len(self.running)
+        used: dict[str, int] = {}
+        for task in self.running:
+            used[task.compute["name"]] = used.get(task.compute["name"], 0) + task.vcpus
+        waiting = []
+        for position, task in enumerate(self.runnable):
+            if task.job.status != "RUNNABLE":
+                continue  # cancelled, or finished
+            if free_slots <= 0:
+                waiting.extend(self.runnable[position:])
+                break
+            if task.vcpus > task.compute["maxvCpus"] or task.memory_mib > task.compute["maxMemoryMiB"]:
+                task.job.job_stopped_reason = RESOURCE_MISFIT  # stays RUNNABLE, as on AWS
+                waiting.append(task)
+                continue
+            name = task.compute["name"]
+            if used.get(name, 0) + task.vcpus > task.compute["maxvCpus"]:
+                waiting.append(task)  # the compute environment is full: wait for capacity
+                continue
+            self._start(task, now)
+            if task.attempt is not None:
+                self.running.append(task)
+                used[name] = used.get(name, 0) + task.vcpus
+                free_slots -= 1
+        self.runnable = waiting
+
+    def _touch_parent(self, task: Task) -> None:
+        """Keep an array parent's status current: PENDING while children run, then the outcome."""
+        parent = self.parents.get(task.job.job_id.split(":")[0])
+        if parent is None or parent.status in ("SUCCEEDED", "FAILED"):
+            return
+        if parent.status == "SUBMITTED":
+            parent.status = "PENDING"
+        if task.job.status in ("SUCCEEDED", "FAILED"):
+            statuses = [child.status for child in parent._child_jobs or []]
+            if all(s in ("SUCCEEDED", "FAILED") for s in statuses):
                 parent.job_stopped = True
                 parent.job_stopped_at = datetime.now()
                 parent.status = "FAILED" if "FAILED" in statuses else "SUCCEEDED"
-            elif parent.status == "SUBMITTED" and any(s != "SUBMITTED" for s in statuses):
-                parent.status = "PENDING"  # an array parent stays PENDING while its children run
 
     def _check_dependencies(self, task: Task) -> None:
-        jobs = self._all_jobs(task.job)
+        jobs = task.job.all_jobs
         statuses = [
             jobs[d["jobId"]].status if d["jobId"] in jobs else "FAILED" for d in task.job.depends_on or []
         ]
@@ -225,10 +270,6 @@ class Executor:
             self._finish(task, success=False, status_reason=DEPENDENCY_FAILED)
         elif all(s == "SUCCEEDED" for s in statuses):
             task.job.status = "RUNNABLE"
-
-    @staticmethod
-    def _all_jobs(job: Job) -> dict[str, Job]:
-        return job.all_jobs
 
     # --- One attempt ----------------------------------------------------------------------------
 
@@ -368,6 +409,7 @@ class Executor:
         if action == "RETRY" and attempt.number < task.attempts_allowed:
             job.status = "RUNNABLE"
             job.attempts = list(task.history)
+            self.runnable.append(task)
             return
         self._finish(task, success=False, status_reason=status_reason,
                      exit_code=None if reclaimed else exit_code, container_reason=attempt.container_reason)  # fmt: skip
@@ -384,6 +426,7 @@ class Executor:
         job.job_stopped = True
         job.job_stopped_at = datetime.now()
         job.status = "SUCCEEDED" if success else "FAILED"
+        self._touch_parent(task)
 
     def _write_log(self, task: Task, attempt: Attempt) -> str:
         """The attempt's output as events of the stream Batch names ``<prefix>/default/<task id>``."""
@@ -416,7 +459,7 @@ class Executor:
         """Stop the loop and every task process: SIGTERM, then SIGKILL after ``grace`` seconds."""
         self._stop.set()
         with self.lock:
-            processes = [t.attempt.process for t in self.tasks if t.attempt is not None]
+            processes = [t.attempt.process for t in self.running if t.attempt is not None]
         for process in processes:
             self._signal(process, signal.SIGTERM)
         deadline = time.monotonic() + grace
