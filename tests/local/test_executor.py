@@ -261,25 +261,16 @@ def task_processes() -> list[list[str]]:
     return found
 
 
-def test_local_down_leaves_no_task_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("RUNNER_PROJECT_DIR", str(PROJECT_DIR))
-    state = LocalState(tmp_path / "batch-stacks")
-    info, _ = start_server(state, None, ExecutorOptions(slots=2))
-    try:
-        outputs = deploy_or_keep(PROJECT_DIR, "prod", info.endpoint_url, state).outputs
-        access, secret = state.credentials()
-        client = boto3.client("batch", region_name="us-east-1", endpoint_url=info.endpoint_url,
-                              aws_access_key_id=access, aws_secret_access_key=secret)  # fmt: skip
-        job = client.submit_job(jobName="long", jobQueue=outputs["jobQueueArn"], jobDefinition=outputs["jobDefinitionArn"],
-                                containerOverrides={"command": ["sh", "-c", "trap '' TERM; sleep 300"]},
-                                arrayProperties={"size": 2})["jobId"]  # fmt: skip
-        wait_for(client, f"{job}:0", ("RUNNING",), timeout=10)
-        pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and
-                b"sleep\x00300" in (p / "cmdline").read_bytes()]  # fmt: skip
-        assert pids
-    finally:
-        stop_server(state)
+def test_local_down_leaves_no_task_process(local):
+    """Last in the module: stops the module's emulator while tasks that ignore SIGTERM run."""
+    client = batch(local)
+    job = submit(local, "prod", ["sh", "-c", "trap '' TERM; sleep 300"], arrayProperties={"size": 2})
+    wait_for(client, f"{job}:0", ("RUNNING",), timeout=10)
+    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and
+            b"sleep\x00300" in (p / "cmdline").read_bytes()]  # fmt: skip
+    assert pids
+    stop_server(local["state"])
     time.sleep(0.2)
     assert not [p for p in pids if Path(f"/proc/{p}").exists() and
                 Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]  # fmt: skip
-    assert not os.path.exists(state.server_file)
+    assert not os.path.exists(local["state"].server_file)
