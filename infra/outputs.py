@@ -23,4 +23,17 @@ def stack_outputs(env: BatchEnvironment, settings: StackSettings) -> dict[str, p
         "maxVcpus": settings.compute.max_vcpus,
         "jobVcpus": settings.job.vcpus,
         "jobMemoryMiB": settings.job.memory_mib,
+        "costModel": cost_model(settings),
+    }
+
+
+def cost_model(settings: StackSettings) -> dict[str, object]:
+    """What a vCPU-hour costs on this stack (the runner's estimates read it from here)."""
+    cost, model = settings.cost, settings.compute.purchase_model
+    return {
+        "purchaseModel": model,
+        "usdPerVcpuHour": cost.usd_per_vcpu_hour(model),
+        "onDemandUsdPerVcpuHour": cost.on_demand_usd_per_vcpu_hour,
+        "spotUsdPerVcpuHour": cost.spot_usd_per_vcpu_hour,
+        "hourlyBudgetUsd": cost.hourly_budget_usd,
     }

@@ -148,6 +148,28 @@ class LogSettings:
     retain_on_delete: bool = False
 
 
+# us-east-1 on-demand list price of c6i/m6i (c6i.xlarge: $0.17/h for 4 vCPUs), November 2026.
+DEFAULT_ON_DEMAND_USD_PER_VCPU_HOUR = 0.0425
+# Typical Spot savings for these families in AWS's Spot Instance Advisor (60%: pay 40%).
+DEFAULT_SPOT_DISCOUNT = 0.6
+
+
+@dataclass(frozen=True)
+class CostSettings:
+    """What a vCPU-hour costs on this stack, for estimates and burn rates; and a budget if any."""
+
+    on_demand_usd_per_vcpu_hour: float = DEFAULT_ON_DEMAND_USD_PER_VCPU_HOUR
+    spot_discount: float = DEFAULT_SPOT_DISCOUNT
+    hourly_budget_usd: float | None = None
+
+    @property
+    def spot_usd_per_vcpu_hour(self) -> float:
+        return round(self.on_demand_usd_per_vcpu_hour * (1 - self.spot_discount), 6)
+
+    def usd_per_vcpu_hour(self, purchase_model: str) -> float:
+        return self.spot_usd_per_vcpu_hour if purchase_model == "spot" else self.on_demand_usd_per_vcpu_hour
+
+
 @dataclass(frozen=True)
 class StackSettings:
     """Everything one stack needs, validated."""
@@ -160,6 +182,7 @@ class StackSettings:
     data: DataSettings = field(default_factory=DataSettings)
     logs: LogSettings = field(default_factory=LogSettings)
     extra_tags: Mapping[str, str] = field(default_factory=dict)
+    cost: CostSettings = field(default_factory=CostSettings)
 
     @property
     def tags(self) -> dict[str, str]:
@@ -230,6 +253,15 @@ class _Section:
             self.fail(key, value, f"use a whole number {span}")
             return minimum if default in (_MISSING, None) else default
         return value
+
+    def number(self, key: str, default: Any, *, minimum: float, maximum: float) -> Any:
+        value = self.raw.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not minimum <= value <= maximum:
+            self.fail(key, value, f"use a number from {minimum:g} to {maximum:g}")
+            return default
+        return float(value)
 
     def boolean(self, key: str, default: bool) -> bool:
         value = self.raw.get(key, default)
@@ -479,7 +511,18 @@ def _read_tags(raw: Any, problems: Problems) -> dict[str, str]:
     return tags
 
 
-SECTIONS = ("compute", "job", "queue", "network", "data", "logs", "tags")
+def _read_cost(raw: Any, problems: Problems) -> CostSettings:
+    s = _Section("cost", raw, ("onDemandUsdPerVcpuHour", "spotDiscount", "hourlyBudgetUsd"), problems)
+    return CostSettings(
+        on_demand_usd_per_vcpu_hour=s.number(
+            "onDemandUsdPerVcpuHour", DEFAULT_ON_DEMAND_USD_PER_VCPU_HOUR, minimum=0.0001, maximum=100
+        ),
+        spot_discount=s.number("spotDiscount", DEFAULT_SPOT_DISCOUNT, minimum=0, maximum=0.95),
+        hourly_budget_usd=s.number("hourlyBudgetUsd", None, minimum=0.01, maximum=1_000_000),
+    )
+
+
+SECTIONS = ("compute", "job", "queue", "network", "data", "logs", "tags", "cost")
 # Keys of other namespaces (aws:region, pulumi:...) belong to providers and the engine.
 FOREIGN_NAMESPACES = ("aws", "pulumi")
 
@@ -526,6 +569,7 @@ def parse_settings(stack: str, read: Callable[[str], Any], keys: Iterable[str] =
         data=_read_data(section("data"), problems),
         logs=_read_logs(section("logs"), problems),
         extra_tags=_read_tags(section("tags"), problems),
+        cost=_read_cost(section("cost"), problems),
     )
     problems.raise_if_any()
     return settings

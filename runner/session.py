@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from infra.limits import MAX_DEPENDS_ON
+from runner.analysis.cost import reprice, stack_prices
 from runner.analysis.lineage import RetryOutcome, fold_retries
-from runner.analysis.summary import EVERY_ATTEMPT_BASIS, Summary, cost_estimate, counts_line, summarize
+from runner.analysis.summary import EVERY_ATTEMPT_BASIS, Summary, counts_line, summarize
 from runner.aws.batch_jobs import JobsForgottenError, describe_all
 from runner.aws.clients import AwsTarget
 from runner.aws.job_logs import task_job_id
@@ -240,10 +241,9 @@ class Session:
                 if retry.job_ids
             ]  # fmt: skip
             summary = fold_retries(summary, retries)
-        if price is not None:
-            summary = replace(
-                summary, cost=cost_estimate(summary.vcpu_hours, ref.outputs["purchaseModel"], price)
-            )
+        if price is not None and summary.cost is not None:
+            wasted = summary.spot.vcpu_hours if summary.spot else 0.0
+            summary = replace(summary, cost=reprice(summary.cost, stack_prices(ref.outputs, price), wasted))
         return summary
 
     def _own_summary(self, ref: JobRef, *, refresh: bool, all_attempts: bool) -> Summary:
@@ -257,10 +257,10 @@ class Session:
             summary = summarize(
                 ref.target.client("batch"),
                 ref.shards,
-                purchase_model=ref.outputs["purchaseModel"],
                 default_vcpus=int(ref.outputs["jobVcpus"]),
                 run_id=ref.run_id,
                 all_attempts=all_attempts,
+                prices=stack_prices(ref.outputs),
             )
         except JobsForgottenError:
             if record is None:

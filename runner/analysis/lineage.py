@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from runner.analysis.summary import CostEstimate, SpotInterruptions, Summary
+from runner.analysis.cost import add as add_costs
+from runner.analysis.summary import SpotInterruptions, Summary
 from runner.runs.watch import STATUSES
 
 
@@ -44,8 +45,7 @@ def fold_retries(parent: Summary, retries: Sequence[RetryOutcome]) -> Summary:
         failures.update((f.index, f) for f in retry.summary.failures)
         vcpu_hours += retry.summary.vcpu_hours
         if cost and retry.summary.cost:
-            cost = CostEstimate(cost.usd_per_vcpu_hour, cost.estimated_usd + retry.summary.cost.estimated_usd,
-                                cost.basis)  # fmt: skip
+            cost = add_costs(cost, retry.summary.cost)
         if spot and retry.summary.spot:
             spot = SpotInterruptions(spot.attempts + retry.summary.spot.attempts,
                                      spot.vcpu_hours + retry.summary.spot.vcpu_hours, spot.basis)  # fmt: skip

@@ -11,14 +11,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from runner.analysis.cost import CostEstimate, Prices, estimate, stack_prices
 from runner.analysis.failure_classes import CLASSES, classify, is_spot_interruption
 from runner.aws.batch_jobs import describe_all, describe_many, list_children
 from runner.runs.indices import format_ranges
 from runner.runs.watch import STATUSES, aggregate_status, progress_of
-
-# Rough us-east-1 list prices per vCPU-hour for current general-purpose families (c6i/m6i);
-# Spot varies by pool and hour, so this is an estimate, overridable with --vcpu-hour-price.
-DEFAULT_VCPU_HOUR_USD = {"on-demand": 0.0425, "spot": 0.0170}
 
 
 @dataclass(frozen=True)
@@ -57,13 +54,6 @@ class RuntimeStats:
     p50: float
     p90: float
     max: float
-
-
-@dataclass(frozen=True)
-class CostEstimate:
-    usd_per_vcpu_hour: float
-    estimated_usd: float
-    basis: str
 
 
 @dataclass(frozen=True)
@@ -133,15 +123,7 @@ class Summary:
             "runtimeSeconds": asdict(self.runtime) if self.runtime else None,
             "vcpus": self.vcpus,
             "vcpuHours": self.vcpu_hours,
-            "cost": (
-                {
-                    "usdPerVcpuHour": self.cost.usd_per_vcpu_hour,
-                    "estimatedUsd": self.cost.estimated_usd,
-                    "basis": self.cost.basis,
-                }
-                if self.cost
-                else None
-            ),
+            "cost": self.cost.to_json() if self.cost else None,
         }
 
     @classmethod
@@ -175,9 +157,7 @@ class Summary:
             runtime=RuntimeStats(**runtime) if runtime else None,
             vcpus=data.get("vcpus", 1),
             vcpu_hours=data.get("vcpuHours", 0.0),
-            cost=(
-                CostEstimate(cost["usdPerVcpuHour"], cost["estimatedUsd"], cost["basis"]) if cost else None
-            ),
+            cost=CostEstimate.from_json(cost) if cost else None,
             run_id=data.get("runId"),
         )
 
@@ -203,17 +183,6 @@ def runtime_stats(seconds: Sequence[float]) -> RuntimeStats | None:
         p90=percentile(ordered, 0.9),
         max=ordered[-1],
     )
-
-
-def cost_estimate(
-    vcpu_hours: float, purchase_model: str, usd_per_vcpu_hour: float | None = None
-) -> CostEstimate:
-    if usd_per_vcpu_hour is not None:
-        price, basis = usd_per_vcpu_hour, "--vcpu-hour-price"
-    else:
-        price = DEFAULT_VCPU_HOUR_USD.get(purchase_model, DEFAULT_VCPU_HOUR_USD["on-demand"])
-        basis = f"{purchase_model} list-price estimate; set --vcpu-hour-price"
-    return CostEstimate(price, vcpu_hours * price, basis)
 
 
 def job_vcpus(job: dict[str, Any], default: int) -> int:
@@ -276,11 +245,12 @@ def summarize(
     batch: Any,
     shards: Sequence[tuple[str, int]],
     *,
-    purchase_model: str,
+    purchase_model: str = "on-demand",
     default_vcpus: int = 1,
     usd_per_vcpu_hour: float | None = None,
     run_id: str | None = None,
     all_attempts: bool = False,
+    prices: Prices | None = None,
 ) -> Summary:
     """Summarize a run's shards ``(job id, logical offset)`` from the Batch API.
 
@@ -335,7 +305,19 @@ def summarize(
         described.extend(describe_many(batch, succeeded_children).values())
         basis = EVERY_ATTEMPT_BASIS
 
-    vcpu_hours = sum(runtimes) * vcpus / 3600
+    if all_attempts:
+        # Every task was described: every attempt of every task, reclaimed ones included.
+        seconds = sum(_runtime_seconds(a) or 0.0 for job in described for a in job.get("attempts") or [])
+        hours_basis = "every attempt of every task"
+    else:
+        # The latest attempt of each task (ListJobs), plus the earlier attempts of failed tasks.
+        earlier = sum(_runtime_seconds(a) or 0.0 for job, _ in failed
+                      for a in (details.get(job["jobId"], job).get("attempts") or [])[:-1])  # fmt: skip
+        seconds = sum(runtimes) + earlier
+        hours_basis = "latest attempt of each task and every attempt of failed tasks"
+    vcpu_hours = seconds * vcpus / 3600
+    spot = spot_interruptions(described, vcpus, basis)
+    prices = prices or stack_prices({"purchaseModel": purchase_model}, usd_per_vcpu_hour)
     return Summary(
         job_id=job_ids[0],
         job_name=parents[0].get("jobName", ""),
@@ -346,8 +328,8 @@ def summarize(
         runtime=runtime_stats(runtimes),
         vcpus=vcpus,
         vcpu_hours=vcpu_hours,
-        cost=cost_estimate(vcpu_hours, purchase_model, usd_per_vcpu_hour),
+        cost=estimate(vcpu_hours, spot.vcpu_hours, prices, hours_basis),
         run_id=run_id,
         job_ids=job_ids,
-        spot=spot_interruptions(described, vcpus, basis),
+        spot=spot,
     )

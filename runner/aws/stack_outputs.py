@@ -32,6 +32,9 @@ CONTRACT_KEYS: tuple[str, ...] = (
     "jobMemoryMiB",
 )
 
+# Outputs a stack may lack (deployed by an older program); checked when present.
+OPTIONAL_KEYS: tuple[str, ...] = ("costModel",)
+
 Run = Callable[..., subprocess.CompletedProcess]
 
 
@@ -52,15 +55,21 @@ class StackOutputs:
     max_vcpus: int
     job_vcpus: int
     job_memory_mib: int
+    # Exported by stacks deployed since the cost model; older ones fall back to list prices.
+    cost_model: dict[str, Any] | None = None
 
     def to_contract(self) -> dict[str, Any]:
         """The outputs by their contract names, as ``pulumi stack output --json`` prints them."""
         values = asdict(self)
         values.pop("stack")
-        return {
+        cost_model = values.pop("cost_model")
+        contract = {
             key: list(value) if isinstance(value, tuple) else value
             for key, value in zip(CONTRACT_KEYS, values.values(), strict=True)
         }
+        if cost_model is not None:
+            contract["costModel"] = cost_model
+        return contract
 
 
 PURCHASE_MODELS = ("spot", "on-demand")
@@ -109,12 +118,25 @@ def parse_outputs(stack: str, raw: Any, source: str) -> StackOutputs:
         values.append(value)
         if expected:
             problems.append(f"{key} should be {expected}, got {json.dumps(raw[key])[:60]}")
+    cost_model = raw.get("costModel")
+    if cost_model is not None and not _is_cost_model(cost_model):
+        problems.append(
+            f"costModel should be an object with usdPerVcpuHour, got {json.dumps(cost_model)[:60]}"
+        )
     if problems:
         raise StackOutputsError(
             f"{source}: {'; '.join(problems)}; save the outputs again with "
             f"`pulumi stack output --json -s {stack}`"
         )
-    return StackOutputs(stack, *values)
+    return StackOutputs(stack, *values, cost_model=dict(cost_model) if cost_model else None)
+
+
+def _is_cost_model(value: Any) -> bool:
+    prices = ("usdPerVcpuHour", "onDemandUsdPerVcpuHour", "spotUsdPerVcpuHour")
+    return isinstance(value, Mapping) and all(
+        isinstance(value.get(k), (int, float)) and not isinstance(value.get(k), bool) and value[k] >= 0
+        for k in prices
+    )
 
 
 def outputs_from_file(path: Path, stack: str) -> StackOutputs:

@@ -164,17 +164,22 @@ def show_summary(console: Console, summary: Summary, *, memory_mib: int | None =
             f"runtime  min {_seconds(r.min)}  p50 {_seconds(r.p50)}  p90 {_seconds(r.p90)}"
             f"  max {_seconds(r.max)}"
         )
-    console.print(f"compute  {summary.vcpu_hours:.3f} vCPU-hours ({summary.vcpus} vCPU per task)")
+    cost = summary.cost
+    over = f"; {cost.basis.removeprefix('estimate: ').split(' x ')[0]}" if cost else ""
+    console.print(f"compute  {summary.vcpu_hours:.3f} vCPU-hours ({summary.vcpus} vCPU per task{over})")
     if summary.spot and summary.spot.attempts:
         more = "" if summary.spot.basis == EVERY_ATTEMPT_BASIS else "; `--attempts` counts every attempt"
         console.print(
             f"spot     {summary.spot.attempts:,} attempt{'s' if summary.spot.attempts != 1 else ''} "
-            f"interrupted, {summary.spot.vcpu_hours:.3f} vCPU-hours lost ({summary.spot.basis}{more})"
+            f"reclaimed, {summary.spot.vcpu_hours:.3f} vCPU-hours lost ({summary.spot.basis}{more})"
         )
-    if summary.cost:
+    if cost:
+        wasted = f", of which reclaimed attempts ~${cost.wasted_usd:.2f}" if cost.wasted_usd else ""
+        source = cost.basis.split(" x ", 1)[1] if " x " in cost.basis else cost.basis
         console.print(
-            f"cost     ~${summary.cost.estimated_usd:.2f} at ${summary.cost.usd_per_vcpu_hour}/vCPU-h "
-            f"({summary.cost.basis})"
+            f"cost     ~${cost.estimated_usd:.2f} estimated on {cost.purchase_model} at "
+            f"${cost.usd_per_vcpu_hour:g}/vCPU-h ({source}){wasted}; on {cost.alternative_model} "
+            f"~${cost.alternative_usd:.2f} at ${cost.alternative_usd_per_vcpu_hour:g}/vCPU-h"
         )
 
 

@@ -11,7 +11,7 @@ import pytest
 from pulumi.runtime.mocks import MockMonitor
 
 from infra.settings import SettingsError
-from runner.aws.stack_outputs import CONTRACT_KEYS
+from runner.aws.stack_outputs import CONTRACT_KEYS, OPTIONAL_KEYS
 from runner.local.program import ProgramError, load_stack_config
 from tests.infra.conftest import PROJECT_DIR, Deployment, deploy
 
@@ -161,7 +161,12 @@ def test_log_retention_is_short_in_the_lab_and_long_in_prod(dev: Deployment, pro
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_every_contract_output_is_exported(stack, request):
     deployment: Deployment = request.getfixturevalue(stack)
-    assert set(deployment.outputs) == set(CONTRACT_KEYS)
+    assert set(deployment.outputs) == set(CONTRACT_KEYS) | set(OPTIONAL_KEYS)
+    expected_price = {"dev": 0.017, "prod": 0.0425}[stack]
+    assert deployment.outputs["costModel"] == {
+        "purchaseModel": deployment.outputs["purchaseModel"], "usdPerVcpuHour": expected_price,
+        "onDemandUsdPerVcpuHour": 0.0425, "spotUsdPerVcpuHour": 0.017, "hourlyBudgetUsd": None,
+    }  # fmt: skip
     assert deployment.outputs["purchaseModel"] == {"dev": "spot", "prod": "on-demand"}[stack]
     assert deployment.outputs["jobQueueArn"] == deployment.mocks.one(QUEUE).state["arn"]
     assert deployment.outputs["jobDefinitionArn"] == deployment.mocks.one(JOB_DEF).state["arn"]

@@ -210,7 +210,7 @@ def test_every_mistake_at_every_level_is_reported_at_once_one_line_each():
     lines = str(caught.value).splitlines()
     assert lines[:2] == [
         "batch-stacks:comptue: unknown setting; did you mean 'batch-stacks:compute'?",
-        "batch-stacks:nonsense: unknown setting; allowed: compute, job, queue, network, data, logs, tags",
+        "batch-stacks:nonsense: unknown setting; allowed: compute, job, queue, network, data, logs, tags, cost",
     ]
     expected_keys = [
         "batch-stacks:compute.maxVcpus:", "batch-stacks:compute.terminateJobsOnUpdate:",

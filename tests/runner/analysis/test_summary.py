@@ -63,7 +63,13 @@ def test_summary_json_shape(runner: Runner, stack: StackOutputs):
         "SUBMITTED": 0, "PENDING": 0, "RUNNABLE": 0, "STARTING": 0, "RUNNING": 0, "SUCCEEDED": 5, "FAILED": 0,
     }  # fmt: skip
     assert summary["vcpus"] == 2
-    assert summary["cost"]["basis"] == "spot list-price estimate; set --vcpu-hour-price"
+    assert summary["cost"]["basis"] == (
+        "estimate: latest attempt of each task and every attempt of failed tasks x list prices; "
+        "redeploy the stack for its costModel"
+    )
+    assert set(summary["cost"]) == {"purchaseModel", "usdPerVcpuHour", "vcpuHours", "estimatedUsd", "wastedUsd",
+                                    "basis", "alternative"}  # fmt: skip
+    assert set(summary["cost"]["alternative"]) == {"purchaseModel", "usdPerVcpuHour", "estimatedUsd"}
 
 
 def test_finished_run_summary_is_cached_and_readable_after_aws_forgets(
@@ -89,7 +95,7 @@ def test_price_override_recomputes_cost_from_cache(runner: Runner, stack: StackO
     runner.json("summary", run["runId"])
     summary = runner.json("summary", run["runId"], "--vcpu-hour-price", "0.5")
     assert summary["cost"]["usdPerVcpuHour"] == 0.5
-    assert summary["cost"]["basis"] == "--vcpu-hour-price"
+    assert summary["cost"]["basis"].endswith(" x --vcpu-hour-price")
 
 
 def test_unknown_run_id_is_one_line(runner: Runner, stack: StackOutputs):

@@ -5,7 +5,8 @@ from datetime import datetime, timezone
 
 from rich.console import Console
 
-from runner.analysis.summary import Failure, RuntimeStats, SpotInterruptions, Summary, cost_estimate
+from runner.analysis.cost import estimate, stack_prices
+from runner.analysis.summary import Failure, RuntimeStats, SpotInterruptions, Summary
 from runner.runs.watch import progress_of
 from runner.show import terminal as render
 
@@ -23,7 +24,7 @@ def summary_with_failures(count: int) -> Summary:
         runtime=RuntimeStats(1.0, 90.0, 4000.0, 9000.0),
         vcpus=2,
         vcpu_hours=12.5,
-        cost=cost_estimate(12.5, "on-demand"),
+        cost=estimate(12.5, 0.0, stack_prices({"purchaseModel": "on-demand"}), "every attempt of every task"),
         run_id="20261124-000000-abcd",
     )
 
@@ -40,8 +41,9 @@ def test_summary_text_shows_counts_failures_runtimes_and_cost():
     assert "Run 20261124-000000-abcd  sweep  FAILED (complete)" in text
     assert "3 failed" in text
     assert "runtime  min 1.0s  p50 90.0s  p90 66.7m  max 2.50h" in text
-    assert "compute  12.500 vCPU-hours (2 vCPU per task)\n" in text
-    assert "cost     ~$0.53 at $0.0425/vCPU-h (on-demand list-price estimate; set --vcpu-hour-price)" in text
+    assert "compute  12.500 vCPU-hours (2 vCPU per task; every attempt of every task)\n" in text
+    assert ("cost     ~$0.53 estimated on on-demand at $0.0425/vCPU-h (list prices; redeploy the stack for "
+            "its costModel); on spot ~$0.21 at $0.017/vCPU-h") in text  # fmt: skip
     assert "\x1b[" not in text
 
 
@@ -79,7 +81,7 @@ def test_failures_are_grouped_by_class_with_ranges_and_a_hint_each():
     )
     assert "`runner retry 20261124-000000-abcd --class oom --memory 4096`" in lines["oom"]
     assert "`runner logs 20261124-000000-abcd --index 11`" in lines["app"]
-    assert ("spot     6 attempts interrupted, 0.250 vCPU-hours lost (attempts of failed tasks; "
+    assert ("spot     6 attempts reclaimed, 0.250 vCPU-hours lost (attempts of failed tasks; "
             "`--attempts` counts every attempt)") in text  # fmt: skip
 
 
