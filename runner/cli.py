@@ -20,9 +20,10 @@ from infra.limits import (
     MIN_TIMEOUT_SECONDS,
 )
 from runner.analysis.failure_classes import CLASSES
+from runner.analysis.stacks import Workload, read_stacks
 from runner.analysis.summary import Summary
 from runner.aws.job_logs import read_log
-from runner.aws.stack_outputs import parse_outputs
+from runner.aws.stack_outputs import find_project_dir, parse_outputs
 from runner.errors import InvalidInputError, RunnerError
 from runner.local import commands as local_commands
 from runner.runs.cancel import cancel_jobs
@@ -555,6 +556,52 @@ def outputs(session: Session, as_json: bool) -> None:
         render.print_json(resolved.to_contract())
     else:
         render.show_outputs(render.make_console(), resolved.stack, resolved.to_contract())
+
+
+@cli.command()
+@click.option(
+    "--estimate",
+    "estimate_run",
+    metavar="RUN_ID",
+    help="Estimate each stack for this run's tasks and median runtime.",
+)
+@click.option(
+    "--tasks", type=click.IntRange(1, MAX_ARRAY), metavar="N", help="Estimate N tasks (with --minutes)."
+)
+@click.option(
+    "--minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="M",
+    help="Minutes each task runs (with --tasks).",
+)
+@json_option
+@pass_session
+def stacks(
+    session: Session, estimate_run: str | None, tasks: int | None, minutes: float | None, as_json: bool
+) -> None:
+    """Every stack of the project side by side: capacity, prices, burn rates, and what a run would cost.
+
+    \b
+    Example:
+        runner stacks
+        runner stacks --tasks 250000 --minutes 12
+        runner stacks --estimate 20261124-151012-ab12
+    """
+    if (tasks is None) != (minutes is None):
+        raise InvalidInputError("--tasks and --minutes go together (N tasks of M minutes each)")
+    work = Workload(tasks, minutes) if tasks is not None and minutes is not None else None
+    if estimate_run:
+        if work is not None:
+            raise InvalidInputError("use --estimate RUN_ID or --tasks/--minutes, not both")
+        summary = session.summary(session.resolve(estimate_run))
+        if summary.runtime is None:
+            raise RunnerError(f"run {estimate_run} has no finished task to take a runtime from yet")
+        work = Workload(summary.size, summary.runtime.p50 / 60)
+    rows = read_stacks(find_project_dir())
+    if as_json:
+        render.print_json([row.to_json(work) for row in rows])
+    else:
+        render.show_stacks(render.make_console(), [row.to_json(work) for row in rows], work)
 
 
 cli.add_command(local_commands.local)

@@ -244,3 +244,48 @@ def show_log(console: Console, log: LogStream) -> None:
         console.print(event.message, markup=False)
     if log.truncated:
         console.print(f"[dim]... truncated after {len(log.events)} lines; use --tail N[/dim]")
+
+
+def show_stacks(console: Console, rows: Sequence[dict[str, Any]], work: Any = None) -> None:
+    """Stacks as columns, what they are and cost as rows; a stack that cannot be read shows its error."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("")
+    for row in rows:
+        table.add_column(row["stack"], overflow="fold")
+
+    def money(value: Any, unit: str = "") -> str:
+        return "-" if value is None else f"${value:,.2f}{unit}"
+
+    lines: list[tuple[str, Any]] = [
+        ("capacity", lambda r: f"{r['purchaseModel']} {r['platform']}"),
+        ("allocation", lambda r: r["allocationStrategy"] or "-"),
+        ("vCPUs", lambda r: f"{r['minVcpus']} to {r['maxVcpus']:,}"),
+        ("job size", lambda r: f"{r['jobVcpus']} vCPU, {r['jobMemoryMiB']:,} MiB"),
+        ("retries", lambda r: f"{r['retryAttempts']} attempts (Spot reclaims)"),
+        ("RUNNABLE limit", lambda r: f"{r['runnableTimeoutMinutes']} min"),
+        ("price", lambda r: f"${r['usdPerVcpuHour']:g}/vCPU-h"),
+        ("max burn", lambda r: money(r["maxBurnUsdPerHour"], "/h")),
+        ("idle", lambda r: money(r["idleUsdPerHour"], "/h")),
+        ("budget", lambda r: money(r["hourlyBudgetUsd"], "/h") if r["hourlyBudgetUsd"] else "none"),
+    ]
+    if work is not None:
+        lines += [
+            (
+                "estimate: time",
+                lambda r: _seconds(r["estimate"]["wallMinutes"] * 60) if r["estimate"] else "-",
+            ),
+            ("estimate: cost", lambda r: money(r["estimate"]["estimatedUsd"]) if r["estimate"] else "-"),
+        ]
+    for label, cell in lines:
+        table.add_row(label, *(("[red]error[/red]" if row["error"] else str(cell(row))) for row in rows))
+    if work is not None:
+        console.print(f"estimate for {work.tasks:,} tasks of {work.minutes:g} min at full scale:")
+    console.print(table)
+    for row in rows:
+        if row["error"]:
+            console.print(f"[red]{row['stack']}[/red]: {row['error']}", markup=True, highlight=False)
+        elif row["hourlyBudgetUsd"] and row["maxBurnUsdPerHour"] > row["hourlyBudgetUsd"]:
+            console.print(
+                f"{row['stack']}: at full scale it burns {money(row['maxBurnUsdPerHour'], '/h')}, over its "
+                f"budget of {money(row['hourlyBudgetUsd'], '/h')}; lower compute.maxVcpus"
+            )
