@@ -22,6 +22,7 @@ from infra.limits import (
 from runner.analysis.failure_classes import CLASSES
 from runner.analysis.stacks import Workload, read_stacks
 from runner.analysis.summary import Summary
+from runner.analysis.why import diagnose, diagnose_queue
 from runner.aws.job_logs import read_log
 from runner.aws.stack_outputs import find_project_dir, parse_outputs
 from runner.errors import InvalidInputError, RunnerError
@@ -157,7 +158,8 @@ def _watch_with_progress(ref: JobRef, interval: float) -> Progress:
     try:
         with view.running():
             return watch(ref.target.client("batch"), ref.job_ids, interval=interval,
-                         on_progress=view.update, on_retry=view.retrying)  # fmt: skip
+                         on_progress=view.update, on_retry=view.retrying,
+                         on_stuck=lambda p: view.stuck(p, ref.run_id or ref.job_id))  # fmt: skip
     except KeyboardInterrupt:
         resume = ref.run_id or ref.job_id
         click.echo(
@@ -556,6 +558,36 @@ def outputs(session: Session, as_json: bool) -> None:
         render.print_json(resolved.to_contract())
     else:
         render.show_outputs(render.make_console(), resolved.stack, resolved.to_contract())
+
+
+@cli.command()
+@click.argument("run_or_job_id", required=False)
+@click.option(
+    "--queue", "queue_only", is_flag=True, help="Check the stack's queue and compute environments only."
+)
+@target_options
+@json_option
+@pass_session
+def why(session: Session, run_or_job_id: str | None, queue_only: bool, as_json: bool) -> None:
+    """Why tasks sit in RUNNABLE (or PENDING): one verdict with the fix, then the evidence.
+
+    \b
+    Example:
+        runner why 20261124-151012-ab12
+        runner why --queue --stack prod
+    """
+    if queue_only == bool(run_or_job_id):
+        raise InvalidInputError("name a run or job id, or pass --queue (not both)")
+    if queue_only:
+        target = session.target()
+        verdict = diagnose_queue(target.client("batch"), session.outputs().job_queue_arn)
+    else:
+        ref = session.resolve(run_or_job_id or "")
+        verdict = diagnose(ref.target.client("batch"), ref.job_ids, ref.outputs["jobQueueArn"])
+    if as_json:
+        render.print_json(verdict.to_json())
+    else:
+        render.show_verdict(render.make_console(), verdict)
 
 
 @cli.command()

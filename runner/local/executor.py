@@ -96,6 +96,20 @@ class Task:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+class LocalJob(Job):
+    """moto's Job, described as AWS describes it: with its effective resourceRequirements."""
+
+    def _container_details(self) -> dict[str, Any]:
+        details = super()._container_details()
+        properties = self.job_definition.container_properties or {}
+        merged = {r["type"]: r["value"] for r in properties.get("resourceRequirements", [])}
+        merged.update(
+            {r["type"]: r["value"] for r in self.container_overrides.get("resourceRequirements", [])}
+        )
+        details["resourceRequirements"] = [{"type": k, "value": v} for k, v in sorted(merged.items())]
+        return details
+
+
 def _requirement(job: Job, kind: str, default: int) -> int:
     overrides = {r["type"]: r["value"] for r in job.container_overrides.get("resourceRequirements", [])}
     properties = job.job_definition.container_properties or {}
@@ -237,6 +251,9 @@ class Executor:
                 waiting.append(task)
                 continue
             name = task.compute["name"]
+            if task.job.job_queue.state != "ENABLED" or task.compute["environment"].state != "ENABLED":
+                waiting.append(task)  # a DISABLED queue or compute environment schedules nothing
+                continue
             if used.get(name, 0) + task.vcpus > task.compute["maxvCpus"]:
                 waiting.append(task)  # the compute environment is full: wait for capacity
                 continue
@@ -496,6 +513,7 @@ class LocalBatchBackend(BatchBackend):
         return {
             "name": environment.name, "maxvCpus": max_vcpus, "spot": kind in ("SPOT", "FARGATE_SPOT"),
             "fargate": kind.startswith("FARGATE"), "maxMemoryMiB": max_vcpus * MAX_MEMORY_PER_VCPU_MIB,
+            "environment": environment,
         }  # fmt: skip
 
     def _task(self, job: Job, compute: dict[str, Any], retry: dict[str, Any] | None, signed: bool) -> Task:
@@ -537,7 +555,7 @@ class LocalBatchBackend(BatchBackend):
         compute = self._compute_of(queue)
 
         def make(provided_id: str | None, properties: dict[str, Any]) -> Job:
-            job = Job(job_name, job_def, queue, backend, log_backend=backend.logs_backend,
+            job = LocalJob(job_name, job_def, queue, backend, log_backend=backend.logs_backend,
                       container_overrides=container_overrides, eks_properties_override=eks_properties_override,
                       depends_on=depends_on, all_jobs=backend._jobs, timeout=timeout, array_properties=properties,
                       provided_job_id=provided_id, parameters=parameters, tags=tags if provided_id is None else None)  # fmt: skip

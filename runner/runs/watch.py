@@ -17,6 +17,8 @@ MAX_INTERVAL = 60.0
 BACKOFF = 1.5
 # A watch survives this long of failed polls in a row (a network blip, an AWS brown-out).
 MAX_OUTAGE = 30 * 60.0
+# Tasks RUNNABLE this long with none finishing: worth asking `runner why`.
+STUCK_AFTER = 10 * 60.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ def watch(
     on_retry: Callable[[AwsError, float], None] = lambda _error, _delay: None,
     sleep: Callable[[float], None] = time.sleep,
     max_outage: float = MAX_OUTAGE,
+    on_stuck: Callable[[Progress], None] = lambda _: None,
+    stuck_after: float = STUCK_AFTER,
 ) -> Progress:
     """Poll until every child is SUCCEEDED or FAILED; return the last progress.
 
@@ -111,11 +115,15 @@ def watch(
     ``on_progress`` is called with every poll's result. A poll that fails for a reason that may
     pass (network, throttling, a 5xx) is retried with backoff after ``on_retry(error, delay)``;
     only ``max_outage`` seconds of failures in a row, or a lasting error, end the watch.
+    ``on_stuck`` is called once when tasks have waited RUNNABLE for ``stuck_after`` seconds
+    while none finished (the moment to ask ``runner why``).
     """
     ceiling = max(MAX_INTERVAL, interval)
     delay = interval
     last: Progress | None = None
     outage = 0.0
+    waited = 0.0  # seconds with RUNNABLE tasks and nothing finishing
+    told = False
     while True:
         try:
             progress = poll(batch, job_id)
@@ -135,5 +143,10 @@ def watch(
             delay = min(delay * BACKOFF, ceiling)
         else:
             delay = interval
+        stalled = progress.counts.get("RUNNABLE", 0) and (last is None or progress.finished == last.finished)
+        waited = waited + delay if stalled else 0.0
+        if waited >= stuck_after and not told:
+            on_stuck(progress)
+            told = True
         last = progress
         sleep(delay)

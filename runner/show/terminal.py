@@ -95,6 +95,15 @@ class ProgressView:
             self.console.print(f"{stamp}  {progress.finished}/{progress.size} done  {counts_text(progress)}")
             self._last = dict(progress.counts)
 
+    def stuck(self, progress: JobProgress, run: str) -> None:
+        """Tasks wait in RUNNABLE and nothing finishes: point at the command that says why."""
+        line = (f"{progress.counts.get('RUNNABLE', 0):,} task(s) have waited RUNNABLE for 10 minutes with none "
+                f"finishing: `runner why {run}` says why")  # fmt: skip
+        if self._bar is not None:
+            self._bar.console.print(line, markup=False)
+        else:
+            self.console.print(f"{self.clock().strftime('%H:%M:%S')}  {line}", markup=False)
+
     def retrying(self, error: Exception, delay: float) -> None:
         """A failed poll that will be retried: shown, never fatal."""
         line = f"poll failed: {error}; retrying in {delay:.0f}s"
@@ -289,3 +298,10 @@ def show_stacks(console: Console, rows: Sequence[dict[str, Any]], work: Any = No
                 f"{row['stack']}: at full scale it burns {money(row['maxBurnUsdPerHour'], '/h')}, over its "
                 f"budget of {money(row['hourlyBudgetUsd'], '/h')}; lower compute.maxVcpus"
             )
+
+
+def show_verdict(console: Console, verdict: Any) -> None:
+    """The verdict first (what to do), then what it rests on."""
+    console.print(f"[bold]{verdict.line}[/bold]")
+    for line in verdict.evidence:
+        console.print(f"  - {line}", markup=False)

@@ -274,3 +274,51 @@ def test_local_down_leaves_no_task_process(local):
     assert not [p for p in pids if Path(f"/proc/{p}").exists() and
                 Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]  # fmt: skip
     assert not os.path.exists(local["state"].server_file)
+
+
+def why(*args: str) -> dict:
+    result = run("why", *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_why_names_an_oversized_job_a_disabled_queue_and_a_disabled_compute_environment(local):
+    client = batch(local)
+    outputs = local["stacks"]["prod"]
+    huge = submit(
+        local, "prod", ["true"], overrides={"resourceRequirements": [{"type": "VCPU", "value": "512"}]}
+    )
+    time.sleep(0.3)
+    verdict = why(huge, "--stack", "prod")
+    assert verdict["cause"] == "resource-requirement"
+    assert verdict["verdict"].startswith("each task asks for 512 vCPU and 4096 MiB, more than the compute "
+                                         "environments can give (at most 256 vCPUs)")  # fmt: skip
+    client.cancel_job(jobId=huge, reason="too big")
+
+    client.update_job_queue(jobQueue=outputs["jobQueueArn"], state="DISABLED")
+    try:
+        waiting = submit(local, "prod", ["true"])
+        time.sleep(0.3)
+        assert client.describe_jobs(jobs=[waiting])["jobs"][0]["status"] == "RUNNABLE"
+        verdict = why(waiting, "--stack", "prod")
+        assert (
+            verdict["cause"] == "queue-disabled"
+            and "is DISABLED, so nothing is scheduled" in verdict["verdict"]
+        )
+        assert why("--queue", "--stack", "prod")["cause"] == "queue-disabled"
+    finally:
+        client.update_job_queue(jobQueue=outputs["jobQueueArn"], state="ENABLED")
+    assert wait_for(client, waiting)["status"] == "SUCCEEDED"  # scheduled once enabled again
+
+    (environment,) = outputs["computeEnvironmentArns"]
+    client.update_compute_environment(computeEnvironment=environment, state="DISABLED")
+    try:
+        waiting = submit(local, "prod", ["true"])
+        time.sleep(0.3)
+        verdict = why(waiting, "--stack", "prod")
+        assert verdict["cause"] == "compute-disabled"
+        assert any(line.startswith("compute environment batch-stacks-prod-compute-") and "DISABLED" in line
+                   for line in verdict["evidence"])  # fmt: skip
+    finally:
+        client.update_compute_environment(computeEnvironment=environment, state="ENABLED")
+    assert wait_for(client, waiting)["status"] == "SUCCEEDED"

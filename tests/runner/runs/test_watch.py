@@ -199,3 +199,21 @@ def test_submit_wait_json_nests_the_summary(runner: Runner, stack: StackOutputs)
     document = json.loads(result.stdout)
     assert document["summary"]["counts"]["SUCCEEDED"] == 3
     assert document["summary"]["runId"] == document["runId"]
+
+
+def test_watch_points_to_runner_why_once_when_tasks_stay_runnable():
+    script = [{"RUNNABLE": 10}] * 40 + [{"SUCCEEDED": 10}]
+    batch = ScriptedBatch(script, size=10)
+    stuck: list[int] = []
+    watch(
+        batch, "job", interval=10, sleep=lambda _: None, on_stuck=lambda p: stuck.append(p.counts["RUNNABLE"])
+    )
+    assert stuck == [10]  # once, after ten minutes of polls with nothing finishing
+
+
+def test_progress_resets_the_stuck_clock():
+    script = ([{"RUNNABLE": 10}] * 8 + [{"RUNNABLE": 9, "SUCCEEDED": 1}]) * 3 + [{"SUCCEEDED": 10}]
+    batch = ScriptedBatch(script, size=10)
+    stuck: list[int] = []
+    watch(batch, "job", interval=10, sleep=lambda _: None, on_stuck=lambda p: stuck.append(1))
+    assert stuck == []
