@@ -52,9 +52,19 @@ def batch_at(endpoint: str):
                         aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
 
 
-def test_up_deploys_each_stack_file_and_a_run_completes(emulator: dict, isolated_environment: Path):
+def test_up_deploys_each_stack_file_and_a_run_completes(
+    emulator: dict, isolated_environment: Path, monkeypatch: pytest.MonkeyPatch
+):
     assert emulator["started"] is True
     assert emulator["endpointUrl"].startswith("http://127.0.0.1:")
+    # Another port while it runs is refused (one emulator per state directory).
+    other = emulator["endpointUrl"].rsplit(":", 1)[1]
+    second = run("local", "up", "--port", str(int(other) + 1))
+    assert second.exit_code == 1
+    assert second.output.startswith(f"Error: the emulator already runs on port {other}")
+    with monkeypatch.context() as env:  # RUNNER_LOCAL=1 selects it like --local
+        env.setenv("RUNNER_LOCAL", "1")
+        assert json.loads(run("outputs", "--json").stdout) == emulator["outputs"]
     batch = batch_at(emulator["endpointUrl"])
 
     def compute_of(outputs: dict) -> dict:
@@ -76,7 +86,7 @@ def test_up_deploys_each_stack_file_and_a_run_completes(emulator: dict, isolated
     status = run("local", "status", "--json")
     assert json.loads(status.stdout)["stacks"] == ["dev", "prod"]
 
-    submitted = run("--local", "submit", "--array", "100", "--wait")
+    submitted = run("--local", "submit", "--array", "100", "--wait", "--interval", "1")
     assert submitted.exit_code == 0, submitted.output
     assert "100/100 done  SUCCEEDED 100  FAILED 0" in submitted.output
     run_id = submitted.output.split()[2].rstrip(":")
@@ -90,12 +100,6 @@ def test_up_deploys_each_stack_file_and_a_run_completes(emulator: dict, isolated
     assert json.loads(on_prod.stdout)["jobQueue"] == prod_started["outputs"]["jobQueueName"]
 
 
-def test_local_env_var_selects_the_emulator(emulator: dict, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("RUNNER_LOCAL", "1")
-    outputs = json.loads(run("outputs", "--json").stdout)
-    assert outputs == emulator["outputs"]
-
-
 def test_the_only_deployed_stack_is_the_local_default(emulator: dict, isolated_environment: Path):
     state = LocalState(isolated_environment / "batch-stacks")
     state.save_stack("prod", state.outputs("dev").to_contract(), Deployment("test"))
@@ -103,13 +107,6 @@ def test_the_only_deployed_stack_is_the_local_default(emulator: dict, isolated_e
     result = run("--local", "submit", "--array", "2", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["stack"] == "prod"
-
-
-def test_a_second_port_while_running_is_refused(emulator: dict):
-    other = emulator["endpointUrl"].rsplit(":", 1)[1]
-    result = run("local", "up", "--port", str(int(other) + 1))
-    assert result.exit_code == 1
-    assert result.output.startswith(f"Error: the emulator already runs on port {other}")
 
 
 def test_commands_without_the_emulator_say_how_to_start_it(project: Path, isolated_environment: Path):

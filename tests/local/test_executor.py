@@ -261,21 +261,6 @@ def task_processes() -> list[list[str]]:
     return found
 
 
-def test_local_down_leaves_no_task_process(local):
-    """Last in the module: stops the module's emulator while tasks that ignore SIGTERM run."""
-    client = batch(local)
-    job = submit(local, "prod", ["sh", "-c", "trap '' TERM; sleep 300"], arrayProperties={"size": 2})
-    wait_for(client, f"{job}:0", ("RUNNING",), timeout=10)
-    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and
-            b"sleep\x00300" in (p / "cmdline").read_bytes()]  # fmt: skip
-    assert pids
-    stop_server(local["state"])
-    time.sleep(0.2)
-    assert not [p for p in pids if Path(f"/proc/{p}").exists() and
-                Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]  # fmt: skip
-    assert not os.path.exists(local["state"].server_file)
-
-
 def why(*args: str) -> dict:
     result = run("why", *args, "--json")
     assert result.exit_code == 0, result.output
@@ -322,3 +307,18 @@ def test_why_names_an_oversized_job_a_disabled_queue_and_a_disabled_compute_envi
     finally:
         client.update_compute_environment(computeEnvironment=environment, state="ENABLED")
     assert wait_for(client, waiting)["status"] == "SUCCEEDED"
+
+
+def test_local_down_leaves_no_task_process(local):
+    """Last in the module: stops the module's emulator while tasks that ignore SIGTERM run."""
+    client = batch(local)
+    job = submit(local, "prod", ["sh", "-c", "trap '' TERM; sleep 300"], arrayProperties={"size": 2})
+    wait_for(client, f"{job}:0", ("RUNNING",), timeout=10)
+    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and
+            b"sleep\x00300" in (p / "cmdline").read_bytes()]  # fmt: skip
+    assert pids
+    stop_server(local["state"])
+    time.sleep(0.2)
+    assert not [p for p in pids if Path(f"/proc/{p}").exists() and
+                Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]  # fmt: skip
+    assert not os.path.exists(local["state"].server_file)
