@@ -13,6 +13,7 @@ from typing import Any
 
 from runner.analysis.cost import CostEstimate, Prices, estimate, stack_prices
 from runner.analysis.failure_classes import CLASSES, classify, is_spot_interruption
+from runner.analysis.timeline import TaskTimes
 from runner.aws.batch_jobs import describe_all, describe_many, list_children
 from runner.runs.indices import format_ranges
 from runner.runs.watch import STATUSES, aggregate_status, progress_of
@@ -72,6 +73,13 @@ class Summary:
     job_ids: list[str] = field(default_factory=list)
     spot: SpotInterruptions | None = None
     folded_run_ids: list[str] = field(default_factory=list)
+    # When each attempt ran (not part of the summary's JSON; cached beside the run record).
+    times: TaskTimes | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def basis(self) -> str:
+        """Which attempts were described: those of failed tasks, or every attempt of every task."""
+        return self.spot.basis if self.spot else FAILED_TASKS_BASIS
 
     @property
     def failure_classes(self) -> dict[str, list[int]]:
@@ -266,8 +274,9 @@ def summarize(
     size = 0
     runtimes: list[float] = []
     failed: list[tuple[dict[str, Any], int]] = []
-    succeeded_children: list[str] = []
+    succeeded_children: dict[str, int] = {}  # job id -> its shard's logical offset
     described: list[dict[str, Any]] = []
+    times = TaskTimes()
 
     for parent, (_, offset) in zip(parents, shards, strict=True):
         progress = progress_of(parent)
@@ -280,6 +289,8 @@ def summarize(
             if parent.get("status") == "FAILED":
                 failed.append((parent, offset))
             described.append(parent)  # DescribeJobs already gave its attempts
+            times.add_latest(offset, parent)
+            times.add_earlier(offset, parent)
             continue
         for name in STATUSES:
             counts[name] += progress.counts.get(name, 0)
@@ -289,10 +300,12 @@ def summarize(
             children = list(list_children(batch, parent["jobId"], status))
             counts[status] += len(children) - progress.counts.get(status, 0)
             runtimes.extend(r for r in map(_runtime_seconds, children) if r is not None)
+            for child in children:
+                times.add_latest(offset + (_array_index(child) or 0), child)
             if status == "FAILED":
                 failed.extend((child, offset) for child in children)
             elif all_attempts:
-                succeeded_children.extend(child["jobId"] for child in children)
+                succeeded_children.update((child["jobId"], offset) for child in children)
 
     parent_ids = set(job_ids)
     to_describe = [job["jobId"] for job, _ in failed if job["jobId"] not in parent_ids]
@@ -300,9 +313,15 @@ def summarize(
     failures = [_failure_from(job, offset, details.get(job["jobId"])) for job, offset in failed]
     failures.sort(key=lambda f: (f.index is None, f.index or 0))
     described.extend(details.values())
+    for job, offset in failed:
+        if job["jobId"] in details:
+            times.add_earlier(offset + (_array_index(job) or 0), details[job["jobId"]])
     basis = FAILED_TASKS_BASIS
     if all_attempts:
-        described.extend(describe_many(batch, succeeded_children).values())
+        succeeded = describe_many(batch, list(succeeded_children)).values()
+        described.extend(succeeded)
+        for job in succeeded:
+            times.add_earlier(succeeded_children[job["jobId"]] + (_array_index(job) or 0), job)
         basis = EVERY_ATTEMPT_BASIS
 
     if all_attempts:
@@ -332,4 +351,5 @@ def summarize(
         run_id=run_id,
         job_ids=job_ids,
         spot=spot,
+        times=times,
     )

@@ -27,7 +27,21 @@ def contiguous_ranges(indices: Iterable[int]) -> list[IndexRange]:
 
 def format_ranges(indices: Iterable[int], *, limit: int | None = None) -> str:
     """``3,17-19,402``; with ``limit``, at most that many ranges and ``,... (+N more)``."""
-    ranges = contiguous_ranges(indices)
+    return _join([list(r) for r in contiguous_ranges(indices)], limit)
+
+
+def format_pieces(pieces: Iterable[tuple[int, int]], *, limit: int | None = None) -> str:
+    """Like ``format_ranges`` for (offset, size) pieces, without listing every index."""
+    merged: list[list[int]] = []
+    for offset, size in sorted(p for p in pieces if p[1] > 0):
+        if merged and offset <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], offset + size - 1)
+        else:
+            merged.append([offset, offset + size - 1])
+    return _join(merged, limit)
+
+
+def _join(ranges: list[list[int]], limit: int | None) -> str:
     shown = ranges if limit is None else ranges[:limit]
     text = ",".join(str(a) if a == b else f"{a}-{b}" for a, b in shown)
     hidden = sum(b - a + 1 for a, b in ranges[len(shown) :])

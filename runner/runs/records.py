@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from runner.errors import RunNotFoundError, RunRecordError
-from runner.json_files import JsonFileError, read_json, type_name, write_json
+from runner.json_files import JsonFileError, read_gzip_json, read_json, type_name, write_gzip_json, write_json
 from runner.runs.shards import Shard
 
 RunState = Literal["submitting", "submitted", "submit-failed"]
 RUN_STATES = ("submitting", "submitted", "submit-failed")
+# Beside each record: the cached detail a report needs (gzipped JSON).
+DETAIL_SUFFIX = ".detail.json.gz"
 _RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 
 
@@ -304,6 +306,31 @@ class RunStore:
 
     def remove(self, run_id: str) -> None:
         self.path(run_id).unlink(missing_ok=True)
+        self.detail_path(run_id).unlink(missing_ok=True)
+
+    def detail_path(self, run_id: str) -> Path:
+        return self.root / f"{run_id}{DETAIL_SUFFIX}"
+
+    def save_detail(self, run_id: str, detail: dict[str, Any]) -> None:
+        """Cache what a report needs beyond the summary (task times, log tails) beside the record."""
+        write_gzip_json(self.detail_path(run_id), detail)
+
+    def load_detail(self, run_id: str) -> dict[str, Any]:
+        """The cached detail, or ``{}`` when there is none or it is broken (it is only a cache)."""
+        try:
+            detail = read_gzip_json(self.detail_path(run_id))
+        except FileNotFoundError:
+            return {}
+        except (OSError, EOFError, ValueError):
+            return {}
+        return detail if isinstance(detail, dict) else {}
+
+    def orphaned_details(self) -> list[Path]:
+        """Detail caches whose run record is gone."""
+        if not self.root.is_dir():
+            return []
+        return [path for path in self.root.glob(f"*{DETAIL_SUFFIX}")
+                if not self.path(path.name.removesuffix(DETAIL_SUFFIX)).exists()]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -328,6 +355,8 @@ def prune_runs(
     pruned = [Pruned(error.path.name, f"unreadable: {error}") for error in unreadable]
     for error in unreadable:
         error.path.unlink(missing_ok=True)
+    for path in store.orphaned_details():
+        path.unlink(missing_ok=True)
     cutoff = now - timedelta(days=older_than_days)
     for record in records:
         if record.endpoint_url and record.endpoint_url != emulator_endpoint:
