@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import webbrowser
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -452,6 +453,54 @@ def summary_command(
     ref = session.resolve(run_or_job_id)
     summary = session.summary(ref, price=vcpu_hour_price, refresh=refresh, all_attempts=all_attempts)
     _show_summary(summary, as_json, memory_mib=session.task_memory(ref))
+
+
+@cli.command()
+@click.argument("run_or_job_id")
+@target_options
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The HTML file to write [default: <run id>.html in the current directory].",
+)
+@click.option(
+    "--png",
+    "png_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Also write each chart as a PNG into DIR (for a ticket or a chat).",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the report in the default browser.")
+@click.option("--refresh", is_flag=True, help="Ask AWS again even if the run's summary is cached.")
+@click.option(
+    "--attempts",
+    "all_attempts",
+    is_flag=True,
+    help="Count every attempt of every task (describes every task, 100 per call, once).",
+)
+@price_option
+@json_option
+@pass_session
+def report(
+    session: Session, run_or_job_id: str, out: Path | None, png_dir: Path | None, open_browser: bool,
+    refresh: bool, all_attempts: bool, vcpu_hour_price: float | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Write the run's report: one self-contained HTML file to open, mail or attach.
+
+    Headline, tasks running over time with Spot reclaims, runtime histogram and slowest tasks,
+    failures by class with their logs, and each index's latest outcome over the retries.
+    """
+    from runner.report.make import make_report  # matplotlib loads only for this command
+
+    ref = session.resolve(run_or_job_id)
+    written = make_report(session, ref, out=out, png_dir=png_dir, all_attempts=all_attempts,
+                          refresh=refresh, price=vcpu_hour_price)  # fmt: skip
+    if as_json:
+        render.print_json(written.to_json())
+    else:
+        render.show_written(render.make_console(), written.html, written.report_bytes, written.pngs)
+    if open_browser and not webbrowser.open(written.html.resolve().as_uri()):
+        click.echo(f"Warning: no browser could be started; open {written.html} yourself", err=True)
 
 
 @cli.command()

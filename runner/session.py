@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -12,10 +12,11 @@ from typing import Any
 from infra.limits import MAX_DEPENDS_ON
 from runner.analysis.cost import reprice, stack_prices
 from runner.analysis.lineage import RetryOutcome, fold_retries
-from runner.analysis.summary import EVERY_ATTEMPT_BASIS, Summary, counts_line, summarize
+from runner.analysis.summary import EVERY_ATTEMPT_BASIS, Failure, Summary, counts_line, summarize
+from runner.analysis.timeline import TaskTimes
 from runner.aws.batch_jobs import JobsForgottenError, describe_all
 from runner.aws.clients import AwsTarget
-from runner.aws.job_logs import task_job_id
+from runner.aws.job_logs import stream_tail, task_job_id
 from runner.aws.stack_outputs import (
     StackOutputs,
     find_project_dir,
@@ -23,7 +24,7 @@ from runner.aws.stack_outputs import (
     outputs_from_pulumi,
     selected_stack,
 )
-from runner.errors import InvalidInputError, RunnerError, RunNotFoundError
+from runner.errors import AwsError, InvalidInputError, RunnerError, RunNotFoundError
 from runner.local.server import running_server
 from runner.local.state import LocalState
 from runner.runs.indices import format_ranges
@@ -31,6 +32,8 @@ from runner.runs.records import RunRecord, RunStore, is_run_id, state_dir, utc_n
 from runner.runs.submit import recover_shards
 
 DEFAULT_LOCAL_STACK = "dev"
+# Lines of a failed task's log a report shows.
+LOG_TAIL_LINES = 20
 
 
 @dataclass(frozen=True)
@@ -231,42 +234,119 @@ class Session:
         A complete run's summary is cached in its record, so it needs no AWS call and outlives
         AWS's memory of the jobs; ``all_attempts`` is paid for once and cached the same way.
         """
-        summary = self._own_summary(ref, refresh=refresh, all_attempts=all_attempts)
+        parts = self.lineage(ref, refresh=refresh, all_attempts=all_attempts)
+        return self.fold(ref, parts, price)
+
+    def lineage(
+        self, ref: JobRef, *, refresh: bool = False, all_attempts: bool = False, with_times: bool = False
+    ) -> list[RetryOutcome]:
+        """The run's own summary, then each retry run's (oldest first), as (run id, pieces, summary).
+
+        ``with_times`` also gives each summary its task times (cached beside a complete run's
+        record; a run whose jobs AWS forgot before they were cached comes without).
+        """
+        own = self._own_summary(ref, refresh=refresh, all_attempts=all_attempts, with_times=with_times)
+        parts = [RetryOutcome(ref.run_id or ref.job_id, [(0, own.size)], own)]
         if ref.whole_run and ref.record is not None and ref.record.retry_run_ids:
-            retries = [
+            parts.extend(
                 RetryOutcome(retry.run_id, [(s.offset, s.size) for s in retry.shards],
                              self._own_summary(self.resolve(retry.run_id), refresh=refresh,
-                                               all_attempts=all_attempts))
+                                               all_attempts=all_attempts, with_times=with_times))
                 for retry in self.store.lineage(ref.record)
                 if retry.job_ids
-            ]  # fmt: skip
-            summary = fold_retries(summary, retries)
+            )  # fmt: skip
+        return parts
+
+    def fold(self, ref: JobRef, parts: list[RetryOutcome], price: float | None = None) -> Summary:
+        """Each index's latest outcome over the lineage, repriced with ``--vcpu-hour-price``."""
+        summary = fold_retries(parts[0].summary, parts[1:])
         if price is not None and summary.cost is not None:
             wasted = summary.spot.vcpu_hours if summary.spot else 0.0
             summary = replace(summary, cost=reprice(summary.cost, stack_prices(ref.outputs, price), wasted))
         return summary
 
-    def _own_summary(self, ref: JobRef, *, refresh: bool, all_attempts: bool) -> Summary:
+    def log_tails(
+        self, ref: JobRef, failures: Sequence[Failure], *, complete: bool, lines: int = LOG_TAIL_LINES
+    ) -> dict[str, tuple[list[str], str | None]]:
+        """The last lines of each failure's log (one call each), or why they cannot be read.
+
+        A complete run's tails are cached beside its record, so its report outlives the logs.
+        Once the endpoint cannot be reached, the others are not tried.
+        """
+        run_id = ref.run_id if ref.whole_run else None
+        detail = self.store.load_detail(run_id) if run_id else {}
+        cached = detail.get("logTails") if isinstance(detail.get("logTails"), dict) else {}
+        tails: dict[str, tuple[list[str], str | None]] = {}
+        fresh: dict[str, Any] = {}
+        unreachable: str | None = None
+        for failure in failures:
+            hit = cached.get(failure.job_id)
+            if isinstance(hit, list) and all(isinstance(line, str) for line in hit):
+                tails[failure.job_id] = (hit, None)
+                continue
+            if isinstance(hit, dict) and isinstance(hit.get("error"), str):
+                tails[failure.job_id] = ([], hit["error"])  # no stream, known since the run completed
+                continue
+            if unreachable or not failure.log_stream_name:
+                tails[failure.job_id] = ([], f"log not read: {unreachable or 'the task has no log stream'}")
+                continue
+            try:
+                tail = stream_tail(ref.target.client("logs"), ref.outputs["logGroupName"],
+                                   failure.log_stream_name, lines)  # fmt: skip
+            except AwsError as err:  # the network or AWS: worth trying again next time
+                unreachable = str(err)
+                tails[failure.job_id] = ([], f"log not read: {err}")
+            except RunnerError as err:  # no such stream: a fact once the run is complete
+                tails[failure.job_id] = ([], str(err))
+                fresh[failure.job_id] = {"error": str(err)}
+            else:
+                tails[failure.job_id] = (tail, None)
+                fresh[failure.job_id] = tail
+        if run_id and complete and fresh:
+            detail["logTails"] = {**cached, **fresh}
+            self.store.save_detail(run_id, detail)
+        return tails
+
+    def _cached_times(self, run_id: str, basis: str) -> TaskTimes | None:
+        detail = self.store.load_detail(run_id)
+        if detail.get("basis") != basis or not isinstance(detail.get("times"), dict):
+            return None
+        try:
+            return TaskTimes.from_json(detail["times"])
+        except (KeyError, TypeError, ValueError):
+            return None  # a damaged cache: ask AWS again
+
+    def _own_summary(
+        self, ref: JobRef, *, refresh: bool, all_attempts: bool, with_times: bool = False
+    ) -> Summary:
         record = ref.record if ref.whole_run else None
         cached = Summary.from_json(record.summary) if record is not None and record.summary else None
         basis_ok = cached is not None and (not all_attempts or (
             cached.spot is not None and cached.spot.basis == EVERY_ATTEMPT_BASIS))  # fmt: skip
         if cached is not None and cached.complete and basis_ok and not refresh:
-            return cached
+            if not with_times:
+                return cached
+            times = self._cached_times(cached.run_id or "", cached.basis)
+            if times is not None:
+                return replace(cached, times=times)
+        # Task times for a cached complete summary are fetched on the summary's own basis, once.
+        keep_basis = (
+            with_times and cached is not None and cached.complete and cached.basis == EVERY_ATTEMPT_BASIS
+        )
         try:
             summary = summarize(
                 ref.target.client("batch"),
                 ref.shards,
                 default_vcpus=int(ref.outputs["jobVcpus"]),
                 run_id=ref.run_id,
-                all_attempts=all_attempts,
+                all_attempts=all_attempts or keep_basis,
                 prices=stack_prices(ref.outputs),
             )
         except JobsForgottenError:
             if record is None:
                 raise
             if cached is not None and cached.complete:
-                return cached
+                return cached  # without task times: the report says so
             seen = f"; when last seen: {counts_line(cached)} of {cached.size}" if cached else ""
             raise RunNotFoundError(
                 f"AWS no longer has the jobs of run {record.run_id} (it keeps finished jobs for at "
@@ -278,4 +358,8 @@ class Session:
         if record is not None and (summary.complete or not cached or not cached.complete):
             record.summary = summary.to_json()
             self.store.save(record)
+            if summary.complete and summary.times is not None:
+                detail = self.store.load_detail(record.run_id)
+                detail.update(basis=summary.basis, times=summary.times.to_json())
+                self.store.save_detail(record.run_id, detail)
         return summary

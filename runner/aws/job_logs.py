@@ -142,3 +142,17 @@ def read_log(
             ) from None
     events = [LogEvent(int(e.get("timestamp", 0)), str(e.get("message", ""))) for e in raw]
     return LogStream(job_id, group, stream, events, truncated)
+
+
+def stream_tail(logs: Any, group: str, stream: str, lines: int) -> list[str]:
+    """The last ``lines`` messages of a log stream, in one GetLogEvents call."""
+    with aws_errors():
+        try:
+            events = logs.get_log_events(
+                logGroupName=group, logStreamName=stream, startFromHead=False, limit=lines
+            ).get("events", [])
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            raise RunnerError(f"log stream {stream} is not in {group} (not written, or expired)") from None
+    return [str(event.get("message", "")).rstrip("\n") for event in events]

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from rich import box
@@ -190,6 +191,14 @@ def show_summary(console: Console, summary: Summary, *, memory_mib: int | None =
             f"${cost.usd_per_vcpu_hour:g}/vCPU-h ({source}){wasted}; on {cost.alternative_model} "
             f"~${cost.alternative_usd:.2f} at ${cost.alternative_usd_per_vcpu_hour:g}/vCPU-h"
         )
+    run = summary.run_id or summary.job_id
+    console.print(f"report   `runner report {run}`: timeline, runtimes and failures as one HTML file")
+
+
+def show_written(console: Console, html: Path, size: int, pngs: Sequence[Path]) -> None:
+    console.print(f"Report written to [bold]{html}[/bold] ({size / 1024:,.0f} KiB, self-contained)")
+    for png in pngs:
+        console.print(f"  chart {png}")
 
 
 def show_runs(console: Console, records: Sequence[RunRecord]) -> None:

@@ -1,0 +1,80 @@
+"""``runner report``: gather a run's lineage, task times and failure logs, then write the report.
+
+Calls: those of the summary (ListJobs pages, DescribeJobs of failed tasks in batches of 100) and
+one GetLogEvents for each of the few failures whose log is shown; none for a complete run whose
+summary, task times and log tails are cached beside its record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from runner.errors import RunnerError, RunRecordError
+from runner.report.html import write_report
+from runner.report.model import RunPart, build_report, failures_to_read
+from runner.runs.indices import format_pieces
+from runner.session import JobRef, Session
+
+
+@dataclass(frozen=True)
+class Written:
+    html: Path
+    pngs: list[Path]
+    report_bytes: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"report": str(self.html), "bytes": self.report_bytes, "pngs": [str(p) for p in self.pngs]}
+
+
+def default_path(ref: JobRef) -> Path:
+    """``<run id>.html`` in the current directory (a job id's ``:`` made file-name safe)."""
+    return Path(f"{(ref.run_id or ref.job_id).replace(':', '-')}.html")
+
+
+def _created_at(session: Session, run_id: str) -> str:
+    try:
+        record = session.store.find(run_id)
+    except RunRecordError:
+        return ""
+    return record.created_at if record else ""
+
+
+def make_report(
+    session: Session,
+    ref: JobRef,
+    *,
+    out: Path | None,
+    png_dir: Path | None,
+    all_attempts: bool,
+    refresh: bool,
+    price: float | None,
+) -> Written:
+    lineage = session.lineage(ref, refresh=refresh, all_attempts=all_attempts, with_times=True)
+    folded = session.fold(ref, lineage, price)
+    parts = [
+        RunPart(
+            run_id=part.run_id,
+            summary=part.summary,
+            times=part.summary.times,
+            indices=format_pieces(part.pieces),
+            created_at=_created_at(session, part.run_id),
+        )
+        for part in lineage
+    ]
+    tails = session.log_tails(ref, failures_to_read(parts, folded), complete=folded.complete)
+    stack = ref.record.stack if ref.record else session.stack()
+    endpoint = ref.target.endpoint_url
+    where = f"local emulator on {urlparse(endpoint).netloc}" if endpoint else f"AWS {ref.target.region}"
+    report = build_report(parts, folded, stack=stack, where=where, log_tails=tails,
+                          memory_mib=session.task_memory(ref))  # fmt: skip
+    html = out or default_path(ref)
+    try:
+        written = write_report(report, html, png_dir, session.now())
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename and Path(err.filename) != html else ""
+        raise RunnerError(
+            f"cannot write the report: {err.strerror or err}{where}; choose another --out or --png"
+        ) from None
+    return Written(written[0], written[1:], written[0].stat().st_size)

@@ -1,0 +1,311 @@
+"""What a run report shows, computed from summaries and task times: no AWS call, no drawing.
+
+Every series is bounded whatever the run's size: concurrency is exact for small runs and a
+time-weighted mean over fixed bins for large ones, the runtime histogram and the outcome strip
+have a fixed number of bins, so a report of 1,000,000 tasks is as small as one of 100.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from runner.analysis.failure_classes import CLASSES, hint
+from runner.analysis.summary import Failure, RuntimeStats, Summary, percentile
+from runner.analysis.timeline import EARLIER_RECLAIMED, RECLAIMED, SUCCEEDED, TaskTimes
+from runner.runs.indices import format_ranges
+
+# Up to this many attempt starts and stops, the concurrency curve has every step; beyond, it is
+# a time-weighted mean over intervals (at most TIME_BINS, about 4 events each) so that the gaps of
+# milliseconds between one task and the next do not draw as a comb.
+EXACT_EVENTS = 40
+TIME_BINS = 400
+INTERRUPTION_BINS = 120
+RUNTIME_BINS = 40
+OUTCOME_BINS = 200
+SLOWEST_SHOWN = 10
+LOGS_PER_CLASS, LOGS_SHOWN = 2, 6
+
+# Latest outcome of a logical index across a run and its retries.
+NOT_FINISHED, FIRST_TIME, ON_RETRY, STILL_FAILED = 0, 1, 2, 3
+OUTCOME_NAMES = ("not finished", "succeeded", "succeeded on retry", "failed")
+
+
+@dataclass(frozen=True)
+class RunPart:
+    """One run of a lineage (the run itself, then each retry run, oldest first) with its times."""
+
+    run_id: str
+    summary: Summary
+    times: TaskTimes | None
+    indices: str = ""  # the logical indices it ran, as ranges (retries)
+    created_at: str = ""
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """Tasks running over time: ``running[i]`` from ``seconds[i]`` to ``seconds[i + 1]``."""
+
+    seconds: np.ndarray
+    running: np.ndarray
+    exact: bool
+    peak: int
+    interruptions: np.ndarray  # seconds (since the first start) at which Spot reclaimed an attempt
+    run_starts: list[tuple[str, float]]  # (run id, its first start) of each retry run
+
+
+@dataclass(frozen=True)
+class Slowest:
+    index: int
+    seconds: float
+    outcome: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class FailureClass:
+    """Tasks that failed with a class in any run of the lineage: still failed, or recovered."""
+
+    name: str
+    failed: int
+    still_failed: int
+    ranges: str  # the indices that failed with this class, recovered ones included
+    hint: str
+
+    @property
+    def recovered(self) -> int:
+        return self.failed - self.still_failed
+
+
+@dataclass(frozen=True)
+class LogTail:
+    failure: Failure
+    lines: list[str]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class LineageRow:
+    run_id: str
+    created_at: str
+    indices: str
+    tasks: int
+    succeeded: int
+    failed: int
+    status: str
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the report's template and charts need."""
+
+    title: str
+    run_id: str
+    job_name: str
+    stack: str
+    where: str
+    summary: Summary  # retries folded in: each index's latest outcome
+    wall_seconds: float | None
+    started_ms: int | None
+    concurrency: Concurrency | None
+    runtimes: np.ndarray  # seconds of each logical index's latest attempt
+    runtime: RuntimeStats | None
+    slowest: list[Slowest]
+    failure_classes: list[FailureClass]
+    log_tails: list[LogTail]
+    outcomes: np.ndarray | None  # per logical index, one of the outcome codes; None without times
+    lineage: list[LineageRow]
+    parts: list[RunPart] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def has_retries(self) -> bool:
+        return len(self.lineage) > 1
+
+    def outcome_ranges(self) -> list[tuple[str, int, str]]:
+        """(outcome, tasks, index ranges) for each outcome some index has."""
+        if self.outcomes is None:
+            return []
+        rows = []
+        for code, name in enumerate(OUTCOME_NAMES):
+            indices = np.flatnonzero(self.outcomes == code)
+            if len(indices):
+                rows.append((name, len(indices), format_ranges(indices.tolist(), limit=12)))
+        return rows
+
+
+def concurrency(parts: Sequence[RunPart]) -> Concurrency | None:
+    """How many attempts were running at each moment, over every run of the lineage."""
+    with_times = [p for p in parts if p.times is not None and len(p.times)]
+    if not with_times:
+        return None
+    started = np.concatenate([np.asarray(p.times.started, dtype=np.int64) for p in with_times])  # type: ignore[union-attr]
+    stopped = np.concatenate([np.asarray(p.times.stopped, dtype=np.int64) for p in with_times])  # type: ignore[union-attr]
+    kinds = "".join("".join(p.times.kind) for p in with_times)  # type: ignore[union-attr]
+    origin = int(started.min())
+    times = np.concatenate([started, stopped]) - origin
+    steps = np.concatenate([np.ones(len(started), dtype=np.int64), -np.ones(len(stopped), dtype=np.int64)])
+    order = np.lexsort((steps, times))  # at equal times, stops before starts: no false peak
+    times, steps = times[order] / 1000.0, steps[order]
+    level = np.cumsum(steps)
+    peak = int(level.max())
+    end = float(times[-1])
+    if len(times) <= EXACT_EVENTS or end == 0:
+        seconds = np.concatenate([[0.0], times])
+        running = np.concatenate([[0], level]).astype(float)
+        exact = True
+    else:
+        # Time-weighted mean per bin: the area under the step curve is piecewise linear.
+        widths = np.diff(times)
+        area = np.concatenate([[0.0], np.cumsum(level[:-1] * widths)])
+        seconds = np.linspace(0.0, end, min(TIME_BINS, len(times) // 4) + 1)
+        running = np.diff(np.interp(seconds, times, area)) / np.diff(seconds)
+        running = np.concatenate([running, [0.0]])
+        exact = False
+    reclaimed = np.frombuffer(kinds.encode(), dtype=np.uint8)
+    marks = np.isin(reclaimed, np.frombuffer((RECLAIMED + EARLIER_RECLAIMED).encode(), dtype=np.uint8))
+    interruptions = (stopped[marks] - origin) / 1000.0
+    run_starts = [(p.run_id, (min(p.times.started) - origin) / 1000.0) for p in with_times[1:]]  # type: ignore[union-attr]
+    return Concurrency(seconds, running, exact, peak, interruptions, run_starts)
+
+
+def latest_attempts(parts: Sequence[RunPart]) -> dict[int, tuple[float, str, str]]:
+    """Each logical index's last attempt: (seconds, kind, run id); later runs win."""
+    latest: dict[int, tuple[float, str, str]] = {}
+    for part in parts:
+        if part.times is None:
+            continue
+        for index, started, stopped, kind in part.times.latest():
+            latest[index] = ((stopped - started) / 1000.0, kind, part.run_id)
+    return latest
+
+
+def outcomes(parts: Sequence[RunPart], size: int) -> np.ndarray | None:
+    """Per logical index: succeeded, succeeded on a retry, failed, or not finished."""
+    if not parts or parts[0].times is None:
+        return None
+    result = np.full(size, NOT_FINISHED, dtype=np.int8)
+    for number, part in enumerate(parts):
+        if part.times is None:
+            continue
+        for index, _, _, kind in part.times.latest():
+            if 0 <= index < size:
+                succeeded = FIRST_TIME if number == 0 else ON_RETRY
+                result[index] = succeeded if kind == SUCCEEDED else STILL_FAILED
+    return result
+
+
+def all_failures(parts: Sequence[RunPart], folded: Summary) -> list[Failure]:
+    """Failures still standing first, then those of each run a retry made up for (by job id)."""
+    seen: dict[str, Failure] = {f.job_id: f for f in folded.failures}
+    for part in parts:
+        for failure in part.summary.failures:
+            seen.setdefault(failure.job_id, failure)
+    return list(seen.values())
+
+
+def failure_classes(
+    parts: Sequence[RunPart], folded: Summary, run: str, memory_mib: int | None
+) -> list[FailureClass]:
+    """Per class, the indices that failed with it in any run, and how many still stand."""
+    ever: dict[str, set[int]] = {}
+    for failure in all_failures(parts, folded):
+        ever.setdefault(failure.failure_class, set()).add(failure.index or 0)
+    standing = folded.failure_classes
+    rows = []
+    for name in CLASSES:
+        if name not in ever:
+            continue
+        still = standing.get(name, [])
+        advice = (hint(name, run, first_index=still[0], memory_mib=memory_mib) if still
+                  else "every one succeeded on a retry: nothing to do")  # fmt: skip
+        rows.append(
+            FailureClass(name, len(ever[name]), len(still), format_ranges(ever[name], limit=20), advice)
+        )
+    return rows
+
+
+def failures_to_read(parts: Sequence[RunPart], folded: Summary) -> list[Failure]:
+    """The first failures of each class whose log a report shows: a few, whatever the run's size."""
+    chosen: list[Failure] = []
+    per_class: dict[str, int] = {}
+    for failure in all_failures(parts, folded):
+        if failure.log_stream_name is None or per_class.get(failure.failure_class, 0) >= LOGS_PER_CLASS:
+            continue
+        per_class[failure.failure_class] = per_class.get(failure.failure_class, 0) + 1
+        chosen.append(failure)
+        if len(chosen) == LOGS_SHOWN:
+            break
+    return chosen
+
+
+def build_report(
+    parts: Sequence[RunPart],
+    folded: Summary,
+    *,
+    stack: str,
+    where: str,
+    log_tails: Mapping[str, tuple[list[str], str | None]],
+    memory_mib: int | None = None,
+) -> Report:
+    """The report of a run (``parts[0]``) and its retry runs, from their summaries and times."""
+    root = parts[0]
+    curve = concurrency(parts)
+    latest = latest_attempts(parts)
+    runtimes = np.fromiter((seconds for seconds, _, _ in latest.values()), dtype=float, count=len(latest))
+    ordered = np.sort(runtimes)
+    stats = (RuntimeStats(min=float(ordered[0]), p50=float(percentile(ordered, 0.5)),
+                          p90=float(percentile(ordered, 0.9)), max=float(ordered[-1]))
+             if len(ordered) else folded.runtime)  # fmt: skip
+    top = sorted(latest.items(), key=lambda item: item[1][0], reverse=True)[:SLOWEST_SHOWN]
+    slowest = [Slowest(index, seconds, "succeeded" if kind == SUCCEEDED else "failed", run_id)
+               for index, (seconds, kind, run_id) in top]  # fmt: skip
+    starts = [min(p.times.started) for p in parts if p.times and len(p.times)]
+    stops = [max(p.times.stopped) for p in parts if p.times and len(p.times)]
+    notes = []
+    if any(p.times is None for p in parts):
+        missing = ", ".join(p.run_id for p in parts if p.times is None)
+        notes.append(f"Task times of {missing} are not available (AWS no longer has the jobs and they were "
+                     "not cached): the charts leave them out.")  # fmt: skip
+    if not folded.complete:
+        notes.append("The run is still in progress: the report shows the tasks finished so far.")
+    if folded.spot and folded.spot.basis != "every attempt of every task":
+        notes.append(
+            "Spot interruptions are counted over the attempts of failed tasks; "
+            "`runner report --attempts` counts every attempt of every task."
+        )
+    return Report(
+        title=f"Run {root.run_id}",
+        run_id=root.run_id,
+        job_name=folded.job_name,
+        stack=stack,
+        where=where,
+        summary=folded,
+        wall_seconds=(max(stops) - min(starts)) / 1000.0 if starts else None,
+        started_ms=min(starts) if starts else None,
+        concurrency=curve,
+        runtimes=runtimes,
+        runtime=stats,
+        slowest=slowest,
+        failure_classes=failure_classes(parts, folded, root.run_id, memory_mib),
+        log_tails=[
+            LogTail(f, *log_tails[f.job_id]) for f in failures_to_read(parts, folded) if f.job_id in log_tails
+        ],
+        outcomes=outcomes(parts, folded.size),
+        lineage=[
+            LineageRow(
+                p.run_id,
+                p.created_at,
+                p.indices,
+                p.summary.size,
+                p.summary.counts.get("SUCCEEDED", 0),
+                p.summary.failed,
+                p.summary.status,
+            )
+            for p in parts
+        ],
+        parts=list(parts),
+        notes=notes,
+    )
