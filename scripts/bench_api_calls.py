@@ -8,9 +8,15 @@ on every task, 100 per call) in the same run. Run with `make bench`; the table i
 from __future__ import annotations
 
 import math
+import tempfile
 import time
+from datetime import datetime, timezone
+from pathlib import Path
 
 from runner.analysis.summary import summarize
+from runner.report.charts import draw
+from runner.report.html import write_report
+from runner.report.model import RunPart, build_report
 from runner.runs.watch import poll
 from tests.fakes import PagingBatch
 
@@ -61,5 +67,42 @@ def main() -> None:
                   f"| {naive_calls / summary_calls:,.1f}x |")  # fmt: skip
 
 
+def report_bench() -> None:
+    """`runner report`: the summary's calls, then the report's own CPU (model, charts, HTML, PNGs)."""
+    print()
+    print("| tasks | failed | report: calls | summary CPU s | report model CPU s | HTML + SVG charts CPU s "
+          "| PNGs CPU s | HTML KiB |")  # fmt: skip
+    print("|" + "---:|" * 8)
+    now = datetime.now(timezone.utc)
+    for tasks in SIZES:
+        batch = PagingBatch(shard_sizes(tasks), 100)
+        holder: dict[str, object] = {}
+        summary_cpu, calls = runner_cpu(
+            batch,
+            lambda b=batch, h=holder: h.update(
+                s=summarize(b, b.shards, purchase_model="spot", run_id="bench")
+            ),
+        )
+        own = holder["s"]
+        with tempfile.TemporaryDirectory() as scratch:
+            out = Path(scratch) / "report.html"
+            started = time.process_time()
+            report = build_report(
+                [RunPart("bench", own, own.times)], own, stack="dev", where="AWS", log_tails={}
+            )
+            model_cpu = time.process_time() - started
+            started = time.process_time()
+            write_report(report, out, None, now)
+            html_cpu = time.process_time() - started
+            started = time.process_time()
+            for chart in draw(report):
+                chart.save_png(Path(scratch))
+            png_cpu = time.process_time() - started
+            size = out.stat().st_size
+        print(f"| {tasks:,} | {tasks // 100:,} | {calls:,} | {summary_cpu:.2f} | {model_cpu:.2f} | {html_cpu:.2f} "
+              f"| {png_cpu:.2f} | {size / 1024:,.0f} |")  # fmt: skip
+
+
 if __name__ == "__main__":
     main()
+    report_bench()

@@ -50,3 +50,8 @@ fi
 
 step "The run: every task's latest outcome, every attempt counted (Spot reclaims included)"
 "$runner" summary "$run" --attempts
+
+step "The run's report: one HTML file with the timeline, runtimes, failures and retries"
+mkdir -p reports
+"$runner" report "$run" --out "reports/$run.html" --png "reports/$run"
+echo "Open it in a browser: $(pwd)/reports/$run.html"
