@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runner.errors import InvalidInputError
-from runner.runs.indices import contiguous_ranges, format_ranges, parse_ranges
+from runner.runs.indices import contiguous_ranges, format_pieces, format_ranges, parse_ranges
 from runner.runs.shards import RateLimiter, Shard, plan_shards, shard_request, split_ranges
 
 
@@ -96,3 +96,9 @@ def test_submits_are_paced_to_fifty_a_second():
 def test_shard_holds_its_indices():
     shard = Shard(10_000, 10_000, "n", "j")
     assert shard.holds(10_000) and shard.holds(19_999) and not shard.holds(20_000)
+
+
+def test_pieces_read_like_ranges_without_listing_every_index():
+    assert format_pieces([(17, 3), (3, 1), (20, 2), (1_000, 1_000_000)]) == "3,17-21,1000-1000999"
+    assert format_pieces([(0, 5), (2, 2)]) == "0-4"
+    assert format_pieces([(i * 2, 1) for i in range(10)], limit=3) == "0,2,4,... (+7 more)"
