@@ -139,7 +139,9 @@ def test_prune_forgets_old_finished_runs_gone_emulators_and_unreadable_files(sto
     ]
     assert not (store.root / "broken.json").exists()
     # A pruned run's cached detail goes with it, and so does one whose record is gone.
-    assert sorted(p.name for p in store.root.glob("*.detail.json.gz")) == ["20261125-100000-0003.detail.json.gz"]
+    assert sorted(p.name for p in store.root.glob("*.detail.json.gz")) == [
+        "20261125-100000-0003.detail.json.gz"
+    ]
     assert store.load_detail("20261125-100000-0003") == {"basis": "x"}
     reasons = {p.name: p.reason for p in pruned}
     assert reasons["20261015-100000-0001"] == "succeeded, created 2026-10-16"
