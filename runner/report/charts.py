@@ -197,7 +197,8 @@ def failures(report: Report) -> Chart | None:
         rows = classes[::-1]
         names = [c.name for c in rows]
         colors = [CLASS_COLORS.get(n, INK) for n in names]
-        still = ax.barh(names, [c.still_failed for c in rows], color=colors, label="still failed")
+        still = ax.barh(names, [c.still_failed for c in rows], color=colors,
+                        label="still failed" if any(c.still_failed for c in rows) else None)  # fmt: skip
         if any(c.recovered for c in rows):
             ax.barh(names, [c.recovered for c in rows], left=[c.still_failed for c in rows], color=colors,
                     alpha=0.3, hatch="///", edgecolor="white", label="recovered by a retry")  # fmt: skip
