@@ -84,8 +84,9 @@ def time_unit(span_seconds: float) -> tuple[float, str]:
 
 
 def _legend_outside(ax) -> None:
-    """Legends right of the plot, where they never hide a bar or a line."""
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    """Legends in a row above the plot: they never hide a bar or a line, and every chart's plot
+    spans the same width, so the time axes of the timeline and the attempts line up."""
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), borderaxespad=0, ncol=5, handlelength=1.5)
 
 
 def _figure(height: float, rows: int = 1, ratios: list[float] | None = None) -> tuple[Figure, list]:
@@ -121,16 +122,17 @@ def timeline(report: Report) -> Chart | None:
         ax.set_ylabel("tasks running")
         ax.set_ylim(bottom=0)
         ax.set_xlim(0, max(float(x[-1]), 1e-9))
-        _legend_outside(ax)
         if interrupted:
             low = axes[1]
             edges = np.linspace(0.0, float(curve.seconds[-1]) or 1.0, INTERRUPTION_BINS + 1) / scale
             counts, _ = np.histogram(curve.interruptions / scale, bins=edges)
             low.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=CLASS_COLORS["spot"],
-                    label=f"Spot reclaims ({len(curve.interruptions):,})")  # fmt: skip
+                    label=f"Spot reclaims, beneath ({len(curve.interruptions):,})")  # fmt: skip
             low.set_ylabel("reclaims")
             low.yaxis.get_major_locator().set_params(integer=True)
-            _legend_outside(low)
+        # One legend above the plot for both panels.
+        handles = [h for a in axes for h in a.get_legend_handles_labels()[0]]
+        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.01), borderaxespad=0, ncol=3)
         axes[-1].set_xlabel(f"time since the first task started ({unit})")
     return Chart("timeline", "Tasks running over time", figure)
 
@@ -247,7 +249,7 @@ def attempts(report: Report) -> Chart | None:
         ax.set_ylim(report.summary.size - 0.5, -0.5)
         ax.set_ylabel("logical index")
         ax.set_xlabel(f"time since the first task started ({unit})")
-        ax.set_xlim(left=0)
+        ax.set_xlim(0, max(span / 1000.0 / scale, 1e-9))  # the timeline's axis, to line up with it
         _legend_outside(ax)
     return Chart("attempts", "Every attempt by logical index", figure)
 
