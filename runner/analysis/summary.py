@@ -300,8 +300,7 @@ def summarize(
             children = list(list_children(batch, parent["jobId"], status))
             counts[status] += len(children) - progress.counts.get(status, 0)
             runtimes.extend(r for r in map(_runtime_seconds, children) if r is not None)
-            for child in children:
-                times.add_latest(offset + (_array_index(child) or 0), child)
+            times.add_listed(offset, children, _array_index)
             if status == "FAILED":
                 failed.extend((child, offset) for child in children)
             elif all_attempts:
