@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,38 +122,38 @@ def read_log(
         )
     raw: list[dict[str, Any]] = []
     truncated = False
-    with aws_errors():
-        try:
-            if tail is not None:
-                # The last ``tail`` events come in one call when reading backwards.
-                raw = logs.get_log_events(
-                    logGroupName=group, logStreamName=stream, startFromHead=False, limit=tail
-                ).get("events", [])
-            else:
-                for event in _events_from_head(logs, group, stream):
-                    if len(raw) == limit:
-                        truncated = True
-                        break
-                    raw.append(event)
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-                raise
-            raise RunnerError(
-                f"log stream {stream} is not in {group} (not written yet, or expired)"
-            ) from None
+    if tail is not None:
+        raw = _tail_events(logs, group, stream, tail)
+    else:
+        with aws_errors(), _stream_missing(group, stream):
+            for event in _events_from_head(logs, group, stream):
+                if len(raw) == limit:
+                    truncated = True
+                    break
+                raw.append(event)
     events = [LogEvent(int(e.get("timestamp", 0)), str(e.get("message", ""))) for e in raw]
     return LogStream(job_id, group, stream, events, truncated)
 
 
 def stream_tail(logs: Any, group: str, stream: str, lines: int) -> list[str]:
     """The last ``lines`` messages of a log stream, in one GetLogEvents call."""
-    with aws_errors():
-        try:
-            events = logs.get_log_events(
-                logGroupName=group, logStreamName=stream, startFromHead=False, limit=lines
-            ).get("events", [])
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-                raise
-            raise RunnerError(f"log stream {stream} is not in {group} (not written, or expired)") from None
-    return [str(event.get("message", "")).rstrip("\n") for event in events]
+    return [str(event.get("message", "")).rstrip("\n") for event in _tail_events(logs, group, stream, lines)]
+
+
+def _tail_events(logs: Any, group: str, stream: str, lines: int) -> list[dict[str, Any]]:
+    """The last ``lines`` events come in one call when reading backwards."""
+    with aws_errors(), _stream_missing(group, stream):
+        return logs.get_log_events(
+            logGroupName=group, logStreamName=stream, startFromHead=False, limit=lines
+        ).get("events", [])
+
+
+@contextmanager
+def _stream_missing(group: str, stream: str) -> Iterator[None]:
+    """A stream CloudWatch does not have is the user's line to read; other errors pass on."""
+    try:
+        yield
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        raise RunnerError(f"log stream {stream} is not in {group} (not written yet, or expired)") from None
