@@ -289,7 +289,7 @@ def summarize(
             if parent.get("status") == "FAILED":
                 failed.append((parent, offset))
             described.append(parent)  # DescribeJobs already gave its attempts
-            times.add_latest(offset, parent)
+            times.add_latest(offset, [parent], _array_index)
             times.add_earlier(offset, parent)
             continue
         for name in STATUSES:
@@ -300,7 +300,7 @@ def summarize(
             children = list(list_children(batch, parent["jobId"], status))
             counts[status] += len(children) - progress.counts.get(status, 0)
             runtimes.extend(r for r in map(_runtime_seconds, children) if r is not None)
-            times.add_listed(offset, children, _array_index)
+            times.add_latest(offset, children, _array_index)
             if status == "FAILED":
                 failed.extend((child, offset) for child in children)
             elif all_attempts:

@@ -40,23 +40,11 @@ class TaskTimes:
         self.stopped.append(max(started, stopped))
         self.kind.append(kind)
 
-    def add_latest(self, index: int, job: Mapping[str, Any]) -> None:
-        """A listed (or described) task's latest attempt, if it started and stopped."""
-        started, stopped = job.get("startedAt"), job.get("stoppedAt")
-        if started is None or stopped is None:
-            return
-        if job.get("status") == "SUCCEEDED":
-            kind = SUCCEEDED
-        elif is_spot_interruption(job.get("statusReason")):
-            kind = RECLAIMED
-        else:
-            kind = FAILED
-        self.add(index, int(started), int(stopped), kind)
-
-    def add_listed(
+    def add_latest(
         self, offset: int, jobs: Iterable[Mapping[str, Any]], index_of: Callable[..., int | None]
     ) -> None:
-        """``add_latest`` for a page of listed children (the summary's hot loop, kept lean)."""
+        """The latest attempt of each listed (or described) task that started and stopped, at
+        logical index ``offset + index_of(job)``. The summary's hot loop over every task: kept lean."""
         index, started_at, stopped_at, kinds = (
             self.index.append,
             self.started.append,
