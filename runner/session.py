@@ -274,8 +274,7 @@ class Session:
         Once the endpoint cannot be reached, the others are not tried.
         """
         run_id = ref.run_id if ref.whole_run else None
-        detail = self.store.load_detail(run_id) if run_id else {}
-        cached = detail.get("logTails") if isinstance(detail.get("logTails"), dict) else {}
+        cached = self.store.load_cache(run_id, "logs") if run_id else {}
         tails: dict[str, tuple[list[str], str | None]] = {}
         fresh: dict[str, Any] = {}
         unreachable: str | None = None
@@ -303,16 +302,15 @@ class Session:
                 tails[failure.job_id] = (tail, None)
                 fresh[failure.job_id] = tail
         if run_id and complete and fresh:
-            detail["logTails"] = {**cached, **fresh}
-            self.store.save_detail(run_id, detail)
+            self.store.save_cache(run_id, "logs", {**cached, **fresh})
         return tails
 
     def _cached_times(self, run_id: str, basis: str) -> TaskTimes | None:
-        detail = self.store.load_detail(run_id)
-        if detail.get("basis") != basis or not isinstance(detail.get("times"), dict):
+        cached = self.store.load_cache(run_id, "times")
+        if cached.get("basis") != basis or not isinstance(cached.get("times"), dict):
             return None
         try:
-            return TaskTimes.from_json(detail["times"])
+            return TaskTimes.from_json(cached["times"])
         except (KeyError, TypeError, ValueError):
             return None  # a damaged cache: ask AWS again
 
@@ -359,7 +357,6 @@ class Session:
             record.summary = summary.to_json()
             self.store.save(record)
             if summary.complete and summary.times is not None:
-                detail = self.store.load_detail(record.run_id)
-                detail.update(basis=summary.basis, times=summary.times.to_json())
-                self.store.save_detail(record.run_id, detail)
+                self.store.save_cache(record.run_id, "times",
+                                      {"basis": summary.basis, "times": summary.times.to_json()})  # fmt: skip
         return summary

@@ -21,8 +21,10 @@ from runner.runs.shards import Shard
 
 RunState = Literal["submitting", "submitted", "submit-failed"]
 RUN_STATES = ("submitting", "submitted", "submit-failed")
-# Beside each record: the cached detail a report needs (gzipped JSON).
-DETAIL_SUFFIX = ".detail.json.gz"
+# Beside each record, what a report needs beyond the summary: ``<run id>.<cache>.json.gz``.
+Cache = Literal["times", "logs"]
+CACHES: tuple[Cache, ...] = ("times", "logs")
+CACHE_SUFFIX = ".json.gz"
 _RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 
 
@@ -306,31 +308,31 @@ class RunStore:
 
     def remove(self, run_id: str) -> None:
         self.path(run_id).unlink(missing_ok=True)
-        self.detail_path(run_id).unlink(missing_ok=True)
+        for cache in CACHES:
+            self.cache_path(run_id, cache).unlink(missing_ok=True)
 
-    def detail_path(self, run_id: str) -> Path:
-        return self.root / f"{run_id}{DETAIL_SUFFIX}"
+    def cache_path(self, run_id: str, cache: Cache) -> Path:
+        return self.root / f"{run_id}.{cache}{CACHE_SUFFIX}"
 
-    def save_detail(self, run_id: str, detail: dict[str, Any]) -> None:
-        """Cache what a report needs beyond the summary (task times, log tails) beside the record."""
-        write_gzip_json(self.detail_path(run_id), detail)
+    def save_cache(self, run_id: str, cache: Cache, data: dict[str, Any]) -> None:
+        """Keep what a report needs beyond the summary beside the record, one file per kind, so
+        caching a few log tails never rewrites a million task times."""
+        write_gzip_json(self.cache_path(run_id, cache), data)
 
-    def load_detail(self, run_id: str) -> dict[str, Any]:
-        """The cached detail, or ``{}`` when there is none or it is broken (it is only a cache)."""
+    def load_cache(self, run_id: str, cache: Cache) -> dict[str, Any]:
+        """The cached data, or ``{}`` when there is none or it is broken (it is only a cache)."""
         try:
-            detail = read_gzip_json(self.detail_path(run_id))
-        except FileNotFoundError:
+            data = read_gzip_json(self.cache_path(run_id, cache))
+        except (OSError, EOFError, ValueError):  # FileNotFoundError included
             return {}
-        except (OSError, EOFError, ValueError):
-            return {}
-        return detail if isinstance(detail, dict) else {}
+        return data if isinstance(data, dict) else {}
 
-    def orphaned_details(self) -> list[Path]:
-        """Detail caches whose run record is gone."""
+    def orphaned_caches(self) -> list[Path]:
+        """Caches whose run record is gone."""
         if not self.root.is_dir():
             return []
-        return [path for path in self.root.glob(f"*{DETAIL_SUFFIX}")
-                if not self.path(path.name.removesuffix(DETAIL_SUFFIX)).exists()]  # fmt: skip
+        return [path for path in self.root.glob(f"*{CACHE_SUFFIX}")
+                if not self.path(path.name.split(".", 1)[0]).exists()]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -355,7 +357,7 @@ def prune_runs(
     pruned = [Pruned(error.path.name, f"unreadable: {error}") for error in unreadable]
     for error in unreadable:
         error.path.unlink(missing_ok=True)
-    for path in store.orphaned_details():
+    for path in store.orphaned_caches():
         path.unlink(missing_ok=True)
     cutoff = now - timedelta(days=older_than_days)
     for record in records:

@@ -129,7 +129,8 @@ def test_prune_forgets_old_finished_runs_gone_emulators_and_unreadable_files(sto
     store.save(record("20261125-100000-0005", endpoint_url="http://127.0.0.1:5002"))  # emulator up
     write(store, "broken.json", "{")
     for run_id in ("20261015-100000-0001", "20261125-100000-0003", "20260101-000000-0000"):
-        store.save_detail(run_id, {"basis": "x"})  # the last one's record is already gone
+        for cache in ("times", "logs"):  # the last run's record is already gone
+            store.save_cache(run_id, cache, {"basis": cache})
     pruned = prune_runs(store, NOW, 30, "http://127.0.0.1:5002")
     assert {p.name for p in pruned} == {"20261015-100000-0001", "20261125-100000-0004", "broken.json"}
     assert sorted(r.run_id for r in store.all()) == [
@@ -138,18 +139,19 @@ def test_prune_forgets_old_finished_runs_gone_emulators_and_unreadable_files(sto
         "20261125-100000-0005",
     ]
     assert not (store.root / "broken.json").exists()
-    # A pruned run's cached detail goes with it, and so does one whose record is gone.
-    assert sorted(p.name for p in store.root.glob("*.detail.json.gz")) == [
-        "20261125-100000-0003.detail.json.gz"
+    # A pruned run's caches go with it, and so do those whose record is gone.
+    assert sorted(p.name for p in store.root.glob("*.json.gz")) == [
+        "20261125-100000-0003.logs.json.gz",
+        "20261125-100000-0003.times.json.gz",
     ]
-    assert store.load_detail("20261125-100000-0003") == {"basis": "x"}
+    assert store.load_cache("20261125-100000-0003", "times") == {"basis": "times"}
     reasons = {p.name: p.reason for p in pruned}
     assert reasons["20261015-100000-0001"] == "succeeded, created 2026-10-16"
     assert reasons["20261125-100000-0004"] == "ran on an emulator that is gone (http://127.0.0.1:5001)"
 
 
-def test_a_damaged_detail_cache_reads_as_empty(store: RunStore):
-    store.save_detail("20261125-100000-0003", {"times": {}})
-    store.detail_path("20261125-100000-0003").write_bytes(b"not gzip")
-    assert store.load_detail("20261125-100000-0003") == {}
-    assert store.load_detail("20261125-100000-0009") == {}
+def test_a_damaged_cache_reads_as_empty(store: RunStore):
+    store.save_cache("20261125-100000-0003", "times", {"times": {}})
+    store.cache_path("20261125-100000-0003", "times").write_bytes(b"not gzip")
+    assert store.load_cache("20261125-100000-0003", "times") == {}
+    assert store.load_cache("20261125-100000-0009", "times") == {}
