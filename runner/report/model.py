@@ -182,18 +182,14 @@ def latest_attempts(parts: Sequence[RunPart]) -> dict[int, tuple[float, str, str
     return latest
 
 
-def outcomes(parts: Sequence[RunPart], size: int) -> np.ndarray | None:
-    """Per logical index: succeeded, succeeded on a retry, failed, or not finished."""
-    if not parts or parts[0].times is None:
-        return None
+def outcomes(latest: Mapping[int, tuple[float, str, str]], first_run_id: str, size: int) -> np.ndarray:
+    """Per logical index, from each index's last attempt: succeeded (in the run itself),
+    succeeded on a retry, failed, or not finished."""
     result = np.full(size, NOT_FINISHED, dtype=np.int8)
-    for number, part in enumerate(parts):
-        if part.times is None:
-            continue
-        for index, _, _, kind in part.times.latest():
-            if 0 <= index < size:
-                succeeded = FIRST_TIME if number == 0 else ON_RETRY
-                result[index] = succeeded if kind == SUCCEEDED else STILL_FAILED
+    for index, (_, kind, run_id) in latest.items():
+        if 0 <= index < size:
+            succeeded = FIRST_TIME if run_id == first_run_id else ON_RETRY
+            result[index] = succeeded if kind == SUCCEEDED else STILL_FAILED
     return result
 
 
@@ -293,7 +289,7 @@ def build_report(
         log_tails=[
             LogTail(f, *log_tails[f.job_id]) for f in failures_to_read(parts, folded) if f.job_id in log_tails
         ],
-        outcomes=outcomes(parts, folded.size),
+        outcomes=None if root.times is None else outcomes(latest, root.run_id, folded.size),
         lineage=[
             LineageRow(
                 p.run_id,

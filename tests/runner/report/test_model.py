@@ -22,6 +22,7 @@ from runner.report.model import (
     build_report,
     concurrency,
     failures_to_read,
+    latest_attempts,
     outcomes,
 )
 from tests.fakes import PagingBatch
@@ -73,7 +74,7 @@ def test_concurrency_of_a_large_run_is_a_bounded_time_weighted_mean():
 def test_outcomes_follow_the_latest_run_of_each_index():
     parent = RunPart("p", summary(5), times((0, 0, 1, "S"), (1, 0, 1, "F"), (2, 0, 1, "R"), (3, 0, 1, "F")))
     retry = RunPart("r", summary(3), times((1, 5, 6, "S"), (2, 5, 6, "r"), (2, 7, 8, "S"), (3, 5, 6, "F")))
-    assert outcomes([parent, retry], 5).tolist() == [
+    assert outcomes(latest_attempts([parent, retry]), "p", 5).tolist() == [
         FIRST_TIME,
         ON_RETRY,
         ON_RETRY,
