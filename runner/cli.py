@@ -119,6 +119,28 @@ def price_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def task_size_options(default: str, *, vcpus_note: str = "", attempts_note: str = "") -> Callable[..., Any]:
+    """``--vcpus``, ``--memory``, ``--timeout`` and ``--attempts``, each held to AWS Batch's range."""
+    options = [
+        click.option("--vcpus", type=click.IntRange(1, MAX_JOB_VCPUS), metavar="N",
+                     help=f"vCPUs per task{vcpus_note} (default: {default})."),
+        click.option("--memory", "memory_mib", type=click.IntRange(MIN_MEMORY_MIB, MAX_MEMORY_MIB),
+                     metavar="MIB", help=f"Memory per task in MiB (default: {default})."),
+        click.option("--timeout", "timeout_seconds", metavar="SECONDS",
+                     type=click.IntRange(MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS),
+                     help=f"Per-attempt timeout (default: {default})."),
+        click.option("--attempts", type=click.IntRange(MIN_ATTEMPTS, MAX_ATTEMPTS), metavar="N",
+                     help=f"Attempts per task{attempts_note} (default: {default})."),
+    ]  # fmt: skip
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 def interval_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--interval",
@@ -194,33 +216,12 @@ def _show_summary(
 @click.option("--name", help="Job name prefix (default: the stack name).")
 @click.option("--command", help="Command override, as one shell-quoted string (default: the definition's).")
 @click.option("--env", multiple=True, metavar="K=V", help="Environment variable (repeatable).")
-@click.option(
-    "--vcpus",
-    type=click.IntRange(1, MAX_JOB_VCPUS),
-    metavar="N",
-    help="vCPUs per task, at most the stack's maxVcpus (default: the definition's).",
-)
-@click.option(
-    "--memory",
-    "memory_mib",
-    type=click.IntRange(MIN_MEMORY_MIB, MAX_MEMORY_MIB),
-    metavar="MIB",
-    help="Memory per task in MiB (default: the definition's).",
+@task_size_options(
+    "the definition's",
+    vcpus_note=", at most the stack's maxVcpus",
+    attempts_note="; retries follow the definition's rules",
 )
 @click.option("--param", multiple=True, metavar="K=V", help="Job parameter for Ref::K (repeatable).")
-@click.option(
-    "--attempts",
-    type=click.IntRange(MIN_ATTEMPTS, MAX_ATTEMPTS),
-    metavar="N",
-    help="Attempts per task; retries follow the definition's rules (default: the definition's).",
-)
-@click.option(
-    "--timeout",
-    "timeout_seconds",
-    type=click.IntRange(MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS),
-    metavar="SECONDS",
-    help="Per-attempt timeout (default: the definition's).",
-)
 @click.option("--tag", multiple=True, metavar="K=V", help="Tag on the job, up to 48 (repeatable).")
 @click.option("--depends-on", metavar="RUN_OR_JOB_ID", help="Run id or job id this run waits for.")
 @click.option("--wait", is_flag=True, help="Watch until done, then print the summary.")
@@ -340,32 +341,7 @@ def _after_submit(
     help=f"Only failures of these classes: {', '.join(CLASSES)} (default: every failed task).",
 )
 @click.option("--indices", metavar="RANGES", help="Only these logical indices, e.g. 3,17-19.")
-@click.option(
-    "--vcpus",
-    type=click.IntRange(1, MAX_JOB_VCPUS),
-    metavar="N",
-    help="vCPUs per task (default: as the run had them).",
-)
-@click.option(
-    "--memory",
-    "memory_mib",
-    type=click.IntRange(MIN_MEMORY_MIB, MAX_MEMORY_MIB),
-    metavar="MIB",
-    help="Memory per task in MiB (default: as the run had it).",
-)
-@click.option(
-    "--timeout",
-    "timeout_seconds",
-    type=click.IntRange(MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS),
-    metavar="SECONDS",
-    help="Per-attempt timeout (default: as the run had it).",
-)
-@click.option(
-    "--attempts",
-    type=click.IntRange(MIN_ATTEMPTS, MAX_ATTEMPTS),
-    metavar="N",
-    help="Attempts per task (default: as the run had them).",
-)
+@task_size_options("the run's")
 @click.option(
     "--wait", is_flag=True, help="Watch until done, then print the run's summary with retries folded in."
 )
