@@ -90,9 +90,9 @@ def _legend_outside(ax) -> None:
 
 
 def _figure(height: float, rows: int = 1, ratios: list[float] | None = None) -> tuple[Figure, list]:
-    with matplotlib.rc_context(STYLE):
-        figure = Figure(figsize=(WIDTH, height), layout="constrained")
-        axes = figure.subplots(rows, 1, sharex=True, height_ratios=ratios, squeeze=False)[:, 0]
+    """A figure with ``rows`` axes sharing x; call within the chart's ``rc_context(STYLE)``."""
+    figure = Figure(figsize=(WIDTH, height), layout="constrained")
+    axes = figure.subplots(rows, 1, sharex=True, height_ratios=ratios, squeeze=False)[:, 0]
     return figure, list(axes)
 
 

@@ -116,13 +116,21 @@ class Report:
     failure_classes: list[FailureClass]
     log_tails: list[LogTail]
     outcomes: np.ndarray | None  # per logical index, one of the outcome codes; None without times
-    lineage: list[LineageRow]
-    parts: list[RunPart] = field(default_factory=list)
+    parts: list[RunPart]  # the run, then its retry runs
     notes: list[str] = field(default_factory=list)
 
     @property
     def has_retries(self) -> bool:
-        return len(self.lineage) > 1
+        return len(self.parts) > 1
+
+    @property
+    def lineage(self) -> list[LineageRow]:
+        """One row per run: what it ran and how it went on its own."""
+        return [
+            LineageRow(p.run_id, p.created_at, p.indices, p.summary.size, p.summary.counts.get("SUCCEEDED", 0),
+                       p.summary.failed, p.summary.status)
+            for p in self.parts
+        ]  # fmt: skip
 
     def outcome_ranges(self) -> list[tuple[str, int, str]]:
         """(outcome, tasks, index ranges) for each outcome some index has."""
@@ -290,18 +298,6 @@ def build_report(
             LogTail(f, *log_tails[f.job_id]) for f in failures_to_read(parts, folded) if f.job_id in log_tails
         ],
         outcomes=None if root.times is None else outcomes(latest, root.run_id, folded.size),
-        lineage=[
-            LineageRow(
-                p.run_id,
-                p.created_at,
-                p.indices,
-                p.summary.size,
-                p.summary.counts.get("SUCCEEDED", 0),
-                p.summary.failed,
-                p.summary.status,
-            )
-            for p in parts
-        ],
         parts=list(parts),
         notes=notes,
     )
