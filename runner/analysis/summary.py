@@ -272,7 +272,6 @@ def summarize(
     vcpus = job_vcpus(parents[0], default_vcpus)
     counts = {name: 0 for name in STATUSES}
     size = 0
-    runtimes: list[float] = []
     failed: list[tuple[dict[str, Any], int]] = []
     succeeded_children: dict[str, int] = {}  # job id -> its shard's logical offset
     described: list[dict[str, Any]] = []
@@ -283,9 +282,6 @@ def summarize(
         size += progress.size
         if not progress.is_array:
             counts[progress.status] = counts.get(progress.status, 0) + 1
-            runtime = _runtime_seconds(parent)
-            if runtime is not None:
-                runtimes.append(runtime)
             if parent.get("status") == "FAILED":
                 failed.append((parent, offset))
             described.append(parent)  # DescribeJobs already gave its attempts
@@ -299,13 +295,14 @@ def summarize(
                 continue  # statusSummary says none: no call needed
             children = list(list_children(batch, parent["jobId"], status))
             counts[status] += len(children) - progress.counts.get(status, 0)
-            runtimes.extend(r for r in map(_runtime_seconds, children) if r is not None)
             times.add_latest(offset, children, _array_index)
             if status == "FAILED":
                 failed.extend((child, offset) for child in children)
             elif all_attempts:
                 succeeded_children.update((child["jobId"], offset) for child in children)
 
+    # Each task's latest attempt, from the times just collected (a task still running has none).
+    runtimes = [(stopped - started) / 1000 for _, started, stopped, _ in times.latest()]
     parent_ids = set(job_ids)
     to_describe = [job["jobId"] for job, _ in failed if job["jobId"] not in parent_ids]
     details = describe_many(batch, to_describe)
