@@ -52,9 +52,30 @@ DEFAULT_STRATEGY = {"spot": "SPOT_PRICE_CAPACITY_OPTIMIZED", "on-demand": "BEST_
 DEFAULT_INSTANCE_TYPES = ("c6i", "m6i", "r6i", "c5", "m5", "r5")
 # The values CloudWatch Logs accepts for retentionInDays (0 means never expire).
 LOG_RETENTION_DAYS = (
-    0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
-    2922, 3288, 3653,
-)  # fmt: skip
+    0,
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _INSTANCE_TYPE = re.compile(r"^(optimal|default_x86_64|default_arm64|[a-z0-9]+(\.[a-z0-9]+)?)$")
 _TAG_KEY = re.compile(r"^[\w.:/=+@ -]{1,128}$")
@@ -348,11 +369,19 @@ def _read_compute(raw: Any, problems: Problems) -> ComputeSettings:
         "compute",
         raw,
         (
-            "purchaseModel", "platform", "minVcpus", "maxVcpus", "instanceTypes", "allocationStrategy",
-            "bidPercentage", "onDemandFallback", "terminateJobsOnUpdate", "updateTimeoutMinutes",
+            "purchaseModel",
+            "platform",
+            "minVcpus",
+            "maxVcpus",
+            "instanceTypes",
+            "allocationStrategy",
+            "bidPercentage",
+            "onDemandFallback",
+            "terminateJobsOnUpdate",
+            "updateTimeoutMinutes",
         ),
         problems,
-    )  # fmt: skip
+    )
     model_ok = problems.mark()
     model = s.choice("purchaseModel", "on-demand", PURCHASE_MODELS)
     model_known = not problems.since(model_ok)
@@ -462,14 +491,18 @@ def _read_network(
             check=lambda v: None if v.startswith("vpc-") else "use a VPC id (vpc-...)",
         ),
         subnet_ids=s.strings(
-            "subnetIds", (), pattern=re.compile(r"^subnet-[0-9a-f]+$"),
+            "subnetIds",
+            (),
+            pattern=re.compile(r"^subnet-[0-9a-f]+$"),
             allowed="use a list of subnet ids (subnet-...)",
         ),
         security_group_ids=s.strings(
-            "securityGroupIds", (), pattern=re.compile(r"^sg-[0-9a-f]+$"),
+            "securityGroupIds",
+            (),
+            pattern=re.compile(r"^sg-[0-9a-f]+$"),
             allowed="use a list of security group ids (sg-...)",
         ),
-    )  # fmt: skip
+    )
 
 
 def _read_data(raw: Any, problems: Problems) -> DataSettings:

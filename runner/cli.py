@@ -88,18 +88,32 @@ def target_options(command: Callable[..., Any], *, expose: bool = False) -> Call
     """``--stack``, ``--outputs`` and ``--local``: before the command name or after it."""
     for option in reversed(
         [
-            click.option("--stack", envvar=None if not expose else "RUNNER_STACK", metavar="NAME",
-                         expose_value=expose, callback=None if expose else _set_on_session("stack_option"),
-                         help="Stack name (env RUNNER_STACK; default: the selected Pulumi stack)."),
-            click.option("--outputs", "outputs_file", type=click.Path(path_type=Path, dir_okay=False),
-                         expose_value=expose, callback=None if expose else _set_on_session("outputs_file"),
-                         help="Stack outputs JSON saved with `pulumi stack output --json` "
-                              "(no Pulumi CLI needed)."),
-            click.option("--local", is_flag=True, envvar=None if not expose else "RUNNER_LOCAL",
-                         expose_value=expose, callback=None if expose else _set_on_session("local"),
-                         help="Use the local emulator started by `runner local up` (env RUNNER_LOCAL=1)."),
+            click.option(
+                "--stack",
+                envvar=None if not expose else "RUNNER_STACK",
+                metavar="NAME",
+                expose_value=expose,
+                callback=None if expose else _set_on_session("stack_option"),
+                help="Stack name (env RUNNER_STACK; default: the selected Pulumi stack).",
+            ),
+            click.option(
+                "--outputs",
+                "outputs_file",
+                type=click.Path(path_type=Path, dir_okay=False),
+                expose_value=expose,
+                callback=None if expose else _set_on_session("outputs_file"),
+                help="Stack outputs JSON saved with `pulumi stack output --json` (no Pulumi CLI needed).",
+            ),
+            click.option(
+                "--local",
+                is_flag=True,
+                envvar=None if not expose else "RUNNER_LOCAL",
+                expose_value=expose,
+                callback=None if expose else _set_on_session("local"),
+                help="Use the local emulator started by `runner local up` (env RUNNER_LOCAL=1).",
+            ),
         ]
-    ):  # fmt: skip
+    ):
         command = option(command)
     return command
 
@@ -122,16 +136,33 @@ def price_option(command: Callable[..., Any]) -> Callable[..., Any]:
 def task_size_options(default: str, *, vcpus_note: str = "", attempts_note: str = "") -> Callable[..., Any]:
     """``--vcpus``, ``--memory``, ``--timeout`` and ``--attempts``, each held to AWS Batch's range."""
     options = [
-        click.option("--vcpus", type=click.IntRange(1, MAX_JOB_VCPUS), metavar="N",
-                     help=f"vCPUs per task{vcpus_note} (default: {default})."),
-        click.option("--memory", "memory_mib", type=click.IntRange(MIN_MEMORY_MIB, MAX_MEMORY_MIB),
-                     metavar="MIB", help=f"Memory per task in MiB (default: {default})."),
-        click.option("--timeout", "timeout_seconds", metavar="SECONDS",
-                     type=click.IntRange(MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS),
-                     help=f"Per-attempt timeout (default: {default})."),
-        click.option("--attempts", type=click.IntRange(MIN_ATTEMPTS, MAX_ATTEMPTS), metavar="N",
-                     help=f"Attempts per task{attempts_note} (default: {default})."),
-    ]  # fmt: skip
+        click.option(
+            "--vcpus",
+            type=click.IntRange(1, MAX_JOB_VCPUS),
+            metavar="N",
+            help=f"vCPUs per task{vcpus_note} (default: {default}).",
+        ),
+        click.option(
+            "--memory",
+            "memory_mib",
+            type=click.IntRange(MIN_MEMORY_MIB, MAX_MEMORY_MIB),
+            metavar="MIB",
+            help=f"Memory per task in MiB (default: {default}).",
+        ),
+        click.option(
+            "--timeout",
+            "timeout_seconds",
+            metavar="SECONDS",
+            type=click.IntRange(MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS),
+            help=f"Per-attempt timeout (default: {default}).",
+        ),
+        click.option(
+            "--attempts",
+            type=click.IntRange(MIN_ATTEMPTS, MAX_ATTEMPTS),
+            metavar="N",
+            help=f"Attempts per task{attempts_note} (default: {default}).",
+        ),
+    ]
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         for option in reversed(options):
@@ -180,9 +211,14 @@ def _watch_with_progress(ref: JobRef, interval: float) -> Progress:
     view = render.ProgressView(console)
     try:
         with view.running():
-            return watch(ref.target.client("batch"), ref.job_ids, interval=interval,
-                         on_progress=view.update, on_retry=view.retrying,
-                         on_stuck=lambda p: view.stuck(p, ref.run_id or ref.job_id))  # fmt: skip
+            return watch(
+                ref.target.client("batch"),
+                ref.job_ids,
+                interval=interval,
+                on_progress=view.update,
+                on_retry=view.retrying,
+                on_stuck=lambda p: view.stuck(p, ref.run_id or ref.job_id),
+            )
     except KeyboardInterrupt:
         resume = ref.run_id or ref.job_id
         click.echo(
@@ -351,10 +387,19 @@ def _after_submit(
 @json_option
 @pass_session
 def retry(
-    session: Session, run_id: str, classes: str | None, indices: str | None, vcpus: int | None,
-    memory_mib: int | None, timeout_seconds: int | None, attempts: int | None, wait: bool, interval: float,
-    vcpu_hour_price: float | None, as_json: bool,
-) -> None:  # fmt: skip
+    session: Session,
+    run_id: str,
+    classes: str | None,
+    indices: str | None,
+    vcpus: int | None,
+    memory_mib: int | None,
+    timeout_seconds: int | None,
+    attempts: int | None,
+    wait: bool,
+    interval: float,
+    vcpu_hour_price: float | None,
+    as_json: bool,
+) -> None:
     """Run exactly the failed tasks of a run again, as a new run linked to it.
 
     Each contiguous range of logical indices becomes one array job with its RUNNER_INDEX_OFFSET.
@@ -377,8 +422,16 @@ def retry(
     else:
         outputs = parse_outputs(parent.stack, parent.outputs, f"run {parent.run_id}'s record")
         target = ref.target
-    record = retry_run(target.client("batch"), session.store, parent, summary, options, outputs,
-                       now=session.now(), endpoint_url=target.endpoint_url)  # fmt: skip
+    record = retry_run(
+        target.client("batch"),
+        session.store,
+        parent,
+        summary,
+        options,
+        outputs,
+        now=session.now(),
+        endpoint_url=target.endpoint_url,
+    )
     _after_submit(session, record, as_json=as_json, wait=wait, interval=interval, price=vcpu_hour_price)
 
 
@@ -398,8 +451,9 @@ def watch_command(session: Session, run_or_job_id: str, interval: float, as_json
     if as_json:
         render.print_json({"runId": ref.run_id, **progress.to_json()})
     else:
-        click.echo(f"Done: {render.counts_text(progress)}. Details: `runner summary "
-                   f"{ref.run_id or ref.job_id}`")  # fmt: skip
+        click.echo(
+            f"Done: {render.counts_text(progress)}. Details: `runner summary {ref.run_id or ref.job_id}`"
+        )
     if progress.failed:
         sys.exit(EXIT_JOBS_FAILED)
 
@@ -419,9 +473,13 @@ def watch_command(session: Session, run_or_job_id: str, interval: float, as_json
 @json_option
 @pass_session
 def summary_command(
-    session: Session, run_or_job_id: str, refresh: bool, all_attempts: bool, vcpu_hour_price: float | None,
+    session: Session,
+    run_or_job_id: str,
+    refresh: bool,
+    all_attempts: bool,
+    vcpu_hour_price: float | None,
     as_json: bool,
-) -> None:  # fmt: skip
+) -> None:
     """Counts by status, failures by class and logical index, runtimes, vCPU-hours and cost.
 
     A run's retries are folded in: each index shows its latest outcome. Exits 3 when any task failed.
@@ -458,9 +516,16 @@ def summary_command(
 @json_option
 @pass_session
 def report(
-    session: Session, run_or_job_id: str, out: Path | None, png_dir: Path | None, open_browser: bool,
-    refresh: bool, all_attempts: bool, vcpu_hour_price: float | None, as_json: bool,
-) -> None:  # fmt: skip
+    session: Session,
+    run_or_job_id: str,
+    out: Path | None,
+    png_dir: Path | None,
+    open_browser: bool,
+    refresh: bool,
+    all_attempts: bool,
+    vcpu_hour_price: float | None,
+    as_json: bool,
+) -> None:
     """Write the run's report: one self-contained HTML file to open, mail or attach.
 
     Headline, tasks running over time with Spot reclaims, runtime histogram and slowest tasks,
@@ -469,8 +534,15 @@ def report(
     from runner.report.make import make_report  # matplotlib loads only for this command
 
     ref = session.resolve(run_or_job_id)
-    written = make_report(session, ref, out=out, png_dir=png_dir, all_attempts=all_attempts,
-                          refresh=refresh, price=vcpu_hour_price)  # fmt: skip
+    written = make_report(
+        session,
+        ref,
+        out=out,
+        png_dir=png_dir,
+        all_attempts=all_attempts,
+        refresh=refresh,
+        price=vcpu_hour_price,
+    )
     if as_json:
         render.print_json(written.to_json())
     else:

@@ -86,6 +86,13 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def type_name(value: Any) -> str:
     """How a JSON value's type reads in an error: ``a string``, ``a list`` ..."""
-    names = {bool: "true/false", int: "a number", float: "a number", str: "a string", list: "a list",
-             dict: "an object", type(None): "null"}  # fmt: skip
+    names = {
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)

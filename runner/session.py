@@ -59,8 +59,11 @@ class JobRef:
 
     @property
     def whole_run(self) -> bool:
-        return self.record is not None and len(self.shards) == len(self.record.job_ids) and (
-            self.job_id == self.record.job_id)  # fmt: skip
+        return (
+            self.record is not None
+            and len(self.shards) == len(self.record.job_ids)
+            and (self.job_id == self.record.job_id)
+        )
 
 
 @dataclass
@@ -158,8 +161,11 @@ class Session:
         """
         record = ref.record
         if record is None or not ref.whole_run:
-            known = None if record is None else next(
-                (s.size for s in record.shards if s.job_id == ref.job_id and s.is_array), None)  # fmt: skip
+            known = (
+                None
+                if record is None
+                else next((s.size for s in record.shards if s.job_id == ref.job_id and s.is_array), None)
+            )
             return ref.target, task_job_id(ref.target.client("batch"), ref.job_id, index, known), ref.outputs
         if index is None:
             if record.tasks == 1:
@@ -249,12 +255,19 @@ class Session:
         parts = [RetryOutcome(ref.run_id or ref.job_id, [(0, own.size)], own)]
         if ref.whole_run and ref.record is not None and ref.record.retry_run_ids:
             parts.extend(
-                RetryOutcome(retry.run_id, [(s.offset, s.size) for s in retry.shards],
-                             self._own_summary(self.resolve(retry.run_id), refresh=refresh,
-                                               all_attempts=all_attempts, with_times=with_times))
+                RetryOutcome(
+                    retry.run_id,
+                    [(s.offset, s.size) for s in retry.shards],
+                    self._own_summary(
+                        self.resolve(retry.run_id),
+                        refresh=refresh,
+                        all_attempts=all_attempts,
+                        with_times=with_times,
+                    ),
+                )
                 for retry in self.store.lineage(ref.record)
                 if retry.job_ids
-            )  # fmt: skip
+            )
         return parts
 
     def fold(self, ref: JobRef, parts: list[RetryOutcome], price: float | None = None) -> Summary:
@@ -290,8 +303,9 @@ class Session:
                 tails[failure.job_id] = ([], f"log not read: {unreachable or 'the task has no log stream'}")
                 continue
             try:
-                tail = stream_tail(ref.target.client("logs"), ref.outputs["logGroupName"],
-                                   failure.log_stream_name, lines)  # fmt: skip
+                tail = stream_tail(
+                    ref.target.client("logs"), ref.outputs["logGroupName"], failure.log_stream_name, lines
+                )
             except AwsError as err:  # the network or AWS: worth trying again next time
                 unreachable = str(err)
                 tails[failure.job_id] = ([], f"log not read: {err}")
@@ -319,8 +333,9 @@ class Session:
     ) -> Summary:
         record = ref.record if ref.whole_run else None
         cached = Summary.from_json(record.summary) if record is not None and record.summary else None
-        basis_ok = cached is not None and (not all_attempts or (
-            cached.spot is not None and cached.spot.basis == EVERY_ATTEMPT_BASIS))  # fmt: skip
+        basis_ok = cached is not None and (
+            not all_attempts or (cached.spot is not None and cached.spot.basis == EVERY_ATTEMPT_BASIS)
+        )
         if cached is not None and cached.complete and basis_ok and not refresh:
             if not with_times:
                 return cached
@@ -357,6 +372,7 @@ class Session:
             record.summary = summary.to_json()
             self.store.save(record)
             if summary.complete and summary.times is not None:
-                self.store.save_cache(record.run_id, "times",
-                                      {"basis": summary.basis, "times": summary.times.to_json()})  # fmt: skip
+                self.store.save_cache(
+                    record.run_id, "times", {"basis": summary.basis, "times": summary.times.to_json()}
+                )
         return summary

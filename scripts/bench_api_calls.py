@@ -49,8 +49,10 @@ def naive(batch: PagingBatch, tasks: int) -> tuple[float, int]:
 
 
 def main() -> None:
-    print("| tasks | failed | summary: calls | summary: runner CPU s | watch: calls per poll "
-          "| naive: calls per poll | naive: CPU s per poll | naive ÷ watch | naive ÷ summary |")  # fmt: skip
+    print(
+        "| tasks | failed | summary: calls | summary: runner CPU s | watch: calls per poll "
+        "| naive: calls per poll | naive: CPU s per poll | naive ÷ watch | naive ÷ summary |"
+    )
     print("|" + "---:|" * 9)
     for tasks in SIZES:
         for fail_every in (None, 100):
@@ -62,16 +64,20 @@ def main() -> None:
             naive_cpu, naive_calls = naive(batch, tasks)
             failed = tasks // fail_every if fail_every else 0
             assert poll_calls == math.ceil(len(batch.sizes) / 100)
-            print(f"| {tasks:,} | {failed:,} | {summary_calls:,} | {summary_cpu:.2f} | {poll_calls} "
-                  f"| {naive_calls:,} | {naive_cpu:.2f} | {naive_calls / poll_calls:,.0f}x "
-                  f"| {naive_calls / summary_calls:,.1f}x |")  # fmt: skip
+            print(
+                f"| {tasks:,} | {failed:,} | {summary_calls:,} | {summary_cpu:.2f} | {poll_calls} "
+                f"| {naive_calls:,} | {naive_cpu:.2f} | {naive_calls / poll_calls:,.0f}x "
+                f"| {naive_calls / summary_calls:,.1f}x |"
+            )
 
 
 def report_bench() -> None:
     """`runner report`: the summary's calls, then the report's own CPU (model, charts, HTML, PNGs)."""
     print()
-    print("| tasks | failed | report: calls | summary CPU s | report model CPU s | HTML + SVG charts CPU s "
-          "| PNGs CPU s | HTML KiB |")  # fmt: skip
+    print(
+        "| tasks | failed | report: calls | summary CPU s | report model CPU s | HTML + SVG charts CPU s "
+        "| PNGs CPU s | HTML KiB |"
+    )
     print("|" + "---:|" * 8)
     now = datetime.now(timezone.utc)
     for tasks in SIZES:
@@ -99,8 +105,10 @@ def report_bench() -> None:
                 chart.save_png(Path(scratch))
             png_cpu = time.process_time() - started
             size = out.stat().st_size
-        print(f"| {tasks:,} | {tasks // 100:,} | {calls:,} | {summary_cpu:.2f} | {model_cpu:.2f} | {html_cpu:.2f} "
-              f"| {png_cpu:.2f} | {size / 1024:,.0f} |")  # fmt: skip
+        print(
+            f"| {tasks:,} | {tasks // 100:,} | {calls:,} | {summary_cpu:.2f} | {model_cpu:.2f} | {html_cpu:.2f} "
+            f"| {png_cpu:.2f} | {size / 1024:,.0f} |"
+        )
 
 
 if __name__ == "__main__":

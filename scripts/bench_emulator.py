@@ -31,9 +31,13 @@ def main() -> None:
             outputs = deploy_or_keep(PROJECT_DIR, "prod", info.endpoint_url, state).outputs
             batch = AwsTarget("us-east-1", info.endpoint_url, state.credentials()).client("batch")
             started = time.perf_counter()
-            job_id = batch.submit_job(jobName="bench", jobQueue=outputs["jobQueueArn"],
-                                      jobDefinition=outputs["jobDefinitionArn"], arrayProperties={"size": TASKS},
-                                      containerOverrides={"command": ["true"]})["jobId"]  # fmt: skip
+            job_id = batch.submit_job(
+                jobName="bench",
+                jobQueue=outputs["jobQueueArn"],
+                jobDefinition=outputs["jobDefinitionArn"],
+                arrayProperties={"size": TASKS},
+                containerOverrides={"command": ["true"]},
+            )["jobId"]
             while not poll(batch, job_id).done:
                 time.sleep(0.05)
             wall = time.perf_counter() - started

@@ -10,8 +10,16 @@ import pytest
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Fake credentials, no real AWS config or endpoint, and a private state directory."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_BATCH", "RUNNER_STACK",
-                 "RUNNER_LOCAL", "RUNNER_PROJECT_DIR", "RUNNER_VCPU_HOUR_PRICE", "NO_COLOR"):  # fmt: skip
+    for name in (
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_BATCH",
+        "RUNNER_STACK",
+        "RUNNER_LOCAL",
+        "RUNNER_PROJECT_DIR",
+        "RUNNER_VCPU_HOUR_PRICE",
+        "NO_COLOR",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -55,19 +55,29 @@ class PagingBatch:
         failed = self._failed(logical)
         spot = failed and (logical // self.fail_every) % 2 == 0
         child: dict[str, Any] = {
-            "jobId": f"{self.parent_id(shard)}:{index}", "jobName": "bench", "createdAt": 0,
-            "status": "FAILED" if failed else "SUCCEEDED", "startedAt": 1_000,
+            "jobId": f"{self.parent_id(shard)}:{index}",
+            "jobName": "bench",
+            "createdAt": 0,
+            "status": "FAILED" if failed else "SUCCEEDED",
+            "startedAt": 1_000,
             "stoppedAt": 1_000 + 1_000 * (1 + logical % 600),
             "container": {"exitCode": None if spot else int(failed)},
-        }  # fmt: skip
+        }
         if spot:
             child["statusReason"] = "Host EC2 (instance i-0123456789abcdef0) terminated."
         if detail:
-            reclaimed = {"statusReason": "Host EC2 (instance i-0123) terminated.", "startedAt": 0,
-                         "stoppedAt": 600_000, "container": {}}  # fmt: skip
-            last = {"statusReason": child.get("statusReason", "Essential container in task exited"),
-                    "startedAt": 1_000, "stoppedAt": child["stoppedAt"],
-                    "container": {"exitCode": child["container"]["exitCode"], "logStreamName": "s"}}  # fmt: skip
+            reclaimed = {
+                "statusReason": "Host EC2 (instance i-0123) terminated.",
+                "startedAt": 0,
+                "stoppedAt": 600_000,
+                "container": {},
+            }
+            last = {
+                "statusReason": child.get("statusReason", "Essential container in task exited"),
+                "startedAt": 1_000,
+                "stoppedAt": child["stoppedAt"],
+                "container": {"exitCode": child["container"]["exitCode"], "logStreamName": "s"},
+            }
             child["attempts"] = [reclaimed, last] if spot else [last]
         return child
 
@@ -87,8 +97,14 @@ class PagingBatch:
             running = self.calls["DescribeJobs"] <= self.running_polls
             summary = {"RUNNING": size} if running else {"SUCCEEDED": size - failed, "FAILED": failed}
             status = "RUNNING" if running else ("FAILED" if failed else "SUCCEEDED")
-            found.append({"jobId": job_id, "jobName": "bench", "status": status,
-                          "arrayProperties": {"size": size, "statusSummary": summary}})  # fmt: skip
+            found.append(
+                {
+                    "jobId": job_id,
+                    "jobName": "bench",
+                    "status": status,
+                    "arrayProperties": {"size": size, "statusSummary": summary},
+                }
+            )
         self.cpu_seconds += time.process_time() - started
         return {"jobs": found}
 

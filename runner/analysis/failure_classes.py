@@ -18,12 +18,27 @@ TIMEOUT = "Job attempt duration exceeded timeout"
 DEPENDENCY = "Dependent Job failed"
 # Set by `runner cancel` so a cancellation is recognised whatever reason the user gave.
 CANCEL_MARK = "Cancelled by runner: "
-INFRA_ERRORS = ("CannotPullContainerError", "CannotStartContainerError", "CannotInspectContainerError",
-                "DockerTimeoutError", "ResourceInitializationError", "Task failed to start",
-                "CannotCreateContainerError", "CannotStopContainerError")  # fmt: skip
+INFRA_ERRORS = (
+    "CannotPullContainerError",
+    "CannotStartContainerError",
+    "CannotInspectContainerError",
+    "DockerTimeoutError",
+    "ResourceInitializationError",
+    "Task failed to start",
+    "CannotCreateContainerError",
+    "CannotStopContainerError",
+)
 # A pull that can never succeed: the image reference or its permissions are wrong.
-CONFIG_PULL_MARKERS = ("not found", "manifest unknown", "access denied", "accessdenied", "unauthorized",
-                       "repository does not exist", "no such image", "invalid reference format")  # fmt: skip
+CONFIG_PULL_MARKERS = (
+    "not found",
+    "manifest unknown",
+    "access denied",
+    "accessdenied",
+    "unauthorized",
+    "repository does not exist",
+    "no such image",
+    "invalid reference format",
+)
 
 
 def is_spot_interruption(status_reason: str | None) -> bool:

@@ -47,8 +47,11 @@ def fold_retries(parent: Summary, retries: Sequence[RetryOutcome]) -> Summary:
         if cost and retry.summary.cost:
             cost = add_costs(cost, retry.summary.cost)
         if spot and retry.summary.spot:
-            spot = SpotInterruptions(spot.attempts + retry.summary.spot.attempts,
-                                     spot.vcpu_hours + retry.summary.spot.vcpu_hours, spot.basis)  # fmt: skip
+            spot = SpotInterruptions(
+                spot.attempts + retry.summary.spot.attempts,
+                spot.vcpu_hours + retry.summary.spot.vcpu_hours,
+                spot.basis,
+            )
     finished = counts["SUCCEEDED"] + counts["FAILED"]
     status = ("FAILED" if counts["FAILED"] else "SUCCEEDED") if finished >= parent.size else "RUNNING"
     return replace(

@@ -53,9 +53,21 @@ class StackRow:
 
     def to_json(self, work: Workload | None = None) -> dict[str, Any]:
         row: dict[str, Any] = {"stack": self.stack, "error": self.error}
-        names = ("purchaseModel", "platform", "allocationStrategy", "minVcpus", "maxVcpus", "jobVcpus",
-                 "jobMemoryMiB", "retryAttempts", "runnableTimeoutMinutes", "usdPerVcpuHour",
-                 "maxBurnUsdPerHour", "idleUsdPerHour", "hourlyBudgetUsd")  # fmt: skip
+        names = (
+            "purchaseModel",
+            "platform",
+            "allocationStrategy",
+            "minVcpus",
+            "maxVcpus",
+            "jobVcpus",
+            "jobMemoryMiB",
+            "retryAttempts",
+            "runnableTimeoutMinutes",
+            "usdPerVcpuHour",
+            "maxBurnUsdPerHour",
+            "idleUsdPerHour",
+            "hourlyBudgetUsd",
+        )
         row.update(dict.fromkeys(names))
         s = self.settings
         if s is not None and self.usd_per_vcpu_hour is not None:

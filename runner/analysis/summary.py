@@ -326,8 +326,11 @@ def summarize(
         hours_basis = "every attempt of every task"
     else:
         # The latest attempt of each task (ListJobs), plus the earlier attempts of failed tasks.
-        earlier = sum(_runtime_seconds(a) or 0.0 for job, _ in failed
-                      for a in (details.get(job["jobId"], job).get("attempts") or [])[:-1])  # fmt: skip
+        earlier = sum(
+            _runtime_seconds(a) or 0.0
+            for job, _ in failed
+            for a in (details.get(job["jobId"], job).get("attempts") or [])[:-1]
+        )
         seconds = sum(runtimes) + earlier
         hours_basis = "latest attempt of each task and every attempt of failed tasks"
     vcpu_hours = seconds * vcpus / 3600

@@ -21,15 +21,19 @@ SAMPLE = 100  # waiting tasks looked at per shard: their reasons, not their numb
 RECENT_MINUTES = 10
 REASON_FIXES = {
     "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY": (
-        "capacity", "AWS has no capacity for the allowed instance types right now: wait, allow more "
-        "instance types (compute.instanceTypes), or turn on compute.onDemandFallback"),
+        "capacity",
+        "AWS has no capacity for the allowed instance types right now: wait, allow more "
+        "instance types (compute.instanceTypes), or turn on compute.onDemandFallback",
+    ),
     "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE": (
-        "max-resource", "the compute environment is at its maxVcpus: wait for running tasks, or raise "
-        "compute.maxVcpus"),
+        "max-resource",
+        "the compute environment is at its maxVcpus: wait for running tasks, or raise compute.maxVcpus",
+    ),
     "MISCONFIGURATION:SERVICE_ROLE_PERMISSIONS": (
-        "service-role", "Batch's service role lacks permissions: check the AWSServiceRoleForBatch "
-        "service-linked role in IAM"),
-}  # fmt: skip
+        "service-role",
+        "Batch's service role lacks permissions: check the AWSServiceRoleForBatch service-linked role in IAM",
+    ),
+}
 RESOURCE_REQUIREMENT = "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"
 WAITING = ("SUBMITTED", "PENDING", "RUNNABLE")
 
@@ -61,12 +65,15 @@ def _queue_checks(
             "queue-missing", f"the job queue {queue_arn} does not exist: run `pulumi up`", evidence
         ), []
     queue = queues[0]
-    evidence.append(f"queue {queue['jobQueueName']}: {queue.get('state')}, {queue.get('status')}"
-                    + (f" ({queue['statusReason']})" if queue.get("statusReason") else ""))  # fmt: skip
+    evidence.append(
+        f"queue {queue['jobQueueName']}: {queue.get('state')}, {queue.get('status')}"
+        + (f" ({queue['statusReason']})" if queue.get("statusReason") else "")
+    )
     order = sorted(queue.get("computeEnvironmentOrder") or [], key=lambda o: o["order"])
     with aws_errors():
         environments = batch.describe_compute_environments(
-            computeEnvironments=[o["computeEnvironment"] for o in order])["computeEnvironments"]  # fmt: skip
+            computeEnvironments=[o["computeEnvironment"] for o in order]
+        )["computeEnvironments"]
     for env in environments:
         resources = env.get("computeResources") or {}
         evidence.append(
@@ -75,18 +82,29 @@ def _queue_checks(
             + (f" ({env['statusReason']})" if env.get("statusReason") else "")
         )
     if queue.get("state") != "ENABLED":
-        return Verdict("queue-disabled", f"the job queue {queue['jobQueueName']} is DISABLED, so nothing is "
-                       "scheduled: enable it (`pulumi up` restores it)", evidence), environments  # fmt: skip
+        return Verdict(
+            "queue-disabled",
+            f"the job queue {queue['jobQueueName']} is DISABLED, so nothing is "
+            "scheduled: enable it (`pulumi up` restores it)",
+            evidence,
+        ), environments
     if queue.get("status") == "INVALID":
-        return Verdict("queue-invalid", f"the job queue is INVALID ({queue.get('statusReason', '')}): fix the "
-                       "stack and run `pulumi up`", evidence), environments  # fmt: skip
+        return Verdict(
+            "queue-invalid",
+            f"the job queue is INVALID ({queue.get('statusReason', '')}): fix the stack and run `pulumi up`",
+            evidence,
+        ), environments
     usable = [e for e in environments if e.get("state") == "ENABLED" and e.get("status") != "INVALID"]
     if not usable:
         bad = environments[0] if environments else {}
         what = "INVALID" if bad.get("status") == "INVALID" else "DISABLED"
-        return Verdict(f"compute-{what.lower()}", f"every compute environment of the queue is {what}"
-                       + (f" ({bad['statusReason']})" if bad.get("statusReason") else "")
-                       + ": enable or fix it (`pulumi up` restores it)", evidence), environments  # fmt: skip
+        return Verdict(
+            f"compute-{what.lower()}",
+            f"every compute environment of the queue is {what}"
+            + (f" ({bad['statusReason']})" if bad.get("statusReason") else "")
+            + ": enable or fix it (`pulumi up` restores it)",
+            evidence,
+        ), environments
     return None, environments
 
 
@@ -112,8 +130,11 @@ def diagnose(
                     waiting.extend(child for _, child in zip(range(SAMPLE), children, strict=False))
             if summary.get("RUNNING"):
                 running = list_children(batch, parent["jobId"], "RUNNING")
-                recent += sum(1 for _, c in zip(range(10 * SAMPLE), running, strict=False)
-                              if (c.get("startedAt") or 0) >= cutoff)  # fmt: skip
+                recent += sum(
+                    1
+                    for _, c in zip(range(10 * SAMPLE), running, strict=False)
+                    if (c.get("startedAt") or 0) >= cutoff
+                )
         elif parent.get("status") in WAITING:
             waiting.append(parent)
         elif (parent.get("startedAt") or 0) >= cutoff:
@@ -144,10 +165,13 @@ def diagnose(
     vcpus, memory = _requirement(job, "VCPU"), _requirement(job, "MEMORY")
     largest = max(((e.get("computeResources") or {}).get("maxvCpus", 0) for e in environments), default=0)
     if any(r.startswith(RESOURCE_REQUIREMENT) for r in reasons) or (vcpus and largest and vcpus > largest):
-        return Verdict("resource-requirement",
-                       f"each task asks for {vcpus or '?'} vCPU and {memory or '?'} MiB, more than the compute "
-                       f"environments can give (at most {largest} vCPUs): resubmit with smaller --vcpus/--memory "
-                       "(`runner retry RUN --vcpus N --memory MIB`) or raise compute.maxVcpus", evidence)  # fmt: skip
+        return Verdict(
+            "resource-requirement",
+            f"each task asks for {vcpus or '?'} vCPU and {memory or '?'} MiB, more than the compute "
+            f"environments can give (at most {largest} vCPUs): resubmit with smaller --vcpus/--memory "
+            "(`runner retry RUN --vcpus N --memory MIB`) or raise compute.maxVcpus",
+            evidence,
+        )
 
     # 5. Where the run stands in the queue, when the API offers a snapshot.
     try:
@@ -156,8 +180,15 @@ def diagnose(
         ours = {j["jobId"] for j in waiting} | set(job_ids)
         position = next((i for i, jid in enumerate(front) if jid in ours), None)
         if front:
-            evidence.append("front of the queue" if position == 0 else (
-                f"behind {position} job(s) in the queue" if position else f"not among the first {len(front)} in the queue"))  # fmt: skip
+            evidence.append(
+                "front of the queue"
+                if position == 0
+                else (
+                    f"behind {position} job(s) in the queue"
+                    if position
+                    else f"not among the first {len(front)} in the queue"
+                )
+            )
     except (ClientError, BotoCoreError, AttributeError):
         pass  # not every endpoint (or emulator) offers GetJobQueueSnapshot
 
@@ -168,17 +199,33 @@ def diagnose(
         failed = [jid for jid, dep in states.items() if dep.get("status") == "FAILED"]
         unfinished = [jid for jid, dep in states.items() if dep.get("status") != "SUCCEEDED"]
         if failed:
-            return Verdict("dependency-failed", f"job {failed[0]}, which these tasks depend on, FAILED: they will "
-                           "fail too; fix it and submit again", evidence)  # fmt: skip
+            return Verdict(
+                "dependency-failed",
+                f"job {failed[0]}, which these tasks depend on, FAILED: they will "
+                "fail too; fix it and submit again",
+                evidence,
+            )
         if unfinished:
-            return Verdict("dependency-running", f"waiting for {len(unfinished)} job(s) they depend on "
-                           f"({', '.join(unfinished[:3])}): nothing to fix", evidence)  # fmt: skip
+            return Verdict(
+                "dependency-running",
+                f"waiting for {len(unfinished)} job(s) they depend on "
+                f"({', '.join(unfinished[:3])}): nothing to fix",
+                evidence,
+            )
 
     if recent:
-        return Verdict("scaling", f"no problem found: capacity is scaling up; {recent} task(s) started in the "
-                       f"last {RECENT_MINUTES} minutes", evidence)  # fmt: skip
-    return Verdict("starting", "no problem found yet: Batch can take a few minutes to start instances for "
-                   "new work; ask again in a few minutes", evidence)  # fmt: skip
+        return Verdict(
+            "scaling",
+            f"no problem found: capacity is scaling up; {recent} task(s) started in the "
+            f"last {RECENT_MINUTES} minutes",
+            evidence,
+        )
+    return Verdict(
+        "starting",
+        "no problem found yet: Batch can take a few minutes to start instances for "
+        "new work; ask again in a few minutes",
+        evidence,
+    )
 
 
 def diagnose_queue(batch: Any, queue_arn: str) -> Verdict:

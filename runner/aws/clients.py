@@ -37,11 +37,27 @@ CLIENT_CONFIG = Config(
 # Without the emulator's own keys: fixed dummy ones, so real credentials never reach it.
 LOCAL_CREDENTIALS = ("testing", "testing")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-CREDENTIAL_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "UnrecognizedClientException",
-                              "InvalidClientTokenId", "InvalidSignatureException"})  # fmt: skip
-THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "TooManyRequestsException",
-                              "RequestLimitExceeded", "ServiceUnavailable", "ServiceUnavailableException",
-                              "InternalFailure", "ServerException"})  # fmt: skip
+CREDENTIAL_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+    }
+)
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "ServerException",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -102,8 +118,11 @@ def aws_errors() -> Iterator[None]:
         url = urlparse(str(err.kwargs.get("endpoint_url") or ""))
         endpoint = f"{url.scheme}://{url.netloc}" if url.netloc else None
         timed_out = isinstance(err, ReadTimeoutError)
-        what = f"did not answer within {READ_TIMEOUT:g} s ({MAX_ATTEMPTS} tries)" if timed_out else (
-            "cannot be reached")  # fmt: skip
+        what = (
+            f"did not answer within {READ_TIMEOUT:g} s ({MAX_ATTEMPTS} tries)"
+            if timed_out
+            else ("cannot be reached")
+        )
         raise unreachable(endpoint, what) from None
     except ClientError as err:
         error = err.response.get("Error", {})

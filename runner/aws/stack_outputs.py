@@ -73,8 +73,15 @@ class StackOutputs:
 
 
 PURCHASE_MODELS = ("spot", "on-demand")
-_TEXT_KEYS = ("region", "jobQueueName", "jobQueueArn", "jobDefinitionName", "jobDefinitionArn",
-              "jobRoleArn", "logGroupName")  # fmt: skip
+_TEXT_KEYS = (
+    "region",
+    "jobQueueName",
+    "jobQueueArn",
+    "jobDefinitionName",
+    "jobDefinitionArn",
+    "jobRoleArn",
+    "logGroupName",
+)
 _COUNT_KEYS = ("maxVcpus", "jobVcpus", "jobMemoryMiB")
 
 

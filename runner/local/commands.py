@@ -54,9 +54,14 @@ def local() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (shapes in the README).")
 @pass_session
 def up(
-    session: Session, stack_name: str | None, port: int | None, slots: int | None,
-    spot_interruptions: float | None, seed: int | None, as_json: bool,
-) -> None:  # fmt: skip
+    session: Session,
+    stack_name: str | None,
+    port: int | None,
+    slots: int | None,
+    spot_interruptions: float | None,
+    seed: int | None,
+    as_json: bool,
+) -> None:
     """Start the emulator (or reuse it) and deploy a stack's Pulumi program into it.
 
     Jobs submitted to it run their command as local processes of yours, with AWS Batch's states,
@@ -167,6 +172,10 @@ def env(session: Session) -> None:
     if info is None:
         raise RunnerError("the local emulator is not running; start it with `runner local up`")
     access, secret = state.credentials()
-    for name, value in (("AWS_ENDPOINT_URL", info.endpoint_url), ("AWS_DEFAULT_REGION", "us-east-1"),
-                        ("AWS_ACCESS_KEY_ID", access), ("AWS_SECRET_ACCESS_KEY", secret)):  # fmt: skip
+    for name, value in (
+        ("AWS_ENDPOINT_URL", info.endpoint_url),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", access),
+        ("AWS_SECRET_ACCESS_KEY", secret),
+    ):
         click.echo(f"export {name}={shlex.quote(value)}")

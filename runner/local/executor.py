@@ -39,10 +39,14 @@ EXITED = "Essential container in task exited"
 OOM = "OutOfMemoryError: Container killed due to memory usage"
 TIMED_OUT = "Job attempt duration exceeded timeout"
 DEPENDENCY_FAILED = "Dependent Job failed"
-UNSIGNED = ("SubmitJob was not signed with the emulator's credentials; the command was not run "
-            "(sign with the keys `runner local env` prints)")  # fmt: skip
-RESOURCE_MISFIT = ("MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - The job resource requirement (vCPU/memory) is "
-                   "higher than that can be met by the CE(s) attached to the job queue.")  # fmt: skip
+UNSIGNED = (
+    "SubmitJob was not signed with the emulator's credentials; the command was not run "
+    "(sign with the keys `runner local env` prints)"
+)
+RESOURCE_MISFIT = (
+    "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - The job resource requirement (vCPU/memory) is "
+    "higher than that can be met by the CE(s) attached to the job queue."
+)
 # What an instance family's largest size offers, for "can this ever be placed".
 MAX_MEMORY_PER_VCPU_MIB = 8 * 1024
 QUEUED = ("SUBMITTED", "PENDING", "RUNNABLE")
@@ -333,16 +337,30 @@ class Executor:
         try:
             with output.open("wb") as out:
                 process = subprocess.Popen(
-                    command or ["true"], cwd=home / "work", env=self._environment(task, number),
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                )  # fmt: skip
+                    command or ["true"],
+                    cwd=home / "work",
+                    env=self._environment(task, number),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
         except OSError as err:
             output.write_text(f"{err}\n")
-            task.history.append({"startedAt": unix_time_millis(), "stoppedAt": unix_time_millis(),
-                                 "statusReason": "Task failed to start",
-                                 "container": {"reason": f"CannotStartContainerError: {err.strerror}"}})  # fmt: skip
-            self._finish(task, success=False, status_reason="Task failed to start",
-                         container_reason=f"CannotStartContainerError: {err.strerror}")  # fmt: skip
+            task.history.append(
+                {
+                    "startedAt": unix_time_millis(),
+                    "stoppedAt": unix_time_millis(),
+                    "statusReason": "Task failed to start",
+                    "container": {"reason": f"CannotStartContainerError: {err.strerror}"},
+                }
+            )
+            self._finish(
+                task,
+                success=False,
+                status_reason="Task failed to start",
+                container_reason=f"CannotStartContainerError: {err.strerror}",
+            )
             return
         attempt = Attempt(process, number, task_id, now, output, task.vcpus)
         if task.timeout:
@@ -377,8 +395,9 @@ class Executor:
             return
         if attempt.interrupt_at is not None and attempt.stop_reason is None:
             # Chosen to be reclaimed: the host went away as the task ended; its outcome is lost.
-            attempt.stop_reason = FARGATE_SPOT if task.compute["fargate"] else HOST_RECLAIMED.format(
-                uuid.uuid4().hex[:17])  # fmt: skip
+            attempt.stop_reason = (
+                FARGATE_SPOT if task.compute["fargate"] else HOST_RECLAIMED.format(uuid.uuid4().hex[:17])
+            )
         self._end_attempt(task, attempt, code)
 
     def _memory_mib(self, process: subprocess.Popen) -> float:
@@ -407,34 +426,60 @@ class Executor:
         exit_code = 128 - code if code < 0 else code  # killed by signal N: exit 128+N, as Docker reports
         reclaimed = attempt.stop_reason in (FARGATE_SPOT,) or str(attempt.stop_reason).startswith("Host EC2")
         stream = self._write_log(task, attempt)
-        container: dict[str, Any] = {"logStreamName": stream, "taskArn": f"arn:aws:ecs:{self.settings.region}:"
-                                     f"123456789012:task/{attempt.task_id}"}  # fmt: skip
+        container: dict[str, Any] = {
+            "logStreamName": stream,
+            "taskArn": f"arn:aws:ecs:{self.settings.region}:123456789012:task/{attempt.task_id}",
+        }
         if not reclaimed:
             container["exitCode"] = exit_code
         if attempt.container_reason:
             container["reason"] = attempt.container_reason
         status_reason = attempt.stop_reason or EXITED
-        task.history.append({"container": container, "startedAt": int(unix_time_millis(job.job_started_at)),
-                             "stoppedAt": int(unix_time_millis()), "statusReason": status_reason})  # fmt: skip
+        task.history.append(
+            {
+                "container": container,
+                "startedAt": int(unix_time_millis(job.job_started_at)),
+                "stoppedAt": int(unix_time_millis()),
+                "statusReason": status_reason,
+            }
+        )
         task.attempt = None
         job.log_stream_name = stream
         if not reclaimed and exit_code == 0 and attempt.stop_reason is None:
             self._finish(task, success=True, status_reason=EXITED, exit_code=0)
             return
-        action = "EXIT" if task.terminate_reason else exit_rule_action(
-            task.exit_rules, status_reason, attempt.container_reason or "", None if reclaimed else exit_code)  # fmt: skip
+        action = (
+            "EXIT"
+            if task.terminate_reason
+            else exit_rule_action(
+                task.exit_rules,
+                status_reason,
+                attempt.container_reason or "",
+                None if reclaimed else exit_code,
+            )
+        )
         if action == "RETRY" and attempt.number < task.attempts_allowed:
             job.status = "RUNNABLE"
             job.attempts = list(task.history)
             self.runnable.append(task)
             return
-        self._finish(task, success=False, status_reason=status_reason,
-                     exit_code=None if reclaimed else exit_code, container_reason=attempt.container_reason)  # fmt: skip
+        self._finish(
+            task,
+            success=False,
+            status_reason=status_reason,
+            exit_code=None if reclaimed else exit_code,
+            container_reason=attempt.container_reason,
+        )
 
     def _finish(
-        self, task: Task, *, success: bool, status_reason: str, exit_code: int | None = None,
+        self,
+        task: Task,
+        *,
+        success: bool,
+        status_reason: str,
+        exit_code: int | None = None,
         container_reason: str | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         job = task.job
         job.attempts = list(task.history)
         job.latest_attempt = task.history[-1] if task.history else None
@@ -449,7 +494,8 @@ class Executor:
         """The attempt's output as events of the stream Batch names ``<prefix>/default/<task id>``."""
         job = task.job
         options = ((job.job_definition.container_properties or {}).get("logConfiguration") or {}).get(
-            "options") or {}  # fmt: skip
+            "options"
+        ) or {}
         group = options.get("awslogs-group", "/aws/batch/job")
         prefix = options.get("awslogs-stream-prefix") or job.job_definition.name
         stream = f"{prefix}/default/{attempt.task_id}"
@@ -498,8 +544,21 @@ class LocalBatchBackend(BatchBackend):
         return batch_backends[self.account_id][self.region_name]
 
     def __getattribute__(self, name: str) -> Any:
-        if name in ("backend", "account_id", "region_name", "urls", "_url_module", "__class__", "url_bases",
-                    "submit_job", "cancel_job", "terminate_job", "executor", "_compute_of", "_task"):  # fmt: skip
+        if name in (
+            "backend",
+            "account_id",
+            "region_name",
+            "urls",
+            "_url_module",
+            "__class__",
+            "url_bases",
+            "submit_job",
+            "cancel_job",
+            "terminate_job",
+            "executor",
+            "_compute_of",
+            "_task",
+        ):
             return object.__getattribute__(self, name)
         return object.__getattribute__(self.backend, name)
 
@@ -511,17 +570,27 @@ class LocalBatchBackend(BatchBackend):
         kind = str(resources.get("type", "EC2")).upper()
         max_vcpus = int(resources.get("maxvCpus", 256))
         return {
-            "name": environment.name, "maxvCpus": max_vcpus, "spot": kind in ("SPOT", "FARGATE_SPOT"),
-            "fargate": kind.startswith("FARGATE"), "maxMemoryMiB": max_vcpus * MAX_MEMORY_PER_VCPU_MIB,
+            "name": environment.name,
+            "maxvCpus": max_vcpus,
+            "spot": kind in ("SPOT", "FARGATE_SPOT"),
+            "fargate": kind.startswith("FARGATE"),
+            "maxMemoryMiB": max_vcpus * MAX_MEMORY_PER_VCPU_MIB,
             "environment": environment,
-        }  # fmt: skip
+        }
 
     def _task(self, job: Job, compute: dict[str, Any], retry: dict[str, Any] | None, signed: bool) -> Task:
         strategy = retry or job.job_definition.retry_strategy or {}
         timeout = job._get_attempt_duration()
-        return Task(job, compute, _requirement(job, "VCPU", 1), _requirement(job, "MEMORY", 2048),
-                    int(strategy.get("attempts", 1)), list(strategy.get("evaluateOnExit") or []),
-                    timeout, signed)  # fmt: skip
+        return Task(
+            job,
+            compute,
+            _requirement(job, "VCPU", 1),
+            _requirement(job, "MEMORY", 2048),
+            int(strategy.get("attempts", 1)),
+            list(strategy.get("evaluateOnExit") or []),
+            timeout,
+            signed,
+        )
 
     def submit_job(
         self,
@@ -555,10 +624,22 @@ class LocalBatchBackend(BatchBackend):
         compute = self._compute_of(queue)
 
         def make(provided_id: str | None, properties: dict[str, Any]) -> Job:
-            job = LocalJob(job_name, job_def, queue, backend, log_backend=backend.logs_backend,
-                      container_overrides=container_overrides, eks_properties_override=eks_properties_override,
-                      depends_on=depends_on, all_jobs=backend._jobs, timeout=timeout, array_properties=properties,
-                      provided_job_id=provided_id, parameters=parameters, tags=tags if provided_id is None else None)  # fmt: skip
+            job = LocalJob(
+                job_name,
+                job_def,
+                queue,
+                backend,
+                log_backend=backend.logs_backend,
+                container_overrides=container_overrides,
+                eks_properties_override=eks_properties_override,
+                depends_on=depends_on,
+                all_jobs=backend._jobs,
+                timeout=timeout,
+                array_properties=properties,
+                provided_job_id=provided_id,
+                parameters=parameters,
+                tags=tags if provided_id is None else None,
+            )
             job.status = "SUBMITTED"
             backend._jobs[job.job_id] = job
             return job
@@ -566,8 +647,10 @@ class LocalBatchBackend(BatchBackend):
         with executor.lock:
             job = make(None, array_properties)
             if "size" in array_properties:
-                job._child_jobs = [make(f"{job.job_id}:{i}", {"statusSummary": {}, "index": i})
-                                   for i in range(int(array_properties["size"]))]  # fmt: skip
+                job._child_jobs = [
+                    make(f"{job.job_id}:{i}", {"statusSummary": {}, "index": i})
+                    for i in range(int(array_properties["size"]))
+                ]
                 for child in job._child_jobs:
                     executor.add(self._task(child, compute, retry_strategy, signed))
                 executor.add_parent(job)

@@ -108,8 +108,12 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             except ClientError as err:
                 error = err.response.get("Error", {})
                 code, message = error.get("Code", ""), str(error.get("Message", "")).lower()
-                gone = "NotFound" in code or "NoSuchEntity" in code or "not exist" in message or (
-                    "not found" in message)  # fmt: skip
+                gone = (
+                    "NotFound" in code
+                    or "NoSuchEntity" in code
+                    or "not exist" in message
+                    or ("not found" in message)
+                )
                 if not gone:
                     left.append(f"{typ} {physical_id} ({code}: {error.get('Message', '')})")
             except KeyError:
@@ -119,8 +123,9 @@ class EmulatorMocks(pulumi.runtime.Mocks):
     def _delete_role(self, name: str) -> None:
         iam = self.client("iam")
         for profile in iam.list_instance_profiles_for_role(RoleName=name)["InstanceProfiles"]:
-            iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"],
-                                                  RoleName=name)  # fmt: skip
+            iam.remove_role_from_instance_profile(
+                InstanceProfileName=profile["InstanceProfileName"], RoleName=name
+            )
         iam.delete_role(RoleName=name)
 
     def _delete_role_policy(self, physical_id: str) -> None:
@@ -203,8 +208,12 @@ class EmulatorMocks(pulumi.runtime.Mocks):
 
     def _get_caller_identity(self, _: Inputs) -> dict[str, Any]:
         identity = self.client("sts").get_caller_identity()
-        return {"accountId": identity["Account"], "arn": identity["Arn"], "userId": identity["UserId"],
-                "id": identity["Account"]}  # fmt: skip
+        return {
+            "accountId": identity["Account"],
+            "arn": identity["Arn"],
+            "userId": identity["UserId"],
+            "id": identity["Account"],
+        }
 
     def _get_vpc(self, inputs: Inputs) -> dict[str, Any]:
         filters = [{"Name": f["name"], "Values": list(f["values"])} for f in inputs.get("filters") or []]
@@ -335,8 +344,16 @@ class EmulatorMocks(pulumi.runtime.Mocks):
         try:
             return iam.get_role(RoleName=EMULATOR_SERVICE_ROLE)["Role"]["Arn"]
         except iam.exceptions.NoSuchEntityException:
-            trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                     "Principal": {"Service": "batch.amazonaws.com"}}]}  # fmt: skip
+            trust = {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Principal": {"Service": "batch.amazonaws.com"},
+                    }
+                ],
+            }
             return iam.create_role(
                 RoleName=EMULATOR_SERVICE_ROLE, AssumeRolePolicyDocument=json.dumps(trust)
             )["Role"]["Arn"]
@@ -345,19 +362,21 @@ class EmulatorMocks(pulumi.runtime.Mocks):
         batch = self.client("batch")
         ce_name = inputs.get("name") or autoname(name)
         resources = inputs.get("computeResources") or {}
-        compute = _drop_none({
-            "type": resources.get("type"),
-            "allocationStrategy": resources.get("allocationStrategy"),
-            "minvCpus": _int(resources["minVcpus"]) if "minVcpus" in resources else None,
-            "maxvCpus": _int(resources["maxVcpus"]),
-            "desiredvCpus": _int(resources["desiredVcpus"]) if "desiredVcpus" in resources else None,
-            "instanceTypes": resources.get("instanceTypes"),
-            "subnets": resources.get("subnets"),
-            "securityGroupIds": resources.get("securityGroupIds"),
-            "instanceRole": resources.get("instanceRole"),
-            "bidPercentage": _int(resources["bidPercentage"]) if "bidPercentage" in resources else None,
-            "tags": resources.get("tags"),
-        })  # fmt: skip
+        compute = _drop_none(
+            {
+                "type": resources.get("type"),
+                "allocationStrategy": resources.get("allocationStrategy"),
+                "minvCpus": _int(resources["minVcpus"]) if "minVcpus" in resources else None,
+                "maxvCpus": _int(resources["maxVcpus"]),
+                "desiredvCpus": _int(resources["desiredVcpus"]) if "desiredVcpus" in resources else None,
+                "instanceTypes": resources.get("instanceTypes"),
+                "subnets": resources.get("subnets"),
+                "securityGroupIds": resources.get("securityGroupIds"),
+                "instanceRole": resources.get("instanceRole"),
+                "bidPercentage": _int(resources["bidPercentage"]) if "bidPercentage" in resources else None,
+                "tags": resources.get("tags"),
+            }
+        )
         created = batch.create_compute_environment(
             **_drop_none(
                 {
@@ -375,33 +394,43 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             # As the provider does: the update policy is only accepted by UpdateComputeEnvironment.
             batch.update_compute_environment(
                 computeEnvironment=ce_name,
-                updatePolicy=_drop_none({
-                    "terminateJobsOnUpdate": policy.get("terminateJobsOnUpdate"),
-                    "jobExecutionTimeoutMinutes": _int(policy["jobExecutionTimeoutMinutes"])
-                    if "jobExecutionTimeoutMinutes" in policy else None,
-                }),
-            )  # fmt: skip
+                updatePolicy=_drop_none(
+                    {
+                        "terminateJobsOnUpdate": policy.get("terminateJobsOnUpdate"),
+                        "jobExecutionTimeoutMinutes": _int(policy["jobExecutionTimeoutMinutes"])
+                        if "jobExecutionTimeoutMinutes" in policy
+                        else None,
+                    }
+                ),
+            )
         arn = created["computeEnvironmentArn"]
         return arn, {**inputs, "name": ce_name, "arn": arn}
 
     def _job_queue(self, name: str, inputs: Inputs) -> tuple[str, State]:
         queue_name = inputs.get("name") or autoname(name)
-        params = _drop_none({
-            "jobQueueName": queue_name,
-            "state": inputs.get("state", "ENABLED"),
-            "priority": _int(inputs.get("priority", 1)),
-            "computeEnvironmentOrder": [
-                {"order": _int(o["order"]), "computeEnvironment": o["computeEnvironment"]}
-                for o in inputs.get("computeEnvironmentOrders") or []
-            ],
-            "jobStateTimeLimitActions": [
-                {"reason": a["reason"], "state": a["state"], "maxTimeSeconds": _int(a["maxTimeSeconds"]),
-                 "action": a["action"]}
-                for a in inputs.get("jobStateTimeLimitActions") or []
-            ] or None,
-            "schedulingPolicyArn": inputs.get("schedulingPolicyArn"),
-            "tags": inputs.get("tags"),
-        })  # fmt: skip
+        params = _drop_none(
+            {
+                "jobQueueName": queue_name,
+                "state": inputs.get("state", "ENABLED"),
+                "priority": _int(inputs.get("priority", 1)),
+                "computeEnvironmentOrder": [
+                    {"order": _int(o["order"]), "computeEnvironment": o["computeEnvironment"]}
+                    for o in inputs.get("computeEnvironmentOrders") or []
+                ],
+                "jobStateTimeLimitActions": [
+                    {
+                        "reason": a["reason"],
+                        "state": a["state"],
+                        "maxTimeSeconds": _int(a["maxTimeSeconds"]),
+                        "action": a["action"],
+                    }
+                    for a in inputs.get("jobStateTimeLimitActions") or []
+                ]
+                or None,
+                "schedulingPolicyArn": inputs.get("schedulingPolicyArn"),
+                "tags": inputs.get("tags"),
+            }
+        )
         created = self.client("batch").create_job_queue(**params)
         arn = created["jobQueueArn"]
         return arn, {**inputs, "name": queue_name, "arn": arn}
@@ -409,26 +438,41 @@ class EmulatorMocks(pulumi.runtime.Mocks):
     def _job_definition(self, name: str, inputs: Inputs) -> tuple[str, State]:
         definition_name = inputs.get("name") or autoname(name)
         retry = inputs.get("retryStrategy")
-        params = _drop_none({
-            "jobDefinitionName": definition_name,
-            "type": inputs["type"],
-            "containerProperties": json.loads(inputs["containerProperties"])
-            if inputs.get("containerProperties") else None,
-            "parameters": inputs.get("parameters"),
-            "retryStrategy": _drop_none({
-                "attempts": _int(retry["attempts"]) if "attempts" in retry else None,
-                "evaluateOnExit": [
-                    _drop_none({"action": r["action"], "onStatusReason": r.get("onStatusReason"),
-                                "onReason": r.get("onReason"), "onExitCode": r.get("onExitCode")})
-                    for r in retry.get("evaluateOnExits") or []
-                ] or None,
-            }) if retry else None,
-            "timeout": {"attemptDurationSeconds": _int(inputs["timeout"]["attemptDurationSeconds"])}
-            if inputs.get("timeout") else None,
-            "propagateTags": inputs.get("propagateTags"),
-            "platformCapabilities": inputs.get("platformCapabilities"),
-            "tags": inputs.get("tags"),
-        })  # fmt: skip
+        params = _drop_none(
+            {
+                "jobDefinitionName": definition_name,
+                "type": inputs["type"],
+                "containerProperties": json.loads(inputs["containerProperties"])
+                if inputs.get("containerProperties")
+                else None,
+                "parameters": inputs.get("parameters"),
+                "retryStrategy": _drop_none(
+                    {
+                        "attempts": _int(retry["attempts"]) if "attempts" in retry else None,
+                        "evaluateOnExit": [
+                            _drop_none(
+                                {
+                                    "action": r["action"],
+                                    "onStatusReason": r.get("onStatusReason"),
+                                    "onReason": r.get("onReason"),
+                                    "onExitCode": r.get("onExitCode"),
+                                }
+                            )
+                            for r in retry.get("evaluateOnExits") or []
+                        ]
+                        or None,
+                    }
+                )
+                if retry
+                else None,
+                "timeout": {"attemptDurationSeconds": _int(inputs["timeout"]["attemptDurationSeconds"])}
+                if inputs.get("timeout")
+                else None,
+                "propagateTags": inputs.get("propagateTags"),
+                "platformCapabilities": inputs.get("platformCapabilities"),
+                "tags": inputs.get("tags"),
+            }
+        )
         created = self.client("batch").register_job_definition(**params)
         arn = created["jobDefinitionArn"]
         return arn, {

@@ -150,9 +150,11 @@ def start_server(
                 f"the emulator already runs on port {existing.port}; stop it with `runner local down` "
                 "or omit --port"
             )
-        for name, asked, running in (("--slots", options.slots, existing.slots),
-                                     ("--spot-interruptions", options.spot_interruptions, existing.spot_interruptions),
-                                     ("--seed", options.seed, existing.seed)):  # fmt: skip
+        for name, asked, running in (
+            ("--slots", options.slots, existing.slots),
+            ("--spot-interruptions", options.spot_interruptions, existing.spot_interruptions),
+            ("--seed", options.seed, existing.seed),
+        ):
             if asked is not None and asked != running:
                 raise RunnerError(
                     f"the emulator already runs with {name} {running}; `runner local down` first to change it"
@@ -169,9 +171,22 @@ def start_server(
     state.root.mkdir(parents=True, exist_ok=True)
     endpoint = f"http://{LOOPBACK}:{port}"
     seed = ["--seed", str(options.seed)] if options.seed is not None else []
-    command = [sys.executable, "-m", EMULATOR_MODULE, "--port", str(port), "--slots", str(slots),
-               "--spot-interruptions", str(rate), "--work-dir", str(state.work_dir),
-               "--credentials", str(state.credentials_file), *seed]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        EMULATOR_MODULE,
+        "--port",
+        str(port),
+        "--slots",
+        str(slots),
+        "--spot-interruptions",
+        str(rate),
+        "--work-dir",
+        str(state.work_dir),
+        "--credentials",
+        str(state.credentials_file),
+        *seed,
+    ]
     with state.log_file.open("ab") as log:
         process = subprocess.Popen(
             command,

@@ -87,9 +87,11 @@ class LocalState:
             with os.fdopen(descriptor, "w") as out:
                 json.dump(keys, out)
         raw = self._read(path, "delete it; `runner local up` makes new keys")
-        if not isinstance(raw, dict) or not isinstance(raw.get("accessKeyId"), str) or not isinstance(
-            raw.get("secretAccessKey"), str
-        ):  # fmt: skip
+        if (
+            not isinstance(raw, dict)
+            or not isinstance(raw.get("accessKeyId"), str)
+            or not isinstance(raw.get("secretAccessKey"), str)
+        ):
             raise LocalStateError(
                 f"{path} does not hold the emulator's keys; delete it and run `runner local up`"
             )

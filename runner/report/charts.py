@@ -33,8 +33,17 @@ _NAMESPACES = re.compile(r'\s+xmlns(?::xlink)?="[^"]*"')
 WIDTH = 10.0  # inches; the page scales the SVG to its column
 BLUE, GREEN, RED, TEAL, GREY, INK = "#1f5fa8", "#2e7d32", "#c62828", "#00838f", "#9e9e9e", "#333333"
 OUTCOME_COLORS = {NOT_FINISHED: GREY, FIRST_TIME: GREEN, ON_RETRY: TEAL, STILL_FAILED: RED}
-CLASS_COLORS = {"spot": "#ef6c00", "oom": "#6a1b9a", "timeout": "#ad1457", "infra": "#5d4037",
-                "config": "#455a64", "cancelled": GREY, "dependency": "#827717", "app": RED, "unknown": INK}  # fmt: skip
+CLASS_COLORS = {
+    "spot": "#ef6c00",
+    "oom": "#6a1b9a",
+    "timeout": "#ad1457",
+    "infra": "#5d4037",
+    "config": "#455a64",
+    "cancelled": GREY,
+    "dependency": "#827717",
+    "app": RED,
+    "unknown": INK,
+}
 STYLE = {
     "font.family": "sans-serif",
     "font.size": 9,
@@ -103,22 +112,37 @@ def timeline(report: Report) -> Chart | None:
         return None
     with matplotlib.rc_context(STYLE):
         interrupted = len(curve.interruptions) > 0
-        figure, axes = _figure(3.4 if interrupted else 2.8, 2 if interrupted else 1,
-                               [4, 1] if interrupted else None)  # fmt: skip
+        figure, axes = _figure(
+            3.4 if interrupted else 2.8, 2 if interrupted else 1, [4, 1] if interrupted else None
+        )
         scale, unit = time_unit(float(curve.seconds[-1]))
         x = curve.seconds / scale
         ax = axes[0]
         how = "" if curve.exact else " (mean per interval)"
         ax.fill_between(x, curve.running, step="post", color=BLUE, alpha=0.25, linewidth=0)
-        ax.step(x, curve.running, where="post", color=BLUE, linewidth=1.2,
-                label=f"tasks running{how}; peak {curve.peak:,}")  # fmt: skip
+        ax.step(
+            x,
+            curve.running,
+            where="post",
+            color=BLUE,
+            linewidth=1.2,
+            label=f"tasks running{how}; peak {curve.peak:,}",
+        )
         end = float(x[-1]) or 1.0
         for run_id, start in curve.run_starts:
             ax.axvline(start / scale, color=TEAL, linestyle="--", linewidth=1)
             right_half = start / scale > end / 2  # write toward the middle, never off the plot
-            ax.annotate(f"retry {run_id}", (start / scale, 1), xycoords=("data", "axes fraction"),
-                        xytext=(-3 if right_half else 3, -2), textcoords="offset points", va="top",
-                        ha="right" if right_half else "left", color=TEAL, fontsize=8)  # fmt: skip
+            ax.annotate(
+                f"retry {run_id}",
+                (start / scale, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(-3 if right_half else 3, -2),
+                textcoords="offset points",
+                va="top",
+                ha="right" if right_half else "left",
+                color=TEAL,
+                fontsize=8,
+            )
         ax.set_ylabel("tasks running")
         ax.set_ylim(bottom=0)
         ax.set_xlim(0, max(float(x[-1]), 1e-9))
@@ -126,8 +150,14 @@ def timeline(report: Report) -> Chart | None:
             low = axes[1]
             edges = np.linspace(0.0, float(curve.seconds[-1]) or 1.0, INTERRUPTION_BINS + 1) / scale
             counts, _ = np.histogram(curve.interruptions / scale, bins=edges)
-            low.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=CLASS_COLORS["spot"],
-                    label=f"Spot reclaims, beneath ({len(curve.interruptions):,})")  # fmt: skip
+            low.bar(
+                edges[:-1],
+                counts,
+                width=np.diff(edges),
+                align="edge",
+                color=CLASS_COLORS["spot"],
+                label=f"Spot reclaims, beneath ({len(curve.interruptions):,})",
+            )
             low.set_ylabel("reclaims")
             low.yaxis.get_major_locator().set_params(integer=True)
         # One legend above the plot for both panels.
@@ -153,8 +183,13 @@ def runtimes(report: Report) -> Chart | None:
             ("p90", stats.p90, "--"),
             ("max", stats.max, ":"),
         ):
-            ax.axvline(value / scale, color=INK, linestyle=style, linewidth=1,
-                       label=f"{label} {value / scale:.3g} {unit}")  # fmt: skip
+            ax.axvline(
+                value / scale,
+                color=INK,
+                linestyle=style,
+                linewidth=1,
+                label=f"{label} {value / scale:.3g} {unit}",
+            )
         ax.set_xlabel(f"runtime of each task's latest attempt ({unit})")
         ax.set_ylabel("tasks")
         _legend_outside(ax)
@@ -176,9 +211,16 @@ def outcomes(report: Report) -> Chart | None:
             counts = np.bincount(which[codes == code], minlength=bins).astype(float)
             if not counts.any():
                 continue
-            ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", bottom=bottom,
-                   color=OUTCOME_COLORS[code], label=f"{OUTCOME_NAMES[code]} ({int(counts.sum()):,})",
-                   linewidth=0)  # fmt: skip
+            ax.bar(
+                edges[:-1],
+                counts,
+                width=np.diff(edges),
+                align="edge",
+                bottom=bottom,
+                color=OUTCOME_COLORS[code],
+                label=f"{OUTCOME_NAMES[code]} ({int(counts.sum()):,})",
+                linewidth=0,
+            )
             bottom += counts
         ax.set_xlim(0, len(codes))
         ax.set_xlabel("logical index")
@@ -199,14 +241,31 @@ def failures(report: Report) -> Chart | None:
         rows = classes[::-1]
         names = [c.name for c in rows]
         colors = [CLASS_COLORS.get(n, INK) for n in names]
-        still = ax.barh(names, [c.still_failed for c in rows], color=colors,
-                        label="still failed" if any(c.still_failed for c in rows) else None)  # fmt: skip
+        still = ax.barh(
+            names,
+            [c.still_failed for c in rows],
+            color=colors,
+            label="still failed" if any(c.still_failed for c in rows) else None,
+        )
         if any(c.recovered for c in rows):
-            ax.barh(names, [c.recovered for c in rows], left=[c.still_failed for c in rows], color=colors,
-                    alpha=0.3, hatch="///", edgecolor="white", label="recovered by a retry")  # fmt: skip
+            ax.barh(
+                names,
+                [c.recovered for c in rows],
+                left=[c.still_failed for c in rows],
+                color=colors,
+                alpha=0.3,
+                hatch="///",
+                edgecolor="white",
+                label="recovered by a retry",
+            )
         for position, row in zip(still.patches, rows, strict=True):  # the total, after the stacked bar
-            ax.annotate(f"{row.failed:,}", (row.failed, position.get_y() + position.get_height() / 2),
-                        xytext=(3, 0), textcoords="offset points", va="center")  # fmt: skip
+            ax.annotate(
+                f"{row.failed:,}",
+                (row.failed, position.get_y() + position.get_height() / 2),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+            )
         ax.set_xlabel("failed tasks")
         ax.set_xlim(0, max(c.failed for c in classes) * 1.12)
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -217,8 +276,13 @@ def failures(report: Report) -> Chart | None:
 # The Gantt panel draws one bar per attempt, so only small runs get one.
 GANTT_ATTEMPTS = 1_000
 KIND_COLORS = {"S": GREEN, "F": RED, "R": CLASS_COLORS["spot"], "f": "#ef9a9a", "r": "#ffcc80"}
-KIND_LABELS = {"S": "succeeded", "F": "failed", "R": "reclaimed (last attempt)", "f": "failed, retried",
-               "r": "reclaimed, retried"}  # fmt: skip
+KIND_LABELS = {
+    "S": "succeeded",
+    "F": "failed",
+    "R": "reclaimed (last attempt)",
+    "f": "failed, retried",
+    "r": "reclaimed, retried",
+}
 
 
 def attempts(report: Report) -> Chart | None:
@@ -235,8 +299,13 @@ def attempts(report: Report) -> Chart | None:
         by_kind: dict[str, tuple[list[float], list[float], list[int]]] = {}
         for part in parts:
             times = part.times
-            for index, started, stopped, kind in zip(times.index, times.started, times.stopped, times.kind,  # type: ignore[union-attr]
-                                                     strict=True):  # fmt: skip
+            for index, started, stopped, kind in zip(
+                times.index,
+                times.started,
+                times.stopped,
+                times.kind,  # type: ignore[union-attr]
+                strict=True,
+            ):
                 lefts, widths, rows = by_kind.setdefault(kind, ([], [], []))
                 lefts.append((started - origin) / 1000.0 / scale)
                 widths.append(max((stopped - started) / 1000.0 / scale, span / 1000.0 / scale / 800))
@@ -244,8 +313,15 @@ def attempts(report: Report) -> Chart | None:
         for kind in "SFRfr":
             if kind in by_kind:
                 lefts, widths, rows = by_kind[kind]
-                ax.barh(rows, widths, left=lefts, height=0.8, color=KIND_COLORS[kind],
-                        label=f"{KIND_LABELS[kind]} ({len(rows):,})", linewidth=0)  # fmt: skip
+                ax.barh(
+                    rows,
+                    widths,
+                    left=lefts,
+                    height=0.8,
+                    color=KIND_COLORS[kind],
+                    label=f"{KIND_LABELS[kind]} ({len(rows):,})",
+                    linewidth=0,
+                )
         ax.set_ylim(report.summary.size - 0.5, -0.5)
         ax.set_ylabel("logical index")
         ax.set_xlabel(f"time since the first task started ({unit})")

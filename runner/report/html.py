@@ -49,9 +49,9 @@ def commands(text: str) -> Markup:
     """A hint with its `commands` set as code."""
     parts = str(text).split("`")
     return Markup("").join(
-        Markup("<code>{}</code>").format(part) if odd else escape(part) for odd, part in
-        ((i % 2 == 1, p) for i, p in enumerate(parts))
-    )  # fmt: skip
+        Markup("<code>{}</code>").format(part) if odd else escape(part)
+        for odd, part in ((i % 2 == 1, p) for i, p in enumerate(parts))
+    )
 
 
 def environment() -> Environment:
@@ -62,8 +62,15 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(duration=duration, usd=usd, hours=hours, when=when, commands=commands,
-                       num=lambda n: f"{n:,}", price=lambda p: f"{p:g}")  # fmt: skip
+    env.filters.update(
+        duration=duration,
+        usd=usd,
+        hours=hours,
+        when=when,
+        commands=commands,
+        num=lambda n: f"{n:,}",
+        price=lambda p: f"{p:g}",
+    )
     return env
 
 

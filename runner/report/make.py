@@ -67,8 +67,9 @@ def make_report(
     stack = ref.record.stack if ref.record else session.stack()
     endpoint = ref.target.endpoint_url
     where = f"local emulator on {urlparse(endpoint).netloc}" if endpoint else f"AWS {ref.target.region}"
-    report = build_report(parts, folded, stack=stack, where=where, log_tails=tails,
-                          memory_mib=session.task_memory(ref))  # fmt: skip
+    report = build_report(
+        parts, folded, stack=stack, where=where, log_tails=tails, memory_mib=session.task_memory(ref)
+    )
     html = out or default_path(ref)
     try:
         written = write_report(report, html, png_dir, session.now())

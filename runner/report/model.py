@@ -127,10 +127,17 @@ class Report:
     def lineage(self) -> list[LineageRow]:
         """One row per run: what it ran and how it went on its own."""
         return [
-            LineageRow(p.run_id, p.created_at, p.indices, p.summary.size, p.summary.counts.get("SUCCEEDED", 0),
-                       p.summary.failed, p.summary.status)
+            LineageRow(
+                p.run_id,
+                p.created_at,
+                p.indices,
+                p.summary.size,
+                p.summary.counts.get("SUCCEEDED", 0),
+                p.summary.failed,
+                p.summary.status,
+            )
             for p in self.parts
-        ]  # fmt: skip
+        ]
 
     def outcome_ranges(self) -> list[tuple[str, int, str]]:
         """(outcome, tasks, index ranges) for each outcome some index has."""
@@ -223,8 +230,11 @@ def failure_classes(
         if name not in ever:
             continue
         still = standing.get(name, [])
-        advice = (hint(name, run, first_index=still[0], memory_mib=memory_mib) if still
-                  else "every one succeeded on a retry: nothing to do")  # fmt: skip
+        advice = (
+            hint(name, run, first_index=still[0], memory_mib=memory_mib)
+            if still
+            else "every one succeeded on a retry: nothing to do"
+        )
         rows.append(
             FailureClass(name, len(ever[name]), len(still), format_ranges(ever[name], limit=20), advice)
         )
@@ -260,19 +270,30 @@ def build_report(
     latest = latest_attempts(parts)
     runtimes = np.fromiter((seconds for seconds, _, _ in latest.values()), dtype=float, count=len(latest))
     ordered = np.sort(runtimes)
-    stats = (RuntimeStats(min=float(ordered[0]), p50=float(percentile(ordered, 0.5)),
-                          p90=float(percentile(ordered, 0.9)), max=float(ordered[-1]))
-             if len(ordered) else folded.runtime)  # fmt: skip
+    stats = (
+        RuntimeStats(
+            min=float(ordered[0]),
+            p50=float(percentile(ordered, 0.5)),
+            p90=float(percentile(ordered, 0.9)),
+            max=float(ordered[-1]),
+        )
+        if len(ordered)
+        else folded.runtime
+    )
     top = sorted(latest.items(), key=lambda item: item[1][0], reverse=True)[:SLOWEST_SHOWN]
-    slowest = [Slowest(index, seconds, "succeeded" if kind == SUCCEEDED else "failed", run_id)
-               for index, (seconds, kind, run_id) in top]  # fmt: skip
+    slowest = [
+        Slowest(index, seconds, "succeeded" if kind == SUCCEEDED else "failed", run_id)
+        for index, (seconds, kind, run_id) in top
+    ]
     starts = [min(p.times.started) for p in parts if p.times and len(p.times)]
     stops = [max(p.times.stopped) for p in parts if p.times and len(p.times)]
     notes = []
     if any(p.times is None for p in parts):
         missing = ", ".join(p.run_id for p in parts if p.times is None)
-        notes.append(f"Task times of {missing} are not available (AWS no longer has the jobs and they were "
-                     "not cached): the charts leave them out.")  # fmt: skip
+        notes.append(
+            f"Task times of {missing} are not available (AWS no longer has the jobs and they were "
+            "not cached): the charts leave them out."
+        )
     if not folded.complete:
         notes.append("The run is still in progress: the report shows the tasks finished so far.")
     if folded.spot and folded.spot.basis != "every attempt of every task":

@@ -231,8 +231,11 @@ def record_from_json(data: Any, path: Path) -> RunRecord:
     if "shards" not in data:  # written before runs had shards: one job, its size in the request
         size = (data["request"].get("arrayProperties") or {}).get("size")
         job_ids = data.get("job_ids") or [None]
-        values.update(shards=[Shard(0, size or 1, data["job_name"], job_ids[0])], total_tasks=size or 1,
-                      array=size is not None)  # fmt: skip
+        values.update(
+            shards=[Shard(0, size or 1, data["job_name"], job_ids[0])],
+            total_tasks=size or 1,
+            array=size is not None,
+        )
     record = RunRecord(**values)
     if data.get("state") not in RUN_STATES:
         record.state = "submitted" if record.job_ids else "submitting"
@@ -331,8 +334,11 @@ class RunStore:
         """Caches whose run record is gone."""
         if not self.root.is_dir():
             return []
-        return [path for path in self.root.glob(f"*{CACHE_SUFFIX}")
-                if not self.path(path.name.split(".", 1)[0]).exists()]  # fmt: skip
+        return [
+            path
+            for path in self.root.glob(f"*{CACHE_SUFFIX}")
+            if not self.path(path.name.split(".", 1)[0]).exists()
+        ]
 
 
 @dataclass(frozen=True)

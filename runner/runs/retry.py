@@ -82,25 +82,36 @@ def select_indices(summary: Summary, total: int, options: RetryOptions, run_id: 
 
 
 def retry_request(
-    parent: RunRecord, outputs: StackOutputs, run_id: str, options: RetryOptions,
+    parent: RunRecord,
+    outputs: StackOutputs,
+    run_id: str,
+    options: RetryOptions,
     evaluate_on_exit: list[dict[str, Any]] | None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The parent's request for a new run on ``outputs``' stack, with the options applied. Pure."""
     params = copy.deepcopy(parent.request)
     params.pop("arrayProperties", None)
     params.pop("dependsOn", None)  # what the parent waited for has finished
     suffix = f"-{parent.run_id}"
     base = parent.job_name[: -len(suffix)] if parent.job_name.endswith(suffix) else parent.job_name
-    params.update(jobName=job_name(base, outputs.stack, run_id), jobQueue=outputs.job_queue_arn,
-                  jobDefinition=outputs.job_definition_arn)  # fmt: skip
+    params.update(
+        jobName=job_name(base, outputs.stack, run_id),
+        jobQueue=outputs.job_queue_arn,
+        jobDefinition=outputs.job_definition_arn,
+    )
     overrides = params.setdefault("containerOverrides", {})
-    root = next((e["value"] for e in overrides.get("environment", []) if e["name"] == PARENT_RUN_ID_ENV),
-                parent.run_id)  # fmt: skip
+    root = next(
+        (e["value"] for e in overrides.get("environment", []) if e["name"] == PARENT_RUN_ID_ENV),
+        parent.run_id,
+    )
     environment = [
         e for e in overrides.get("environment", []) if e["name"] not in (RUN_ID_ENV, PARENT_RUN_ID_ENV)
     ]
-    overrides["environment"] = [{"name": RUN_ID_ENV, "value": run_id},
-                                {"name": PARENT_RUN_ID_ENV, "value": root}, *environment]  # fmt: skip
+    overrides["environment"] = [
+        {"name": RUN_ID_ENV, "value": run_id},
+        {"name": PARENT_RUN_ID_ENV, "value": root},
+        *environment,
+    ]
     requirements = {r["type"]: r["value"] for r in overrides.get("resourceRequirements", [])}
     if options.vcpus is not None:
         requirements["VCPU"] = str(options.vcpus)
@@ -135,17 +146,29 @@ def retry_run(
 
     The new record (and the parent's link to it) is saved before the first SubmitJob.
     """
-    changes = SubmitOptions(vcpus=options.vcpus, memory_mib=options.memory_mib,
-                            timeout_seconds=options.timeout_seconds, attempts=options.attempts)  # fmt: skip
+    changes = SubmitOptions(
+        vcpus=options.vcpus,
+        memory_mib=options.memory_mib,
+        timeout_seconds=options.timeout_seconds,
+        attempts=options.attempts,
+    )
     validate(changes, outputs)
     indices = select_indices(summary, parent.total_tasks, options, parent.run_id)
     check_queue(batch, outputs)
     rules = definition_exit_rules(batch, outputs) if options.attempts is not None else None
     run_id = new_run_id(now)
     params = retry_request(parent, outputs, run_id, options, rules)
-    record = new_run(params, outputs, run_id=run_id, now=now, pieces=split_ranges(contiguous_ranges(indices)),
-                     total_tasks=parent.total_tasks, array=parent.array, endpoint_url=endpoint_url,
-                     parent_run_id=parent.run_id)  # fmt: skip
+    record = new_run(
+        params,
+        outputs,
+        run_id=run_id,
+        now=now,
+        pieces=split_ranges(contiguous_ranges(indices)),
+        total_tasks=parent.total_tasks,
+        array=parent.array,
+        endpoint_url=endpoint_url,
+        parent_run_id=parent.run_id,
+    )
     store.save(record)
     parent.retry_run_ids.append(run_id)
     store.save(parent)

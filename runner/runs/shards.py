@@ -78,8 +78,10 @@ def shard_request(request: dict[str, Any], shard: Shard, total_tasks: int) -> di
         params["arrayProperties"] = {"size": shard.size}
     overrides = params.setdefault("containerOverrides", {})
     environment = [e for e in overrides.get("environment", []) if e["name"] not in (OFFSET_ENV, SIZE_ENV)]
-    environment += [{"name": OFFSET_ENV, "value": str(shard.offset)},
-                    {"name": SIZE_ENV, "value": str(total_tasks)}]  # fmt: skip
+    environment += [
+        {"name": OFFSET_ENV, "value": str(shard.offset)},
+        {"name": SIZE_ENV, "value": str(total_tasks)},
+    ]
     overrides["environment"] = environment
     return params
 

@@ -344,9 +344,16 @@ def submit_run(
         options, outputs, run_id, depends_on_job_ids=depends_on_job_ids, evaluate_on_exit=rules
     )
     total = options.array_size or 1
-    record = new_run(params, outputs, run_id=run_id, now=now, pieces=split_ranges([(0, total - 1)]),
-                     total_tasks=total, array=options.array_size is not None,
-                     endpoint_url=endpoint_url)  # fmt: skip
+    record = new_run(
+        params,
+        outputs,
+        run_id=run_id,
+        now=now,
+        pieces=split_ranges([(0, total - 1)]),
+        total_tasks=total,
+        array=options.array_size is not None,
+        endpoint_url=endpoint_url,
+    )
     store.save(record)
     return submit_shards(batch, store, record, limiter or RateLimiter())
 

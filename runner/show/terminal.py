@@ -87,8 +87,9 @@ class ProgressView:
     def update(self, progress: JobProgress) -> None:
         if self._bar is not None:
             if self._task is None:
-                self._task = self._bar.add_task(progress.job_name or progress.job_id,
-                                                total=progress.size, counts="")  # fmt: skip
+                self._task = self._bar.add_task(
+                    progress.job_name or progress.job_id, total=progress.size, counts=""
+                )
             self._bar.update(self._task, completed=progress.finished, counts=counts_text(progress))
             return
         if progress.counts != self._last:
@@ -98,8 +99,10 @@ class ProgressView:
 
     def stuck(self, progress: JobProgress, run: str) -> None:
         """Tasks wait in RUNNABLE and nothing finishes: point at the command that says why."""
-        line = (f"{progress.counts.get('RUNNABLE', 0):,} task(s) have waited RUNNABLE for 10 minutes with none "
-                f"finishing: `runner why {run}` says why")  # fmt: skip
+        line = (
+            f"{progress.counts.get('RUNNABLE', 0):,} task(s) have waited RUNNABLE for 10 minutes with none "
+            f"finishing: `runner why {run}` says why"
+        )
         if self._bar is not None:
             self._bar.console.print(line, markup=False)
         else:
@@ -142,14 +145,23 @@ def show_summary(console: Console, summary: Summary, *, memory_mib: int | None =
 
     if summary.failures:
         run = summary.run_id or summary.job_id
-        classes = Table(title=f"{summary.failed:,} failed, by class", box=box.SIMPLE_HEAD, show_edge=False,
-                        title_justify="left", title_style="bold red")  # fmt: skip
+        classes = Table(
+            title=f"{summary.failed:,} failed, by class",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            title_justify="left",
+            title_style="bold red",
+        )
         for column in ("class", "tasks", "indices", "what to do"):
             classes.add_column(column, overflow="fold", justify="right" if column == "tasks" else "left")
         for name, indices in summary.failure_classes.items():
-            classes.add_row(name, f"{len(indices):,}", format_ranges(indices, limit=6),
-                            hint(name, run, first_index=indices[0], memory_mib=memory_mib),
-                            style=CLASS_STYLE.get(name, ""))  # fmt: skip
+            classes.add_row(
+                name,
+                f"{len(indices):,}",
+                format_ranges(indices, limit=6),
+                hint(name, run, first_index=indices[0], memory_mib=memory_mib),
+                style=CLASS_STYLE.get(name, ""),
+            )
         console.print(classes)
         failures = Table(box=box.SIMPLE_HEAD, show_edge=False)
         for column in ("index", "class", "exit", "attempts", "status reason", "container reason"):
@@ -217,8 +229,9 @@ def show_runs(console: Console, records: Sequence[RunRecord]) -> None:
         elif record.error:
             result = record.error
         if record.missing_shards:
-            result = f"{len(record.job_ids)} of {len(record.shards)} shards submitted; " + (result or (
-                f"`runner submit --resume {record.run_id}`"))  # fmt: skip
+            result = f"{len(record.job_ids)} of {len(record.shards)} shards submitted; " + (
+                result or (f"`runner submit --resume {record.run_id}`")
+            )
         lineage = []
         if record.parent_run_id:
             lineage.append(f"retry of {record.parent_run_id}")

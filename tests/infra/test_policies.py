@@ -43,9 +43,12 @@ def test_read_write_adds_object_writes_only():
     assert document is not None
     _, objects = document["Statement"]
     assert set(objects["Action"]) == {
-        "s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:AbortMultipartUpload",
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
         "s3:DeleteObject",
-    }  # fmt: skip
+    }
     assert objects["Resource"] == "arn:aws-cn:s3:::lab-data/runs/*"
 
 

@@ -20,15 +20,23 @@ QUEUE = "aws:batch/jobQueue:JobQueue"
 JOB_DEF = "aws:batch/jobDefinition:JobDefinition"
 ROLE = "aws:iam/role:Role"
 PROFILE = "aws:iam/instanceProfile:InstanceProfile"
-TAGGABLE = (CE, QUEUE, JOB_DEF, ROLE, PROFILE, "aws:cloudwatch/logGroup:LogGroup",
-            "aws:ec2/securityGroup:SecurityGroup")  # fmt: skip
+TAGGABLE = (
+    CE,
+    QUEUE,
+    JOB_DEF,
+    ROLE,
+    PROFILE,
+    "aws:cloudwatch/logGroup:LogGroup",
+    "aws:ec2/securityGroup:SecurityGroup",
+)
 
 
 def role_trusted_by(deployment: Deployment, service: str):
     (role,) = [
-        r for r in deployment.mocks.of_type(ROLE)
+        r
+        for r in deployment.mocks.of_type(ROLE)
         if json.loads(r.inputs["assumeRolePolicy"])["Statement"][0]["Principal"]["Service"] == service
-    ]  # fmt: skip
+    ]
     return role
 
 
@@ -113,8 +121,10 @@ def test_job_definition_runs_as_nobody_with_job_role_logs_and_retries(stack, req
 
 
 def test_job_role_policy_is_scoped_to_the_data_bucket(dev: Deployment, prod: Deployment):
-    for deployment, bucket, writes in ((dev, "batch-stacks-lab-data", True),
-                                       (prod, "batch-stacks-prod-data", False)):  # fmt: skip
+    for deployment, bucket, writes in (
+        (dev, "batch-stacks-lab-data", True),
+        (prod, "batch-stacks-prod-data", False),
+    ):
         (policy,) = deployment.mocks.of_type("aws:iam/rolePolicy:RolePolicy")
         document = json.loads(policy.inputs["policy"])
         resources = {s["Resource"] for s in document["Statement"]}
@@ -164,9 +174,12 @@ def test_every_contract_output_is_exported(stack, request):
     assert set(deployment.outputs) == set(CONTRACT_KEYS) | set(OPTIONAL_KEYS)
     expected_price = {"dev": 0.017, "prod": 0.0425}[stack]
     assert deployment.outputs["costModel"] == {
-        "purchaseModel": deployment.outputs["purchaseModel"], "usdPerVcpuHour": expected_price,
-        "onDemandUsdPerVcpuHour": 0.0425, "spotUsdPerVcpuHour": 0.017, "hourlyBudgetUsd": None,
-    }  # fmt: skip
+        "purchaseModel": deployment.outputs["purchaseModel"],
+        "usdPerVcpuHour": expected_price,
+        "onDemandUsdPerVcpuHour": 0.0425,
+        "spotUsdPerVcpuHour": 0.017,
+        "hourlyBudgetUsd": None,
+    }
     assert deployment.outputs["purchaseModel"] == {"dev": "spot", "prod": "on-demand"}[stack]
     assert deployment.outputs["jobQueueArn"] == deployment.mocks.one(QUEUE).state["arn"]
     assert deployment.outputs["jobDefinitionArn"] == deployment.mocks.one(JOB_DEF).state["arn"]
@@ -175,10 +188,13 @@ def test_every_contract_output_is_exported(stack, request):
 def test_components_are_typed_and_parent_their_children(dev: Deployment):
     components = {r.type for r in dev.mocks.resources if r.type.startswith("batch-stacks:")}
     assert components == {
-        "batch-stacks:index:BatchEnvironment", "batch-stacks:index:BatchRoles",
-        "batch-stacks:index:BatchNetwork", "batch-stacks:index:ComputeEnvironment",
-        "batch-stacks:index:JobQueue", "batch-stacks:index:JobDefinition",
-    }  # fmt: skip
+        "batch-stacks:index:BatchEnvironment",
+        "batch-stacks:index:BatchRoles",
+        "batch-stacks:index:BatchNetwork",
+        "batch-stacks:index:ComputeEnvironment",
+        "batch-stacks:index:JobQueue",
+        "batch-stacks:index:JobDefinition",
+    }
     for resource in dev.mocks.resources:
         assert resource.name.startswith("batch-stacks-dev"), resource.name
 

@@ -213,11 +213,17 @@ def test_every_mistake_at_every_level_is_reported_at_once_one_line_each():
         "batch-stacks:nonsense: unknown setting; allowed: compute, job, queue, network, data, logs, tags, cost",
     ]
     expected_keys = [
-        "batch-stacks:compute.maxVcpus:", "batch-stacks:compute.terminateJobsOnUpdate:",
-        "batch-stacks:job.memoryMiB:", "batch-stacks:job.image is required",
-        "batch-stacks:queue.priority:", "batch-stacks:data.bucket:", "batch-stacks:logs.retentionDays:",
-        "batch-stacks:logs.retainOnDelete:", "batch-stacks:tags.aws:owner:", "batch-stacks:tags.team:",
-    ]  # fmt: skip
+        "batch-stacks:compute.maxVcpus:",
+        "batch-stacks:compute.terminateJobsOnUpdate:",
+        "batch-stacks:job.memoryMiB:",
+        "batch-stacks:job.image is required",
+        "batch-stacks:queue.priority:",
+        "batch-stacks:data.bucket:",
+        "batch-stacks:logs.retentionDays:",
+        "batch-stacks:logs.retainOnDelete:",
+        "batch-stacks:tags.aws:owner:",
+        "batch-stacks:tags.team:",
+    ]
     assert len(lines) == 2 + len(expected_keys), lines
     for key in expected_keys:
         assert sum(line.startswith(key) for line in lines) == 1, (key, lines)

@@ -48,8 +48,13 @@ def emulator(project: Path, isolated_environment: Path) -> Iterator[dict]:
 
 
 def batch_at(endpoint: str):
-    return boto3.client("batch", region_name="us-east-1", endpoint_url=endpoint,
-                        aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
+    return boto3.client(
+        "batch",
+        region_name="us-east-1",
+        endpoint_url=endpoint,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
 
 
 def test_up_deploys_each_stack_file_and_a_run_completes(
@@ -121,9 +126,17 @@ def test_commands_without_the_emulator_say_how_to_start_it(project: Path, isolat
 def test_a_stale_pid_file_is_cleared(project: Path, isolated_environment: Path):
     state = LocalState(isolated_environment / "batch-stacks")
     state.root.mkdir(parents=True)
-    state.server_file.write_text(json.dumps({
-        "pid": 2**22 + 12345, "port": 1, "endpoint_url": "http://127.0.0.1:1", "log_file": "x", "started_at": "t",
-    }))  # fmt: skip
+    state.server_file.write_text(
+        json.dumps(
+            {
+                "pid": 2**22 + 12345,
+                "port": 1,
+                "endpoint_url": "http://127.0.0.1:1",
+                "log_file": "x",
+                "started_at": "t",
+            }
+        )
+    )
     state.save_stack("dev", {"region": "us-east-1"}, Deployment("test"))
     result = run("--local", "outputs")
     assert result.output == "Error: the local emulator is not running; start it with `runner local up`\n"

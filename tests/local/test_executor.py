@@ -60,8 +60,13 @@ def run(*args: str) -> Result:
 
 def batch(emulator: dict[str, Any], keys: tuple[str, str] | None = None) -> Any:
     access, secret = keys or emulator["state"].credentials()
-    return boto3.client("batch", region_name="us-east-1", endpoint_url=emulator["info"].endpoint_url,
-                        aws_access_key_id=access, aws_secret_access_key=secret)  # fmt: skip
+    return boto3.client(
+        "batch",
+        region_name="us-east-1",
+        endpoint_url=emulator["info"].endpoint_url,
+        aws_access_key_id=access,
+        aws_secret_access_key=secret,
+    )
 
 
 def wait_for(
@@ -78,9 +83,13 @@ def wait_for(
 def submit(emulator: dict[str, Any], stack: str, command: list[str], **params: Any) -> str:
     outputs = emulator["stacks"][stack]
     overrides = {"command": command, **params.pop("overrides", {})}
-    return batch(emulator).submit_job(jobName=params.pop("name", "t"), jobQueue=outputs["jobQueueArn"],
-                                      jobDefinition=outputs["jobDefinitionArn"], containerOverrides=overrides,
-                                      **params)["jobId"]  # fmt: skip
+    return batch(emulator).submit_job(
+        jobName=params.pop("name", "t"),
+        jobQueue=outputs["jobQueueArn"],
+        jobDefinition=outputs["jobDefinitionArn"],
+        containerOverrides=overrides,
+        **params,
+    )["jobId"]
 
 
 def test_tasks_run_with_batchs_environment_and_exit_codes_and_their_logs_are_readable(local):
@@ -90,8 +99,21 @@ def test_tasks_run_with_batchs_environment_and_exit_codes_and_their_logs_are_rea
         'queue=$AWS_BATCH_JQ_NAME ce=$AWS_BATCH_CE_NAME param=$1 cwd=$(ls -A | wc -l)"; '
         "touch left-behind; exit $(( i == 2 ? 3 : 0 ))"
     )
-    result = run("--stack", "prod", "submit", "--array", "3", "--param", "greeting=hello", "--json",
-                 "--command", f"sh -c '{script}' sh Ref::greeting", "--wait", "--interval", "1")  # fmt: skip
+    result = run(
+        "--stack",
+        "prod",
+        "submit",
+        "--array",
+        "3",
+        "--param",
+        "greeting=hello",
+        "--json",
+        "--command",
+        f"sh -c '{script}' sh Ref::greeting",
+        "--wait",
+        "--interval",
+        "1",
+    )
     assert result.exit_code == 3, result.output
     document = json.loads(result.stdout)
     summary = document["summary"]
@@ -112,8 +134,10 @@ def test_tasks_run_with_batchs_environment_and_exit_codes_and_their_logs_are_rea
 def test_a_memory_hog_is_killed_as_out_of_memory(local):
     hog = [sys.executable, "-c", "import time; b = bytearray(400 * 1024 * 1024); time.sleep(30)"]
     client = batch(local)
-    job = wait_for(client, submit(local, "prod", hog, overrides={"resourceRequirements": [
-        {"type": "MEMORY", "value": "128"}]}))  # fmt: skip
+    job = wait_for(
+        client,
+        submit(local, "prod", hog, overrides={"resourceRequirements": [{"type": "MEMORY", "value": "128"}]}),
+    )
     assert job["status"] == "FAILED"
     attempt = job["attempts"][-1]
     assert attempt["container"]["reason"] == "OutOfMemoryError: Container killed due to memory usage"
@@ -141,8 +165,19 @@ def client_error() -> type[Exception]:
 
 
 def test_spot_reclaims_are_retried_by_the_definitions_rule(local):
-    result = run("--stack", "dev", "submit", "--array", "8", "--command", "sleep 0.6", "--json", "--wait",
-                 "--interval", "1")  # fmt: skip
+    result = run(
+        "--stack",
+        "dev",
+        "submit",
+        "--array",
+        "8",
+        "--command",
+        "sleep 0.6",
+        "--json",
+        "--wait",
+        "--interval",
+        "1",
+    )
     document = json.loads(result.stdout)
     client = batch(local)
     children = client.describe_jobs(jobs=[f"{document['jobId']}:{i}" for i in range(8)])["jobs"]
@@ -166,8 +201,10 @@ def test_depends_on_waits_and_a_failed_dependency_fails_the_job(local):
     second = submit(local, "prod", ["true"], dependsOn=[{"jobId": first}])
     assert wait_for(client, second, ("PENDING",), timeout=2)["status"] == "PENDING"
     assert wait_for(client, second)["status"] == "SUCCEEDED"
-    assert client.describe_jobs(jobs=[first])["jobs"][0]["stoppedAt"] <= (
-        client.describe_jobs(jobs=[second])["jobs"][0]["startedAt"])  # fmt: skip
+    assert (
+        client.describe_jobs(jobs=[first])["jobs"][0]["stoppedAt"]
+        <= (client.describe_jobs(jobs=[second])["jobs"][0]["startedAt"])
+    )
     failing = submit(local, "prod", ["false"])
     blocked = submit(local, "prod", ["true"], dependsOn=[{"jobId": failing}])
     job = wait_for(client, blocked)
@@ -224,14 +261,20 @@ def test_a_submit_not_signed_with_the_emulators_keys_never_runs(local, tmp_path:
     marker = tmp_path / "ran"
     client = batch(local, keys=("AKIAOTHERUSER", "not-the-secret"))
     outputs = local["stacks"]["prod"]
-    job_id = client.submit_job(jobName="intruder", jobQueue=outputs["jobQueueArn"],
-                               jobDefinition=outputs["jobDefinitionArn"],
-                               containerOverrides={"command": ["touch", str(marker)]})["jobId"]  # fmt: skip
+    job_id = client.submit_job(
+        jobName="intruder",
+        jobQueue=outputs["jobQueueArn"],
+        jobDefinition=outputs["jobDefinitionArn"],
+        containerOverrides={"command": ["touch", str(marker)]},
+    )["jobId"]
     access, _ = local["state"].credentials()
     forged = batch(local, keys=(access, "a-guessed-secret"))  # the right key id is not enough
-    forged_id = forged.submit_job(jobName="forged", jobQueue=outputs["jobQueueArn"],
-                                  jobDefinition=outputs["jobDefinitionArn"],
-                                  containerOverrides={"command": ["touch", str(marker)]})["jobId"]  # fmt: skip
+    forged_id = forged.submit_job(
+        jobName="forged",
+        jobQueue=outputs["jobQueueArn"],
+        jobDefinition=outputs["jobDefinitionArn"],
+        containerOverrides={"command": ["touch", str(marker)]},
+    )["jobId"]
     for job in (wait_for(batch(local), job_id), wait_for(batch(local), forged_id)):
         assert job["status"] == "FAILED" and job["attempts"] == []
         assert job["statusReason"].startswith("SubmitJob was not signed with the emulator's credentials")
@@ -276,8 +319,10 @@ def test_why_names_an_oversized_job_a_disabled_queue_and_a_disabled_compute_envi
     time.sleep(0.3)
     verdict = why(huge, "--stack", "prod")
     assert verdict["cause"] == "resource-requirement"
-    assert verdict["verdict"].startswith("each task asks for 512 vCPU and 4096 MiB, more than the compute "
-                                         "environments can give (at most 256 vCPUs)")  # fmt: skip
+    assert verdict["verdict"].startswith(
+        "each task asks for 512 vCPU and 4096 MiB, more than the compute "
+        "environments can give (at most 256 vCPUs)"
+    )
     client.cancel_job(jobId=huge, reason="too big")
 
     client.update_job_queue(jobQueue=outputs["jobQueueArn"], state="DISABLED")
@@ -302,8 +347,10 @@ def test_why_names_an_oversized_job_a_disabled_queue_and_a_disabled_compute_envi
         time.sleep(0.3)
         verdict = why(waiting, "--stack", "prod")
         assert verdict["cause"] == "compute-disabled"
-        assert any(line.startswith("compute environment batch-stacks-prod-compute-") and "DISABLED" in line
-                   for line in verdict["evidence"])  # fmt: skip
+        assert any(
+            line.startswith("compute environment batch-stacks-prod-compute-") and "DISABLED" in line
+            for line in verdict["evidence"]
+        )
     finally:
         client.update_compute_environment(computeEnvironment=environment, state="ENABLED")
     assert wait_for(client, waiting)["status"] == "SUCCEEDED"
@@ -314,11 +361,18 @@ def test_local_down_leaves_no_task_process(local):
     client = batch(local)
     job = submit(local, "prod", ["sh", "-c", "trap '' TERM; sleep 300"], arrayProperties={"size": 2})
     wait_for(client, f"{job}:0", ("RUNNING",), timeout=10)
-    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and
-            b"sleep\x00300" in (p / "cmdline").read_bytes()]  # fmt: skip
+    pids = [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and b"sleep\x00300" in (p / "cmdline").read_bytes()
+    ]
     assert pids
     stop_server(local["state"])
     time.sleep(0.2)
-    assert not [p for p in pids if Path(f"/proc/{p}").exists() and
-                Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]  # fmt: skip
+    assert not [
+        p
+        for p in pids
+        if Path(f"/proc/{p}").exists()
+        and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    ]
     assert not os.path.exists(local["state"].server_file)

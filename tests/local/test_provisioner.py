@@ -47,8 +47,18 @@ def client(service: str):
     return boto3.client(service, region_name=REGION)
 
 
-TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                    "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]})  # fmt: skip
+TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            }
+        ],
+    }
+)
 
 
 def test_role_is_autonamed_with_trust_policy_and_tags(mocks: EmulatorMocks):
@@ -64,8 +74,14 @@ def test_role_is_autonamed_with_trust_policy_and_tags(mocks: EmulatorMocks):
     assert {"Key": "stack", "Value": "dev"} in role["Tags"]
 
 
-POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
-                     "Resource": "arn:aws:s3:::lab-data/runs/*"}]})  # fmt: skip
+POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::lab-data/runs/*"}
+        ],
+    }
+)
 
 
 def test_role_policy_attachment_and_instance_profile(mocks: EmulatorMocks):
@@ -140,13 +156,27 @@ def networking() -> tuple[list[str], list[str], str]:
 
 def test_compute_environment_gets_the_emulators_service_role_and_update_policy(mocks: EmulatorMocks):
     subnets, groups, profile = networking()
-    arn, state = create(mocks, "aws:batch/computeEnvironment:ComputeEnvironment", "ce", {
-        "type": "MANAGED", "state": "ENABLED", "tags": {"stack": "dev"},
-        "computeResources": {"type": "SPOT", "allocationStrategy": "SPOT_PRICE_CAPACITY_OPTIMIZED", "minVcpus": 0.0,
-                             "maxVcpus": 32.0, "instanceTypes": ["c5"], "subnets": subnets,
-                             "securityGroupIds": groups, "instanceRole": profile},
-        "updatePolicy": {"terminateJobsOnUpdate": True, "jobExecutionTimeoutMinutes": 30.0},
-    })  # fmt: skip
+    arn, state = create(
+        mocks,
+        "aws:batch/computeEnvironment:ComputeEnvironment",
+        "ce",
+        {
+            "type": "MANAGED",
+            "state": "ENABLED",
+            "tags": {"stack": "dev"},
+            "computeResources": {
+                "type": "SPOT",
+                "allocationStrategy": "SPOT_PRICE_CAPACITY_OPTIMIZED",
+                "minVcpus": 0.0,
+                "maxVcpus": 32.0,
+                "instanceTypes": ["c5"],
+                "subnets": subnets,
+                "securityGroupIds": groups,
+                "instanceRole": profile,
+            },
+            "updatePolicy": {"terminateJobsOnUpdate": True, "jobExecutionTimeoutMinutes": 30.0},
+        },
+    )
     (environment,) = client("batch").describe_compute_environments(computeEnvironments=[arn])[
         "computeEnvironments"
     ]
@@ -156,10 +186,20 @@ def test_compute_environment_gets_the_emulators_service_role_and_update_policy(m
     )
     assert environment["computeEnvironmentName"] == state["name"] and state["arn"] == arn
     # A second environment reuses the same emulator-only service role.
-    create(mocks, "aws:batch/computeEnvironment:ComputeEnvironment", "ce2", {
-        "type": "MANAGED", "computeResources": {"type": "FARGATE", "maxVcpus": 4.0, "subnets": subnets,
-                                                "securityGroupIds": groups},
-    })  # fmt: skip
+    create(
+        mocks,
+        "aws:batch/computeEnvironment:ComputeEnvironment",
+        "ce2",
+        {
+            "type": "MANAGED",
+            "computeResources": {
+                "type": "FARGATE",
+                "maxVcpus": 4.0,
+                "subnets": subnets,
+                "securityGroupIds": groups,
+            },
+        },
+    )
     assert (
         len([r for r in client("iam").list_roles()["Roles"] if r["RoleName"] == EMULATOR_SERVICE_ROLE]) == 1
     )
@@ -167,15 +207,41 @@ def test_compute_environment_gets_the_emulators_service_role_and_update_policy(m
 
 def test_queue_and_job_definition_take_the_programs_inputs(mocks: EmulatorMocks):
     subnets, groups, profile = networking()
-    ce_arn, _ = create(mocks, "aws:batch/computeEnvironment:ComputeEnvironment", "ce", {
-        "type": "MANAGED", "computeResources": {"type": "EC2", "minVcpus": 0.0, "maxVcpus": 8.0, "instanceTypes": ["m5"],
-                                                "subnets": subnets, "securityGroupIds": groups, "instanceRole": profile},
-    })  # fmt: skip
-    queue_arn, queue_state = create(mocks, "aws:batch/jobQueue:JobQueue", "q", {
-        "state": "ENABLED", "priority": 5.0, "computeEnvironmentOrders": [{"order": 1.0, "computeEnvironment": ce_arn}],
-        "jobStateTimeLimitActions": [{"action": "CANCEL", "maxTimeSeconds": 1800.0, "state": "RUNNABLE",
-                                      "reason": "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"}],
-    })  # fmt: skip
+    ce_arn, _ = create(
+        mocks,
+        "aws:batch/computeEnvironment:ComputeEnvironment",
+        "ce",
+        {
+            "type": "MANAGED",
+            "computeResources": {
+                "type": "EC2",
+                "minVcpus": 0.0,
+                "maxVcpus": 8.0,
+                "instanceTypes": ["m5"],
+                "subnets": subnets,
+                "securityGroupIds": groups,
+                "instanceRole": profile,
+            },
+        },
+    )
+    queue_arn, queue_state = create(
+        mocks,
+        "aws:batch/jobQueue:JobQueue",
+        "q",
+        {
+            "state": "ENABLED",
+            "priority": 5.0,
+            "computeEnvironmentOrders": [{"order": 1.0, "computeEnvironment": ce_arn}],
+            "jobStateTimeLimitActions": [
+                {
+                    "action": "CANCEL",
+                    "maxTimeSeconds": 1800.0,
+                    "state": "RUNNABLE",
+                    "reason": "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+                }
+            ],
+        },
+    )
     (queue,) = client("batch").describe_job_queues(jobQueues=[queue_arn])["jobQueues"]
     assert queue["priority"] == 5 and queue["computeEnvironmentOrder"][0]["computeEnvironment"] == ce_arn
     assert queue_state["name"] == queue["jobQueueName"]
@@ -185,12 +251,25 @@ def test_queue_and_job_definition_take_the_programs_inputs(mocks: EmulatorMocks)
         "user": "nobody",
         "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
     }
-    definition_arn, definition_state = create(mocks, "aws:batch/jobDefinition:JobDefinition", "jd", {
-        "type": "container", "containerProperties": json.dumps(container), "propagateTags": True,
-        "platformCapabilities": ["EC2"], "timeout": {"attemptDurationSeconds": 600.0},
-        "retryStrategy": {"attempts": 3.0, "evaluateOnExits": [{"action": "RETRY", "onStatusReason": "Host EC2*"},
-                                                                {"action": "EXIT", "onReason": "*"}]},
-    })  # fmt: skip
+    definition_arn, definition_state = create(
+        mocks,
+        "aws:batch/jobDefinition:JobDefinition",
+        "jd",
+        {
+            "type": "container",
+            "containerProperties": json.dumps(container),
+            "propagateTags": True,
+            "platformCapabilities": ["EC2"],
+            "timeout": {"attemptDurationSeconds": 600.0},
+            "retryStrategy": {
+                "attempts": 3.0,
+                "evaluateOnExits": [
+                    {"action": "RETRY", "onStatusReason": "Host EC2*"},
+                    {"action": "EXIT", "onReason": "*"},
+                ],
+            },
+        },
+    )
     (definition,) = client("batch").describe_job_definitions(jobDefinitions=[definition_arn])[
         "jobDefinitions"
     ]
@@ -259,9 +338,13 @@ def test_emulator_refusal_is_one_line_naming_the_resource(mocks: EmulatorMocks):
     )
 
 
-@pytest.mark.parametrize(("stack", "batch_type", "strategy", "max_vcpus", "vcpus"),
-                         [("dev", "SPOT", "SPOT_PRICE_CAPACITY_OPTIMIZED", 32, "1"),
-                          ("prod", "EC2", "BEST_FIT_PROGRESSIVE", 256, "2")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("stack", "batch_type", "strategy", "max_vcpus", "vcpus"),
+    [
+        ("dev", "SPOT", "SPOT_PRICE_CAPACITY_OPTIMIZED", 32, "1"),
+        ("prod", "EC2", "BEST_FIT_PROGRESSIVE", 256, "2"),
+    ],
+)
 def test_deploying_a_stack_creates_its_whole_graph(emulator, stack, batch_type, strategy, max_vcpus, vcpus):
     outputs, _ = deploy_stack(PROJECT_DIR, stack, None)
     batch = client("batch")
@@ -356,6 +439,10 @@ def test_a_fargate_spot_stack_deploys_and_runs(emulator, tmp_path: Path):
         "jobDefinitions"
     ]
     assert definition["platformCapabilities"] == ["FARGATE"]
-    job = batch.submit_job(jobName="probe", jobQueue=outputs["jobQueueArn"], jobDefinition=outputs["jobDefinitionArn"],
-                           arrayProperties={"size": 3})  # fmt: skip
+    job = batch.submit_job(
+        jobName="probe",
+        jobQueue=outputs["jobQueueArn"],
+        jobDefinition=outputs["jobDefinitionArn"],
+        arrayProperties={"size": 3},
+    )
     assert batch.describe_jobs(jobs=[job["jobId"]])["jobs"][0]["arrayProperties"]["size"] == 3

@@ -49,12 +49,16 @@ def deploy_stack(stack: str = "dev", *, max_vcpus: int = 32) -> StackOutputs:
         type="MANAGED",
         state="ENABLED",
         computeResources={
-            "type": "SPOT", "minvCpus": 0, "maxvCpus": max_vcpus, "instanceTypes": ["c5"],
-            "subnets": [subnet], "securityGroupIds": [group["GroupId"]],
+            "type": "SPOT",
+            "minvCpus": 0,
+            "maxvCpus": max_vcpus,
+            "instanceTypes": ["c5"],
+            "subnets": [subnet],
+            "securityGroupIds": [group["GroupId"]],
             "instanceRole": profile["InstanceProfile"]["Arn"],
         },
         serviceRole=service_role["Role"]["Arn"],
-    )  # fmt: skip
+    )
     queue = batch.create_job_queue(
         jobQueueName=f"{stack}-queue",
         state="ENABLED",
@@ -67,13 +71,19 @@ def deploy_stack(stack: str = "dev", *, max_vcpus: int = 32) -> StackOutputs:
         jobDefinitionName=f"{stack}-job",
         type="container",
         containerProperties={
-            "image": "busybox", "user": "nobody", "jobRoleArn": job_role["Role"]["Arn"],
+            "image": "busybox",
+            "user": "nobody",
+            "jobRoleArn": job_role["Role"]["Arn"],
             "resourceRequirements": [{"type": "VCPU", "value": "2"}, {"type": "MEMORY", "value": "2048"}],
         },
-        retryStrategy={"attempts": 3, "evaluateOnExit": [
-            {"action": "RETRY", "onStatusReason": "Host EC2*"}, {"action": "EXIT", "onReason": "*"},
-        ]},
-    )  # fmt: skip
+        retryStrategy={
+            "attempts": 3,
+            "evaluateOnExit": [
+                {"action": "RETRY", "onStatusReason": "Host EC2*"},
+                {"action": "EXIT", "onReason": "*"},
+            ],
+        },
+    )
     return StackOutputs(
         stack=stack,
         region=REGION,

@@ -8,20 +8,40 @@ from runner.analysis.cost import add, estimate, reprice, stack_prices
 from runner.analysis.summary import summarize
 from tests.fakes import PagingBatch
 
-COST_MODEL = {"purchaseModel": "spot", "usdPerVcpuHour": 0.02, "onDemandUsdPerVcpuHour": 0.05,
-              "spotUsdPerVcpuHour": 0.02, "hourlyBudgetUsd": None}  # fmt: skip
+COST_MODEL = {
+    "purchaseModel": "spot",
+    "usdPerVcpuHour": 0.02,
+    "onDemandUsdPerVcpuHour": 0.05,
+    "spotUsdPerVcpuHour": 0.02,
+    "hourlyBudgetUsd": None,
+}
 
 
 @pytest.mark.parametrize(
     ("outputs", "override", "expected"),
     [
-        ({"purchaseModel": "spot", "costModel": COST_MODEL}, None, (0.02, "on-demand", 0.05, "the stack's costModel")),
-        ({"purchaseModel": "on-demand", "costModel": {**COST_MODEL, "usdPerVcpuHour": 0.05}}, None,
-         (0.05, "spot", 0.02, "the stack's costModel")),
-        ({"purchaseModel": "spot"}, None, (0.017, "on-demand", 0.0425, "list prices; redeploy the stack for its costModel")),
-        ({"purchaseModel": "spot", "costModel": COST_MODEL}, 0.5, (0.5, "on-demand", 0.05, "--vcpu-hour-price")),
+        (
+            {"purchaseModel": "spot", "costModel": COST_MODEL},
+            None,
+            (0.02, "on-demand", 0.05, "the stack's costModel"),
+        ),
+        (
+            {"purchaseModel": "on-demand", "costModel": {**COST_MODEL, "usdPerVcpuHour": 0.05}},
+            None,
+            (0.05, "spot", 0.02, "the stack's costModel"),
+        ),
+        (
+            {"purchaseModel": "spot"},
+            None,
+            (0.017, "on-demand", 0.0425, "list prices; redeploy the stack for its costModel"),
+        ),
+        (
+            {"purchaseModel": "spot", "costModel": COST_MODEL},
+            0.5,
+            (0.5, "on-demand", 0.05, "--vcpu-hour-price"),
+        ),
     ],
-)  # fmt: skip
+)
 def test_prices_come_from_the_stack_then_list_prices_and_an_override_wins(outputs, override, expected):
     prices = stack_prices(outputs, override)
     assert (
@@ -44,8 +64,16 @@ def test_prices_come_from_the_stack_then_list_prices_and_an_override_wins(output
 def test_estimate_on_each_model_with_reclaimed_attempts(
     model, hours, wasted, usd, wasted_usd, alternative_usd
 ):
-    prices = stack_prices({"purchaseModel": model, "costModel": {**COST_MODEL, "purchaseModel": model,
-                           "usdPerVcpuHour": 0.02 if model == "spot" else 0.05}})  # fmt: skip
+    prices = stack_prices(
+        {
+            "purchaseModel": model,
+            "costModel": {
+                **COST_MODEL,
+                "purchaseModel": model,
+                "usdPerVcpuHour": 0.02 if model == "spot" else 0.05,
+            },
+        }
+    )
     cost = estimate(hours, wasted, prices, "every attempt of every task")
     assert (cost.estimated_usd, cost.wasted_usd, cost.alternative_usd) == pytest.approx(
         (usd, wasted_usd, alternative_usd)

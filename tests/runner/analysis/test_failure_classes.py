@@ -21,38 +21,108 @@ def task(status_reason=None, exit_code=None, container_reason=None, attempts=Non
     ("job", "expected"),
     [
         (task("Host EC2 (instance i-0a1b2c3d4e5f) terminated."), "spot"),
-        (task("Essential container in task exited", attempts=[
-            {"statusReason": "Host EC2 (instance i-0a1b) terminated.", "container": {}}]), "spot"),
+        (
+            task(
+                "Essential container in task exited",
+                attempts=[{"statusReason": "Host EC2 (instance i-0a1b) terminated.", "container": {}}],
+            ),
+            "spot",
+        ),
         (task("Your Spot Task was interrupted."), "spot"),
-        (task("Essential container in task exited", 137, "OutOfMemoryError: Container killed due to memory usage"),
-         "oom"),
+        (
+            task(
+                "Essential container in task exited",
+                137,
+                "OutOfMemoryError: Container killed due to memory usage",
+            ),
+            "oom",
+        ),
         (task("Job attempt duration exceeded timeout", 137), "timeout"),  # 137 alone is not OOM
         (task("Essential container in task exited", 137), "app"),
-        (task("Task failed to start", None, "CannotPullContainerError: pull image manifest has been retried 5 "
-              "time(s): failed to resolve ref docker.io/library/app:v9: not found"), "config"),
-        (task("Task failed to start", None, "CannotPullContainerError: Error response from daemon: pull access "
-              "denied for 1234.dkr.ecr.us-east-1.amazonaws.com/app, repository does not exist"), "config"),
-        (task("Task failed to start", None, "CannotPullContainerError: failed to copy: httpReadSeeker: failed "
-              "open: unexpected status code https://registry: 503 Service Unavailable"), "infra"),
-        (task("Task failed to start", None, "CannotStartContainerError: Error response from daemon: OCI runtime "
-              "create failed"), "infra"),
-        (task("Task failed to start", None, "ResourceInitializationError: unable to pull secrets or registry "
-              "auth: execution resource retrieval failed"), "infra"),
-        (task("Task failed to start", None, "DockerTimeoutError: Could not transition to started; timed out "
-              "after waiting 4m0s"), "infra"),
+        (
+            task(
+                "Task failed to start",
+                None,
+                "CannotPullContainerError: pull image manifest has been retried 5 "
+                "time(s): failed to resolve ref docker.io/library/app:v9: not found",
+            ),
+            "config",
+        ),
+        (
+            task(
+                "Task failed to start",
+                None,
+                "CannotPullContainerError: Error response from daemon: pull access "
+                "denied for 1234.dkr.ecr.us-east-1.amazonaws.com/app, repository does not exist",
+            ),
+            "config",
+        ),
+        (
+            task(
+                "Task failed to start",
+                None,
+                "CannotPullContainerError: failed to copy: httpReadSeeker: failed "
+                "open: unexpected status code https://registry: 503 Service Unavailable",
+            ),
+            "infra",
+        ),
+        (
+            task(
+                "Task failed to start",
+                None,
+                "CannotStartContainerError: Error response from daemon: OCI runtime create failed",
+            ),
+            "infra",
+        ),
+        (
+            task(
+                "Task failed to start",
+                None,
+                "ResourceInitializationError: unable to pull secrets or registry "
+                "auth: execution resource retrieval failed",
+            ),
+            "infra",
+        ),
+        (
+            task(
+                "Task failed to start",
+                None,
+                "DockerTimeoutError: Could not transition to started; timed out after waiting 4m0s",
+            ),
+            "infra",
+        ),
         (task("Cancelled by runner: cancelled with runner cancel", attempts=[]), "cancelled"),
-        (task("Cancelled by runner: wrong inputs", 143, attempts=[
-            {"statusReason": "Cancelled by runner: wrong inputs", "container": {"exitCode": 143}}]), "cancelled"),
+        (
+            task(
+                "Cancelled by runner: wrong inputs",
+                143,
+                attempts=[
+                    {"statusReason": "Cancelled by runner: wrong inputs", "container": {"exitCode": 143}}
+                ],
+            ),
+            "cancelled",
+        ),
         (task("Terminated by the operator", attempts=[]), "cancelled"),
         (task("Dependent Job failed", attempts=[]), "dependency"),
-        (task("MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - The job resource requirement (vCPU/memory/GPU) is "
-              "higher than that can be met by the CE(s) attached to the job queue.", attempts=[]), "config"),
-        (task("CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - Service cannot fulfill the capacity requested",
-              attempts=[]), "infra"),
+        (
+            task(
+                "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - The job resource requirement (vCPU/memory/GPU) is "
+                "higher than that can be met by the CE(s) attached to the job queue.",
+                attempts=[],
+            ),
+            "config",
+        ),
+        (
+            task(
+                "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - Service cannot fulfill the capacity requested",
+                attempts=[],
+            ),
+            "infra",
+        ),
         (task("Essential container in task exited", 1), "app"),
         (task("Essential container in task exited", 0), "unknown"),
     ],
-)  # fmt: skip
+)
 def test_each_failure_lands_in_the_class_that_says_what_to_do(job, expected):
     assert classify(job) == expected
 

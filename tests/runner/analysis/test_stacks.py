@@ -84,10 +84,13 @@ def test_a_budget_below_full_scale_is_pointed_out(project: Path):
     assert "dev: at full scale it burns $0.54/h, over its budget of $0.25/h; lower compute.maxVcpus" in text
 
 
-@pytest.mark.parametrize(("args", "line"), [
-    (["--tasks", "10"], "Error: --tasks and --minutes go together"),
-    (["--minutes", "0"], "Error: Invalid value for '--minutes'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--tasks", "10"], "Error: --tasks and --minutes go together"),
+        (["--minutes", "0"], "Error: Invalid value for '--minutes'"),
+    ],
+)
 def test_bad_estimates_are_usage_errors(project: Path, args, line):
     result = CliRunner().invoke(cli, ["stacks", *args])
     assert result.exit_code == 2 and result.output.startswith(line)

@@ -60,15 +60,28 @@ def test_summary_json_shape(runner: Runner, stack: StackOutputs):
     }
     assert set(summary["runtimeSeconds"]) == {"min", "p50", "p90", "max"}
     assert summary["counts"] == {
-        "SUBMITTED": 0, "PENDING": 0, "RUNNABLE": 0, "STARTING": 0, "RUNNING": 0, "SUCCEEDED": 5, "FAILED": 0,
-    }  # fmt: skip
+        "SUBMITTED": 0,
+        "PENDING": 0,
+        "RUNNABLE": 0,
+        "STARTING": 0,
+        "RUNNING": 0,
+        "SUCCEEDED": 5,
+        "FAILED": 0,
+    }
     assert summary["vcpus"] == 2
     assert summary["cost"]["basis"] == (
         "estimate: latest attempt of each task and every attempt of failed tasks x list prices; "
         "redeploy the stack for its costModel"
     )
-    assert set(summary["cost"]) == {"purchaseModel", "usdPerVcpuHour", "vcpuHours", "estimatedUsd", "wastedUsd",
-                                    "basis", "alternative"}  # fmt: skip
+    assert set(summary["cost"]) == {
+        "purchaseModel",
+        "usdPerVcpuHour",
+        "vcpuHours",
+        "estimatedUsd",
+        "wastedUsd",
+        "basis",
+        "alternative",
+    }
     assert set(summary["cost"]["alternative"]) == {"purchaseModel", "usdPerVcpuHour", "estimatedUsd"}
 
 

@@ -16,8 +16,14 @@ CE = "arn:aws:batch:us-east-1:1:compute-environment/ce"
 class StubBatch:
     """A run of one array shard; children and queue state as each scenario needs."""
 
-    def __init__(self, children: list[dict[str, Any]], *, depends_on: list[str] = (), snapshot=None,
-                 dependency_status: str = "RUNNING") -> None:  # fmt: skip
+    def __init__(
+        self,
+        children: list[dict[str, Any]],
+        *,
+        depends_on: list[str] = (),
+        snapshot=None,
+        dependency_status: str = "RUNNING",
+    ) -> None:
         self.children = children
         self.depends_on = list(depends_on)
         self.snapshot = snapshot
@@ -30,12 +36,22 @@ class StubBatch:
                 summary: dict[str, int] = {}
                 for child in self.children:
                     summary[child["status"]] = summary.get(child["status"], 0) + 1
-                found.append({"jobId": "run", "status": "PENDING",
-                              "arrayProperties": {"size": len(self.children), "statusSummary": summary}})  # fmt: skip
+                found.append(
+                    {
+                        "jobId": "run",
+                        "status": "PENDING",
+                        "arrayProperties": {"size": len(self.children), "statusSummary": summary},
+                    }
+                )
             elif job_id.startswith("run:"):
                 child = next(c for c in self.children if c["jobId"] == job_id)
-                found.append({**child, "dependsOn": [{"jobId": d} for d in self.depends_on],
-                              "container": {"resourceRequirements": [{"type": "VCPU", "value": "1"}]}})  # fmt: skip
+                found.append(
+                    {
+                        **child,
+                        "dependsOn": [{"jobId": d} for d in self.depends_on],
+                        "container": {"resourceRequirements": [{"type": "VCPU", "value": "1"}]},
+                    }
+                )
             else:
                 found.append({"jobId": job_id, "status": self.dependency_status})
         return {"jobs": found}
@@ -50,12 +66,28 @@ class StubBatch:
         return Paginator()
 
     def describe_job_queues(self, jobQueues: list[str]) -> dict[str, Any]:
-        return {"jobQueues": [{"jobQueueName": "q", "state": "ENABLED", "status": "VALID",
-                               "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": CE}]}]}  # fmt: skip
+        return {
+            "jobQueues": [
+                {
+                    "jobQueueName": "q",
+                    "state": "ENABLED",
+                    "status": "VALID",
+                    "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": CE}],
+                }
+            ]
+        }
 
     def describe_compute_environments(self, computeEnvironments: list[str]) -> dict[str, Any]:
-        return {"computeEnvironments": [{"computeEnvironmentName": "ce", "state": "ENABLED", "status": "VALID",
-                                         "computeResources": {"desiredvCpus": 4, "maxvCpus": 32}}]}  # fmt: skip
+        return {
+            "computeEnvironments": [
+                {
+                    "computeEnvironmentName": "ce",
+                    "state": "ENABLED",
+                    "status": "VALID",
+                    "computeResources": {"desiredvCpus": 4, "maxvCpus": 32},
+                }
+            ]
+        }
 
     def get_job_queue_snapshot(self, jobQueue: str) -> dict[str, Any]:
         if self.snapshot is None:
@@ -77,18 +109,50 @@ def task(
 @pytest.mark.parametrize(
     ("children", "cause", "start"),
     [
-        ([task(0, reason="CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - Service cannot fulfill the capacity requested")],
-         "capacity", "AWS has no capacity for the allowed instance types right now"),
-        ([task(0, reason="MISCONFIGURATION:SERVICE_ROLE_PERMISSIONS - Batch service role has a permission issue")],
-         "service-role", "Batch's service role lacks permissions"),
-        ([task(0, reason="MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE - CE(s) associated with the job queue "
-               "cannot meet the CPU requirement of the job.")], "max-resource", "the compute environment is at its maxVcpus"),
-        ([task(0), task(1, "RUNNING", started=(NOW - 60) * 1000), task(2, "RUNNING", started=(NOW - 90) * 1000)],
-         "scaling", "no problem found: capacity is scaling up; 2 task(s) started in the last 10 minutes"),
+        (
+            [
+                task(
+                    0,
+                    reason="CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - Service cannot fulfill the capacity requested",
+                )
+            ],
+            "capacity",
+            "AWS has no capacity for the allowed instance types right now",
+        ),
+        (
+            [
+                task(
+                    0,
+                    reason="MISCONFIGURATION:SERVICE_ROLE_PERMISSIONS - Batch service role has a permission issue",
+                )
+            ],
+            "service-role",
+            "Batch's service role lacks permissions",
+        ),
+        (
+            [
+                task(
+                    0,
+                    reason="MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE - CE(s) associated with the job queue "
+                    "cannot meet the CPU requirement of the job.",
+                )
+            ],
+            "max-resource",
+            "the compute environment is at its maxVcpus",
+        ),
+        (
+            [
+                task(0),
+                task(1, "RUNNING", started=(NOW - 60) * 1000),
+                task(2, "RUNNING", started=(NOW - 90) * 1000),
+            ],
+            "scaling",
+            "no problem found: capacity is scaling up; 2 task(s) started in the last 10 minutes",
+        ),
         ([task(0)], "starting", "no problem found yet"),
         ([task(0, "SUCCEEDED")], "none-waiting", "no task is waiting"),
     ],
-)  # fmt: skip
+)
 def test_each_cause_is_one_verdict_with_its_fix(children, cause, start):
     verdict = diagnose(StubBatch(children), ["run"], QUEUE, now=lambda: NOW)
     assert verdict.cause == cause and verdict.line.startswith(start)

@@ -36,9 +36,14 @@ def times(*rows: tuple[int, float, float, str]) -> TaskTimes:
 
 
 def summary(size: int, failures: list[Failure] | None = None, **counts: int) -> Summary:
-    return Summary(job_id="j", job_name="n", status="FAILED" if failures else "SUCCEEDED", size=size,
-                   counts={"SUCCEEDED": counts.get("succeeded", size), "FAILED": counts.get("failed", 0)},
-                   failures=failures or [])  # fmt: skip
+    return Summary(
+        job_id="j",
+        job_name="n",
+        status="FAILED" if failures else "SUCCEEDED",
+        size=size,
+        counts={"SUCCEEDED": counts.get("succeeded", size), "FAILED": counts.get("failed", 0)},
+        failures=failures or [],
+    )
 
 
 def failure(index: int, failure_class: str, job: str = "j") -> Failure:
@@ -123,13 +128,17 @@ def test_task_times_round_trip_and_a_damaged_cache_is_refused():
         TaskTimes.from_json({**table.to_json(), "kind": "SX"})
 
 
-@pytest.mark.parametrize(("value", "text"), [(0, "$0"), (0.0000049, "$0.0000049"), (0.00016, "$0.00016"),
-                                             (0.0123, "$0.01"), (1234.5, "$1,234.50")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0, "$0"), (0.0000049, "$0.0000049"), (0.00016, "$0.00016"), (0.0123, "$0.01"), (1234.5, "$1,234.50")],
+)
 def test_small_costs_keep_their_significant_digits(value: float, text: str):
     assert usd(value) == text
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(0.42, "0.4 s"), (42, "42 s"), (423, "7 min 03 s"),
-                                               (7380, "2 h 03 min"), (None, "-")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.42, "0.4 s"), (42, "42 s"), (423, "7 min 03 s"), (7380, "2 h 03 min"), (None, "-")],
+)
 def test_durations_read_as_people_write_them(seconds: float | None, text: str):
     assert duration(seconds) == text

@@ -69,8 +69,11 @@ def write_log(stream: str, lines: list[str], group: str) -> None:
     logs = boto3.client("logs", region_name=REGION)
     now = int(time.time() * 1000)  # CloudWatch rejects events from the future
     logs.create_log_stream(logGroupName=group, logStreamName=stream)
-    logs.put_log_events(logGroupName=group, logStreamName=stream,
-                        logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)])  # fmt: skip
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)],
+    )
 
 
 @pytest.fixture
@@ -175,7 +178,12 @@ def test_report_of_a_run_with_two_failure_classes_and_a_retry(
 
     # Each chart also as a PNG of a sensible size.
     assert sorted(p.name for p in pngs.iterdir()) == [
-        "attempts.png", "failures.png", "outcomes.png", "runtimes.png", "timeline.png"]  # fmt: skip
+        "attempts.png",
+        "failures.png",
+        "outcomes.png",
+        "runtimes.png",
+        "timeline.png",
+    ]
     for png in pngs.iterdir():
         with Image.open(png) as image:
             image.verify()
@@ -273,10 +281,21 @@ def test_report_renders_in_a_real_browser(runner: Runner, run_with_retry: tuple[
     probed = tmp_path / "probed.html"
     probed.write_text(html.replace("</body>", PROBE + "</body>", 1), encoding="utf-8")
     result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,2000",
-         "--virtual-time-budget=5000", "--dump-dom", probed.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1280,2000",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            probed.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     found = re.search(r'data-probe="([^"]*)"', result.stdout)
     assert found, result.stdout[-2000:]

@@ -19,9 +19,18 @@ OUTPUTS = {"region": "us-east-1", "purchaseModel": "spot", "jobVcpus": 1, "jobQu
 
 def record(run_id: str = "20261125-100000-abcd", **changes) -> RunRecord:
     job_ids = changes.pop("job_ids", ["job-1"])
-    values = dict(run_id=run_id, stack="dev", created_at=NOW.isoformat(), job_name=f"dev-{run_id}",
-                  request={}, outputs=OUTPUTS, state="submitted", total_tasks=4, array=True,
-                  shards=[Shard(0, 4, f"dev-{run_id}", job_ids[0] if job_ids else None)])  # fmt: skip
+    values = dict(
+        run_id=run_id,
+        stack="dev",
+        created_at=NOW.isoformat(),
+        job_name=f"dev-{run_id}",
+        request={},
+        outputs=OUTPUTS,
+        state="submitted",
+        total_tasks=4,
+        array=True,
+        shards=[Shard(0, 4, f"dev-{run_id}", job_ids[0] if job_ids else None)],
+    )
     values.update(changes)
     return RunRecord(**values)
 
@@ -40,9 +49,11 @@ def write(store: RunStore, name: str, content: str | bytes) -> Path:
 
 GOOD = json.loads(json.dumps(asdict(record())))
 # What version 0.1 wrote: no shards, the job ids and the array size in the request.
-V01 = {k: v for k, v in GOOD.items() if k not in ("shards", "total_tasks", "array", "parent_run_id",
-                                                   "retry_run_ids")} | {
-    "job_ids": ["job-1"], "request": {"arrayProperties": {"size": 4}}}  # fmt: skip
+V01 = {
+    k: v
+    for k, v in GOOD.items()
+    if k not in ("shards", "total_tasks", "array", "parent_run_id", "retry_run_ids")
+} | {"job_ids": ["job-1"], "request": {"arrayProperties": {"size": 4}}}
 
 
 @pytest.mark.parametrize(
@@ -97,8 +108,11 @@ def test_records_of_a_newer_or_older_version_still_load(store: RunStore):
 
 def test_unknown_state_is_read_from_what_the_record_holds(store: RunStore):
     unsubmitted = [{**GOOD["shards"][0], "job_id": None}]
-    write(store, "20261125-100000-0004.json", json.dumps({**GOOD, "run_id": "20261125-100000-0004",
-                                                         "state": "exploded", "shards": unsubmitted}))  # fmt: skip
+    write(
+        store,
+        "20261125-100000-0004.json",
+        json.dumps({**GOOD, "run_id": "20261125-100000-0004", "state": "exploded", "shards": unsubmitted}),
+    )
     assert store.load("20261125-100000-0004").state == "submitting"
 
 

@@ -89,8 +89,11 @@ def test_a_run_of_25000_is_three_shards_with_offsets_and_summarizes_by_logical_i
         10_007: "app",
         10_402: "spot",
     }
-    assert summary["spotInterruptions"] == {"attempts": 5, "vcpuHours": pytest.approx(5 * 2 / 1000 / 3600),
-                                            "basis": "attempts of failed tasks"}  # fmt: skip
+    assert summary["spotInterruptions"] == {
+        "attempts": 5,
+        "vcpuHours": pytest.approx(5 * 2 / 1000 / 3600),
+        "basis": "attempts of failed tasks",
+    }
     # One DescribeJobs for the three parents, one for the 7 failed children.
     assert api_calls["DescribeJobs"] == 2
 

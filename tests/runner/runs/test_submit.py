@@ -21,10 +21,20 @@ RUN_ID = "20261124-120000-abcd"
 
 def outputs(**changes: Any) -> StackOutputs:
     base = dict(
-        stack="dev", region=REGION, job_queue_name="q", job_queue_arn="arn:q", job_definition_name="d",
-        job_definition_arn="arn:d:1", compute_environment_arns=("arn:ce",), job_role_arn="arn:r",
-        log_group_name="/g", purchase_model="spot", max_vcpus=32, job_vcpus=1, job_memory_mib=2048,
-    )  # fmt: skip
+        stack="dev",
+        region=REGION,
+        job_queue_name="q",
+        job_queue_arn="arn:q",
+        job_definition_name="d",
+        job_definition_arn="arn:d:1",
+        compute_environment_arns=("arn:ce",),
+        job_role_arn="arn:r",
+        log_group_name="/g",
+        purchase_model="spot",
+        max_vcpus=32,
+        job_vcpus=1,
+        job_memory_mib=2048,
+    )
     return StackOutputs(**{**base, **changes})
 
 
@@ -50,10 +60,17 @@ def test_job_names_follow_aws_rules_and_end_with_the_run_id(name, expected):
 
 def test_params_carry_run_id_env_tags_overrides_and_array():
     options = SubmitOptions(
-        array_size=100, name="sweep", command="python run.py --fast", env={"B": "2", "A": "1"},
-        vcpus=4, memory_mib=8192, parameters={"input": "s3://x"}, attempts=5, timeout_seconds=600,
+        array_size=100,
+        name="sweep",
+        command="python run.py --fast",
+        env={"B": "2", "A": "1"},
+        vcpus=4,
+        memory_mib=8192,
+        parameters={"input": "s3://x"},
+        attempts=5,
+        timeout_seconds=600,
         tags={"team": "sim"},
-    )  # fmt: skip
+    )
     rules = [{"action": "RETRY", "onStatusReason": "Host EC2*"}]
     params = submit_params(options, outputs(), RUN_ID, depends_on_job_ids=["abc"], evaluate_on_exit=rules)
     assert params == {
@@ -182,8 +199,9 @@ def test_submit_without_array_is_a_single_job(runner: Runner, stack: StackOutput
 
 
 @pytest.mark.parametrize("size", ["1", "1000001", "-5"])
-def test_bad_array_submits_nothing(runner: Runner, stack: StackOutputs, size: str, isolated_environment: Path,
-                                   api_calls: Counter):  # fmt: skip
+def test_bad_array_submits_nothing(
+    runner: Runner, stack: StackOutputs, size: str, isolated_environment: Path, api_calls: Counter
+):
     result = runner("submit", "--array", size)
     assert result.exit_code == 2
     assert (

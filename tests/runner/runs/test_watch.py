@@ -31,10 +31,16 @@ class ScriptedBatch:
         summary = self.summaries[min(self.calls, len(self.summaries) - 1)]
         self.calls += 1
         done = summary.get("SUCCEEDED", 0) + summary.get("FAILED", 0) == self.size
-        return {"jobs": [{
-            "jobId": jobs[0], "jobName": "sweep", "status": "SUCCEEDED" if done else "PENDING",
-            "arrayProperties": {"size": self.size, "statusSummary": summary},
-        }]}  # fmt: skip
+        return {
+            "jobs": [
+                {
+                    "jobId": jobs[0],
+                    "jobName": "sweep",
+                    "status": "SUCCEEDED" if done else "PENDING",
+                    "arrayProperties": {"size": self.size, "statusSummary": summary},
+                }
+            ]
+        }
 
 
 def test_one_describe_per_poll_whatever_the_array_size():
@@ -95,8 +101,13 @@ def test_a_failed_poll_is_retried_with_backoff_and_shown_not_fatal():
     batch = FlakyBatch(script, failing={2, 3}, error=EndpointConnectionError(endpoint_url="https://batch"))
     retries: list[tuple[str, float]] = []
     sleeps: list[float] = []
-    final = watch(batch, "job", interval=10, sleep=sleeps.append,
-                  on_retry=lambda err, delay: retries.append((str(err), delay)))  # fmt: skip
+    final = watch(
+        batch,
+        "job",
+        interval=10,
+        sleep=sleeps.append,
+        on_retry=lambda err, delay: retries.append((str(err), delay)),
+    )
     assert final.done
     assert [delay for _, delay in retries] == [15, 22.5]
     assert retries[0][0].startswith("https://batch cannot be reached")
@@ -148,10 +159,21 @@ def test_watch_cli_exits_zero_when_all_succeeded(runner: Runner, stack: StackOut
     assert result.exit_code == 0
     document = json.loads(result.stdout)
     assert document == {
-        "runId": run["runId"], "jobId": run["jobId"], "status": "SUCCEEDED", "size": 50, "done": True,
-        "counts": {"SUBMITTED": 0, "PENDING": 0, "RUNNABLE": 0, "STARTING": 0, "RUNNING": 0,
-                   "SUCCEEDED": 50, "FAILED": 0},
-    }  # fmt: skip
+        "runId": run["runId"],
+        "jobId": run["jobId"],
+        "status": "SUCCEEDED",
+        "size": 50,
+        "done": True,
+        "counts": {
+            "SUBMITTED": 0,
+            "PENDING": 0,
+            "RUNNABLE": 0,
+            "STARTING": 0,
+            "RUNNING": 0,
+            "SUCCEEDED": 50,
+            "FAILED": 0,
+        },
+    }
     assert api_calls == Counter({"DescribeJobs": 1})
 
 

@@ -42,8 +42,10 @@ def test_summary_text_shows_counts_failures_runtimes_and_cost():
     assert "3 failed" in text
     assert "runtime  min 1.0s  p50 90.0s  p90 66.7m  max 2.50h" in text
     assert "compute  12.500 vCPU-hours (2 vCPU per task; every attempt of every task)\n" in text
-    assert ("cost     ~$0.53 estimated on on-demand at $0.0425/vCPU-h (list prices; redeploy the stack for "
-            "its costModel); on spot ~$0.21 at $0.017/vCPU-h") in text  # fmt: skip
+    assert (
+        "cost     ~$0.53 estimated on on-demand at $0.0425/vCPU-h (list prices; redeploy the stack for "
+        "its costModel); on spot ~$0.21 at $0.017/vCPU-h"
+    ) in text
     assert "\x1b[" not in text
 
 
@@ -66,9 +68,16 @@ def test_failures_are_grouped_by_class_with_ranges_and_a_hint_each():
             (11, "Essential container in task exited", 2, None, "app"),
         ]
     ]
-    summary = Summary(job_id="job", job_name="sweep", status="FAILED", size=500,
-                      counts={"SUCCEEDED": 493, "FAILED": 7}, failures=failures, run_id="20261124-000000-abcd",
-                      spot=SpotInterruptions(6, 0.25, "attempts of failed tasks"))  # fmt: skip
+    summary = Summary(
+        job_id="job",
+        job_name="sweep",
+        status="FAILED",
+        size=500,
+        counts={"SUCCEEDED": 493, "FAILED": 7},
+        failures=failures,
+        run_id="20261124-000000-abcd",
+        spot=SpotInterruptions(6, 0.25, "attempts of failed tasks"),
+    )
     console, out = plain_console()
     render.show_summary(console, summary, memory_mib=2048)
     text = out.getvalue()
@@ -81,8 +90,10 @@ def test_failures_are_grouped_by_class_with_ranges_and_a_hint_each():
     )
     assert "`runner retry 20261124-000000-abcd --class oom --memory 4096`" in lines["oom"]
     assert "`runner logs 20261124-000000-abcd --index 11`" in lines["app"]
-    assert ("spot     6 attempts reclaimed, 0.250 vCPU-hours lost (attempts of failed tasks; "
-            "`--attempts` counts every attempt)") in text  # fmt: skip
+    assert (
+        "spot     6 attempts reclaimed, 0.250 vCPU-hours lost (attempts of failed tasks; "
+        "`--attempts` counts every attempt)"
+    ) in text
 
 
 def test_plain_progress_prints_a_line_only_when_counts_change():
