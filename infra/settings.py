@@ -12,7 +12,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import pulumi
 
@@ -31,9 +31,10 @@ PROJECT = "batch-stacks"
 PurchaseModel = Literal["spot", "on-demand"]
 Platform = Literal["ec2", "fargate"]
 DataAccess = Literal["read", "read-write"]
+DATA_ACCESS: tuple[DataAccess, ...] = get_args(DataAccess)
 
-PURCHASE_MODELS: tuple[str, ...] = ("spot", "on-demand")
-PLATFORMS: tuple[str, ...] = ("ec2", "fargate")
+PURCHASE_MODELS: tuple[PurchaseModel, ...] = get_args(PurchaseModel)
+PLATFORMS: tuple[Platform, ...] = get_args(Platform)
 # Settings that only mean something when Batch manages EC2 instances.
 EC2_ONLY_KEYS = ("minVcpus", "instanceTypes", "allocationStrategy", "bidPercentage")
 # Fargate's whole-vCPU sizes and the memory (MiB) each allows: (first, last, step).
@@ -510,7 +511,7 @@ def _read_data(raw: Any, problems: Problems) -> DataSettings:
     return DataSettings(
         bucket=s.text("bucket", None, check=_bucket_problem),
         prefix=s.text("prefix", None, check=_prefix_problem) or "",
-        access=s.choice("access", "read", ("read", "read-write")),
+        access=s.choice("access", "read", DATA_ACCESS),
     )
 
 

@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from runner.analysis.cost import stack_prices
 from runner.analysis.summary import summarize
 from runner.report.charts import draw
 from runner.report.html import write_report
@@ -58,7 +59,7 @@ def main() -> None:
         for fail_every in (None, 100):
             batch = PagingBatch(shard_sizes(tasks), fail_every)
             summary_cpu, summary_calls = runner_cpu(
-                batch, lambda b=batch: summarize(b, b.shards, purchase_model="spot")
+                batch, lambda b=batch: summarize(b, b.shards, prices=stack_prices("spot"))
             )
             _, poll_calls = runner_cpu(batch, lambda b=batch: poll(b, b.parent_ids))
             naive_cpu, naive_calls = naive(batch, tasks)
@@ -86,7 +87,7 @@ def report_bench() -> None:
         summary_cpu, calls = runner_cpu(
             batch,
             lambda b=batch, h=holder: h.update(
-                s=summarize(b, b.shards, purchase_model="spot", run_id="bench")
+                s=summarize(b, b.shards, prices=stack_prices("spot"), run_id="bench")
             ),
         )
         own = holder["s"]

@@ -11,10 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from runner.analysis.cost import stack_prices
 from runner.analysis.summary import summarize
 from runner.aws.clients import AwsTarget
 from runner.local.deploy import deploy_or_keep
-from runner.local.server import ExecutorOptions, start_server, stop_server
+from runner.local.process import ExecutorOptions, start_server, stop_server
 from runner.local.state import LocalState
 from runner.runs.watch import poll
 
@@ -41,7 +42,7 @@ def main() -> None:
             while not poll(batch, job_id).done:
                 time.sleep(0.05)
             wall = time.perf_counter() - started
-            summary = summarize(batch, [(job_id, 0)], purchase_model="on-demand")
+            summary = summarize(batch, [(job_id, 0)], prices=stack_prices("on-demand"))
         finally:
             stop_server(state)
     runtime = summary.runtime.p50 if summary.runtime else 0.0

@@ -33,10 +33,11 @@ class Prices:
         return self.spot if self.alternative_model == "spot" else self.on_demand
 
 
-def stack_prices(outputs: Mapping[str, Any], override: float | None = None) -> Prices:
-    """The run's stack's prices; ``override`` (``--vcpu-hour-price``) replaces this stack's own."""
-    model = str(outputs.get("purchaseModel", "on-demand"))
-    cost_model = outputs.get("costModel")
+def stack_prices(
+    model: str, cost_model: Mapping[str, Any] | None = None, override: float | None = None
+) -> Prices:
+    """A stack's prices from its purchase model and ``costModel`` output (list prices without one);
+    ``override`` (``--vcpu-hour-price``) replaces this stack's own."""
     if cost_model:
         on_demand, spot = float(cost_model["onDemandUsdPerVcpuHour"]), float(cost_model["spotUsdPerVcpuHour"])
         own, source = float(cost_model["usdPerVcpuHour"]), "the stack's costModel"

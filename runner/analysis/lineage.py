@@ -8,19 +8,32 @@ from dataclasses import dataclass, replace
 
 from runner.analysis.cost import add as add_costs
 from runner.analysis.summary import SpotInterruptions, Summary
-from runner.runs.watch import STATUSES
+from runner.analysis.timeline import TaskTimes
+from runner.aws.job_status import STATUSES
+from runner.indices import format_pieces
 
 
 @dataclass(frozen=True)
-class RetryOutcome:
-    """A retry run: which logical indices it ran (as (offset, size) pieces) and how it went."""
+class RunPart:
+    """One run of a lineage (the run itself, then each retry run, oldest first): the logical
+    indices it ran, as (offset, size) pieces, and how it went on its own."""
 
     run_id: str
     pieces: Sequence[tuple[int, int]]
     summary: Summary
+    created_at: str = ""
+
+    @property
+    def times(self) -> TaskTimes | None:
+        return self.summary.times
+
+    @property
+    def indices(self) -> str:
+        """The logical indices it ran, as ranges."""
+        return format_pieces(self.pieces)
 
 
-def fold_retries(parent: Summary, retries: Sequence[RetryOutcome]) -> Summary:
+def fold_retries(parent: Summary, retries: Sequence[RunPart]) -> Summary:
     """Each index takes the outcome of the latest run that ran it.
 
     Counts stay over the parent's index space; vCPU-hours, cost and Spot interruptions add up

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from infra.settings import PROJECT, SettingsError, StackSettings, parse_settings
+from infra.stack_files import StackFileError, load_stack_config, stack_names
 from runner.errors import RunnerError
-from runner.local.program import load_stack_config
 
 
 @dataclass(frozen=True)
@@ -93,15 +93,11 @@ class StackRow:
         return row
 
 
-def stack_names(project_dir: Path) -> list[str]:
-    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
-
-
 def read_stack(project_dir: Path, stack: str) -> StackRow:
     """One stack's settings, or its problems joined into one line."""
     try:
         config = load_stack_config(project_dir, stack)
-    except RunnerError as err:
+    except StackFileError as err:
         return StackRow(stack, error=str(err))
 
     def read(section: str) -> Any:

@@ -11,12 +11,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from runner.analysis.cost import CostEstimate, Prices, estimate, stack_prices
+from runner.analysis.cost import CostEstimate, Prices, estimate
 from runner.analysis.failure_classes import CLASSES, classify, is_spot_interruption
 from runner.analysis.timeline import TaskTimes
 from runner.aws.batch_jobs import describe_all, describe_many, list_children
-from runner.runs.indices import format_ranges
-from runner.runs.watch import STATUSES, aggregate_status, progress_of
+from runner.aws.job_status import STATUSES, aggregate_status, progress_of
+from runner.indices import format_ranges
 
 
 @dataclass(frozen=True)
@@ -182,14 +182,19 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
 
 
 def runtime_stats(seconds: Sequence[float]) -> RuntimeStats | None:
-    if not seconds:
+    """Min, median, p90 and max of task runtimes, or None when no task has finished."""
+    return sorted_runtime_stats(sorted(seconds))
+
+
+def sorted_runtime_stats(ordered: Sequence[float]) -> RuntimeStats | None:
+    """``runtime_stats`` of runtimes already in order (a sorted array of a million costs no sort)."""
+    if len(ordered) == 0:
         return None
-    ordered = sorted(seconds)
     return RuntimeStats(
-        min=ordered[0],
-        p50=percentile(ordered, 0.5),
-        p90=percentile(ordered, 0.9),
-        max=ordered[-1],
+        min=float(ordered[0]),
+        p50=float(percentile(ordered, 0.5)),
+        p90=float(percentile(ordered, 0.9)),
+        max=float(ordered[-1]),
     )
 
 
@@ -252,13 +257,11 @@ def spot_interruptions(jobs: Iterable[dict[str, Any]], vcpus: int, basis: str) -
 def summarize(
     batch: Any,
     shards: Sequence[tuple[str, int]],
+    prices: Prices,
     *,
-    purchase_model: str = "on-demand",
     default_vcpus: int = 1,
-    usd_per_vcpu_hour: float | None = None,
     run_id: str | None = None,
     all_attempts: bool = False,
-    prices: Prices | None = None,
 ) -> Summary:
     """Summarize a run's shards ``(job id, logical offset)`` from the Batch API.
 
@@ -323,7 +326,7 @@ def summarize(
     if all_attempts:
         # Every task was described: every attempt of every task, reclaimed ones included.
         seconds = sum(_runtime_seconds(a) or 0.0 for job in described for a in job.get("attempts") or [])
-        hours_basis = "every attempt of every task"
+        hours_basis = EVERY_ATTEMPT_BASIS
     else:
         # The latest attempt of each task (ListJobs), plus the earlier attempts of failed tasks.
         earlier = sum(
@@ -335,7 +338,6 @@ def summarize(
         hours_basis = "latest attempt of each task and every attempt of failed tasks"
     vcpu_hours = seconds * vcpus / 3600
     spot = spot_interruptions(described, vcpus, basis)
-    prices = prices or stack_prices({"purchaseModel": purchase_model}, usd_per_vcpu_hour)
     return Summary(
         job_id=job_ids[0],
         job_name=parents[0].get("jobName", ""),

@@ -23,6 +23,14 @@ class LogEvent:
 
 
 @dataclass(frozen=True)
+class LogTail:
+    """The last lines of a task's log, or why they could not be read."""
+
+    lines: list[str]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class LogStream:
     job_id: str
     group: str

@@ -10,30 +10,44 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from infra.settings import PURCHASE_MODELS, PurchaseModel
 from runner.errors import StackOutputsError
 from runner.json_files import JsonFileError, read_json, type_name
 
-CONTRACT_KEYS: tuple[str, ...] = (
-    "region",
-    "jobQueueName",
-    "jobQueueArn",
-    "jobDefinitionName",
-    "jobDefinitionArn",
-    "computeEnvironmentArns",
-    "jobRoleArn",
-    "logGroupName",
-    "purchaseModel",
-    "maxVcpus",
-    "jobVcpus",
-    "jobMemoryMiB",
-)
 
-# Outputs a stack may lack (deployed by an older program); checked when present.
-OPTIONAL_KEYS: tuple[str, ...] = ("costModel",)
+class Kind(Enum):
+    """What a contract value must be."""
+
+    TEXT = "a non-empty string"
+    COUNT = "a whole number >= 1"
+    PURCHASE_MODEL = " or ".join(repr(model) for model in PURCHASE_MODELS)
+    ARNS = "a non-empty list of ARNs"
+
+
+# The contract, declared once: (output key, StackOutputs attribute, kind), in export order.
+CONTRACT: tuple[tuple[str, str, Kind], ...] = (
+    ("region", "region", Kind.TEXT),
+    ("jobQueueName", "job_queue_name", Kind.TEXT),
+    ("jobQueueArn", "job_queue_arn", Kind.TEXT),
+    ("jobDefinitionName", "job_definition_name", Kind.TEXT),
+    ("jobDefinitionArn", "job_definition_arn", Kind.TEXT),
+    ("computeEnvironmentArns", "compute_environment_arns", Kind.ARNS),
+    ("jobRoleArn", "job_role_arn", Kind.TEXT),
+    ("logGroupName", "log_group_name", Kind.TEXT),
+    ("purchaseModel", "purchase_model", Kind.PURCHASE_MODEL),
+    ("maxVcpus", "max_vcpus", Kind.COUNT),
+    ("jobVcpus", "job_vcpus", Kind.COUNT),
+    ("jobMemoryMiB", "job_memory_mib", Kind.COUNT),
+)
+CONTRACT_KEYS: tuple[str, ...] = tuple(key for key, _, _ in CONTRACT)
+# An output a stack may lack (deployed by an older program); checked when present.
+COST_MODEL_KEY = "costModel"
+COST_MODEL_PRICES = ("usdPerVcpuHour", "onDemandUsdPerVcpuHour", "spotUsdPerVcpuHour")
 
 Run = Callable[..., subprocess.CompletedProcess]
 
@@ -51,57 +65,37 @@ class StackOutputs:
     compute_environment_arns: tuple[str, ...]
     job_role_arn: str
     log_group_name: str
-    purchase_model: str
+    purchase_model: PurchaseModel
     max_vcpus: int
     job_vcpus: int
     job_memory_mib: int
     # Exported by stacks deployed since the cost model; older ones fall back to list prices.
     cost_model: dict[str, Any] | None = None
 
-    def to_contract(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """The outputs by their contract names, as ``pulumi stack output --json`` prints them."""
-        values = asdict(self)
-        values.pop("stack")
-        cost_model = values.pop("cost_model")
-        contract = {
-            key: list(value) if isinstance(value, tuple) else value
-            for key, value in zip(CONTRACT_KEYS, values.values(), strict=True)
-        }
-        if cost_model is not None:
-            contract["costModel"] = cost_model
+        contract: dict[str, Any] = {}
+        for key, attribute, _ in CONTRACT:
+            value = getattr(self, attribute)
+            contract[key] = list(value) if isinstance(value, tuple) else value
+        if self.cost_model is not None:
+            contract[COST_MODEL_KEY] = self.cost_model
         return contract
 
 
-PURCHASE_MODELS = ("spot", "on-demand")
-_TEXT_KEYS = (
-    "region",
-    "jobQueueName",
-    "jobQueueArn",
-    "jobDefinitionName",
-    "jobDefinitionArn",
-    "jobRoleArn",
-    "logGroupName",
-)
-_COUNT_KEYS = ("maxVcpus", "jobVcpus", "jobMemoryMiB")
-
-
-def _contract_value(key: str, value: Any) -> tuple[Any, str | None]:
-    """The value in its contract type, or a problem saying what was expected."""
-    if key in _TEXT_KEYS:
-        if isinstance(value, str) and value.strip():
-            return value, None
-        return None, "a non-empty string"
-    if key in _COUNT_KEYS:
+def _contract_value(kind: Kind, value: Any) -> Any:
+    """The value in its contract type, or None when it is not of ``kind``."""
+    if kind is Kind.TEXT:
+        return value if isinstance(value, str) and value.strip() else None
+    if kind is Kind.COUNT:
         # Pulumi hands numbers over as floats; 32.0 is the whole number 32.
         whole = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
-        if whole and value >= 1:
-            return int(value), None
-        return None, "a whole number >= 1"
-    if key == "purchaseModel":
-        return (value, None) if value in PURCHASE_MODELS else (None, "'spot' or 'on-demand'")
+        return int(value) if whole and value >= 1 else None
+    if kind is Kind.PURCHASE_MODEL:
+        return value if value in PURCHASE_MODELS else None
     if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
-        return tuple(value), None
-    return None, "a non-empty list of ARNs"
+        return tuple(value)
+    return None
 
 
 def parse_outputs(stack: str, raw: Any, source: str) -> StackOutputs:
@@ -118,14 +112,13 @@ def parse_outputs(stack: str, raw: Any, source: str) -> StackOutputs:
             f"stack '{stack}' outputs lack {', '.join(missing)}; "
             f"run `pulumi up -s {stack}` first (read from {source})"
         )
-    values: list[Any] = []
+    values: dict[str, Any] = {}
     problems: list[str] = []
-    for key in CONTRACT_KEYS:
-        value, expected = _contract_value(key, raw[key])
-        values.append(value)
-        if expected:
-            problems.append(f"{key} should be {expected}, got {json.dumps(raw[key])[:60]}")
-    cost_model = raw.get("costModel")
+    for key, attribute, kind in CONTRACT:
+        values[attribute] = _contract_value(kind, raw[key])
+        if values[attribute] is None:
+            problems.append(f"{key} should be {kind.value}, got {json.dumps(raw[key])[:60]}")
+    cost_model = raw.get(COST_MODEL_KEY)
     if cost_model is not None and not _is_cost_model(cost_model):
         problems.append(
             f"costModel should be an object with usdPerVcpuHour, got {json.dumps(cost_model)[:60]}"
@@ -135,14 +128,13 @@ def parse_outputs(stack: str, raw: Any, source: str) -> StackOutputs:
             f"{source}: {'; '.join(problems)}; save the outputs again with "
             f"`pulumi stack output --json -s {stack}`"
         )
-    return StackOutputs(stack, *values, cost_model=dict(cost_model) if cost_model else None)
+    return StackOutputs(stack, **values, cost_model=dict(cost_model) if cost_model else None)
 
 
 def _is_cost_model(value: Any) -> bool:
-    prices = ("usdPerVcpuHour", "onDemandUsdPerVcpuHour", "spotUsdPerVcpuHour")
     return isinstance(value, Mapping) and all(
         isinstance(value.get(k), (int, float)) and not isinstance(value.get(k), bool) and value[k] >= 0
-        for k in prices
+        for k in COST_MODEL_PRICES
     )
 
 

@@ -83,7 +83,7 @@ def deploy_or_keep(project_dir: Path, stack: str, endpoint_url: str, state: Loca
     """
     previous = state.deployment(stack) if stack in state.deployed_stacks() else None
     if previous is not None:
-        outputs = state.outputs(stack).to_contract()
+        outputs = state.outputs(stack).to_json()
         if previous.fingerprint == fingerprint(project_dir, stack) and _still_there(outputs, endpoint_url):
             return DeployResult(outputs, "kept")
         mocks = EmulatorMocks(AwsTarget(_region(project_dir, stack), endpoint_url))

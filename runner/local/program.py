@@ -7,7 +7,6 @@ The ``Mocks`` decide what each resource and invoke does (record it, or create it
 
 from __future__ import annotations
 
-import json
 import logging
 import runpy
 import sys
@@ -15,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from infra import stack_files
 from runner.errors import RunnerError
 
 # The mock engine's log messages (the program's pulumi.log calls) are not the runner's output.
@@ -32,39 +31,19 @@ class ProgramError(RunnerError):
     """The Pulumi program or its stack file could not be run."""
 
 
-def project_name(project_dir: Path) -> str:
-    """The ``name`` in Pulumi.yaml."""
-    path = project_dir / "Pulumi.yaml"
-    try:
-        return str(yaml.safe_load(path.read_text())["name"])
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as err:
-        raise ProgramError(f"cannot read the project name from {path}: {err}") from None
-
-
 def load_stack_config(project_dir: Path, stack: str) -> dict[str, str]:
-    """The stack's config as the Pulumi CLI hands it to a program (``PULUMI_CONFIG``)."""
-    project = project_name(project_dir)
-    path = project_dir / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
-        raise ProgramError(
-            f"no stack file {path.name} in {project_dir}; use one of: {', '.join(known) or 'none'}"
-        )
+    """The stack's config as the Pulumi CLI hands it to a program, or one line naming the mistake."""
     try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        first_line = str(err).splitlines()[0]
-        raise ProgramError(f"{path.name} is not valid YAML ({first_line}); fix the file") from None
-    config: dict[str, str] = {}
-    for key, value in (document.get("config") or {}).items():
-        full_key = key if ":" in key else f"{project}:{key}"
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            raise ProgramError(
-                f"{path.name}: {full_key} is an encrypted secret, which only the Pulumi CLI can "
-                "decrypt; use a plain value for local runs"
-            )
-        config[full_key] = value if isinstance(value, str) else json.dumps(value)
-    return config
+        return stack_files.load_stack_config(project_dir, stack)
+    except stack_files.StackFileError as err:
+        raise ProgramError(str(err)) from None
+
+
+def project_name(project_dir: Path) -> str:
+    try:
+        return stack_files.project_name(project_dir)
+    except stack_files.StackFileError as err:
+        raise ProgramError(str(err)) from None
 
 
 def run_program(

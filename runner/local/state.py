@@ -139,7 +139,7 @@ class LocalState:
         write_json(self.server_file, asdict(info))
 
     def server(self) -> ServerInfo | None:
-        fix = "stop any emulator left running (`pkill -f runner.local.emulator`) and delete the file"
+        fix = "stop any emulator left running (`pkill -f runner.emulator.server`) and delete the file"
         try:
             raw = self._read(self.server_file, fix)
         except FileNotFoundError:

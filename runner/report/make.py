@@ -8,14 +8,14 @@ summary, task times and log tails are cached beside its record.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
-from runner.errors import RunnerError, RunRecordError
+from runner.errors import RunnerError
 from runner.report.html import write_report
-from runner.report.model import RunPart, build_report, failures_to_read
-from runner.runs.indices import format_pieces
-from runner.session import JobRef, Session
+from runner.report.model import build_report, failures_to_read
+from runner.runs.service import JobRef, RunService
 
 
 @dataclass(frozen=True)
@@ -33,46 +33,27 @@ def default_path(ref: JobRef) -> Path:
     return Path(f"{(ref.run_id or ref.job_id).replace(':', '-')}.html")
 
 
-def _created_at(session: Session, run_id: str) -> str:
-    try:
-        record = session.store.find(run_id)
-    except RunRecordError:
-        return ""
-    return record.created_at if record else ""
-
-
 def make_report(
-    session: Session,
+    service: RunService,
     ref: JobRef,
     *,
+    now: datetime,
     out: Path | None,
     png_dir: Path | None,
     all_attempts: bool,
     refresh: bool,
     price: float | None,
 ) -> Written:
-    lineage = session.lineage(ref, refresh=refresh, all_attempts=all_attempts, with_times=True)
-    folded = session.fold(ref, lineage, price)
-    parts = [
-        RunPart(
-            run_id=part.run_id,
-            summary=part.summary,
-            times=part.summary.times,
-            indices=format_pieces(part.pieces),
-            created_at=_created_at(session, part.run_id),
-        )
-        for part in lineage
-    ]
-    tails = session.log_tails(ref, failures_to_read(parts, folded), complete=folded.complete)
-    stack = ref.record.stack if ref.record else session.stack()
+    parts = service.lineage(ref, refresh=refresh, all_attempts=all_attempts, with_times=True)
+    folded = service.fold(ref, parts, price)
+    tails = service.log_tails(ref, failures_to_read(parts, folded), complete=folded.complete)
+    stack = ref.record.stack if ref.record else ref.outputs.stack
     endpoint = ref.target.endpoint_url
     where = f"local emulator on {urlparse(endpoint).netloc}" if endpoint else f"AWS {ref.target.region}"
-    report = build_report(
-        parts, folded, stack=stack, where=where, log_tails=tails, memory_mib=session.task_memory(ref)
-    )
+    report = build_report(parts, folded, stack=stack, where=where, log_tails=tails, memory_mib=ref.memory_mib)
     html = out or default_path(ref)
     try:
-        written = write_report(report, html, png_dir, session.now())
+        written = write_report(report, html, png_dir, now)
     except OSError as err:
         where = f" ({err.filename})" if err.filename and Path(err.filename) != html else ""
         raise RunnerError(

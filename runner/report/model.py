@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from runner.analysis.failure_classes import CLASSES, hint
-from runner.analysis.summary import Failure, RuntimeStats, Summary, percentile
-from runner.analysis.timeline import EARLIER_RECLAIMED, RECLAIMED, SUCCEEDED, TaskTimes
-from runner.runs.indices import format_ranges
+from runner.analysis.lineage import RunPart
+from runner.analysis.summary import EVERY_ATTEMPT_BASIS, Failure, RuntimeStats, Summary, sorted_runtime_stats
+from runner.analysis.timeline import EARLIER_RECLAIMED, RECLAIMED, SUCCEEDED
+from runner.aws.job_logs import LogTail
+from runner.indices import format_ranges
 
 # Up to this many attempt starts and stops, the concurrency curve has every step; beyond, it is
 # a time-weighted mean over intervals (at most TIME_BINS, about 4 events each) so that the gaps of
@@ -31,17 +33,6 @@ LOGS_PER_CLASS, LOGS_SHOWN = 2, 6
 # Latest outcome of a logical index across a run and its retries.
 NOT_FINISHED, FIRST_TIME, ON_RETRY, STILL_FAILED = 0, 1, 2, 3
 OUTCOME_NAMES = ("not finished", "succeeded", "succeeded on retry", "failed")
-
-
-@dataclass(frozen=True)
-class RunPart:
-    """One run of a lineage (the run itself, then each retry run, oldest first) with its times."""
-
-    run_id: str
-    summary: Summary
-    times: TaskTimes | None
-    indices: str = ""  # the logical indices it ran, as ranges (retries)
-    created_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -80,21 +71,11 @@ class FailureClass:
 
 
 @dataclass(frozen=True)
-class LogTail:
+class FailureLog:
+    """A failure shown with the last lines of its log (or why they could not be read)."""
+
     failure: Failure
-    lines: list[str]
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class LineageRow:
-    run_id: str
-    created_at: str
-    indices: str
-    tasks: int
-    succeeded: int
-    failed: int
-    status: str
+    tail: LogTail
 
 
 @dataclass(frozen=True)
@@ -114,7 +95,7 @@ class Report:
     runtime: RuntimeStats | None
     slowest: list[Slowest]
     failure_classes: list[FailureClass]
-    log_tails: list[LogTail]
+    log_tails: list[FailureLog]
     outcomes: np.ndarray | None  # per logical index, one of the outcome codes; None without times
     parts: list[RunPart]  # the run, then its retry runs
     notes: list[str] = field(default_factory=list)
@@ -122,22 +103,6 @@ class Report:
     @property
     def has_retries(self) -> bool:
         return len(self.parts) > 1
-
-    @property
-    def lineage(self) -> list[LineageRow]:
-        """One row per run: what it ran and how it went on its own."""
-        return [
-            LineageRow(
-                p.run_id,
-                p.created_at,
-                p.indices,
-                p.summary.size,
-                p.summary.counts.get("SUCCEEDED", 0),
-                p.summary.failed,
-                p.summary.status,
-            )
-            for p in self.parts
-        ]
 
     def outcome_ranges(self) -> list[tuple[str, int, str]]:
         """(outcome, tasks, index ranges) for each outcome some index has."""
@@ -261,7 +226,7 @@ def build_report(
     *,
     stack: str,
     where: str,
-    log_tails: Mapping[str, tuple[list[str], str | None]],
+    log_tails: Mapping[str, LogTail],
     memory_mib: int | None = None,
 ) -> Report:
     """The report of a run (``parts[0]``) and its retry runs, from their summaries and times."""
@@ -269,17 +234,7 @@ def build_report(
     curve = concurrency(parts)
     latest = latest_attempts(parts)
     runtimes = np.fromiter((seconds for seconds, _, _ in latest.values()), dtype=float, count=len(latest))
-    ordered = np.sort(runtimes)
-    stats = (
-        RuntimeStats(
-            min=float(ordered[0]),
-            p50=float(percentile(ordered, 0.5)),
-            p90=float(percentile(ordered, 0.9)),
-            max=float(ordered[-1]),
-        )
-        if len(ordered)
-        else folded.runtime
-    )
+    stats = sorted_runtime_stats(np.sort(runtimes)) or folded.runtime
     top = sorted(latest.items(), key=lambda item: item[1][0], reverse=True)[:SLOWEST_SHOWN]
     slowest = [
         Slowest(index, seconds, "succeeded" if kind == SUCCEEDED else "failed", run_id)
@@ -296,7 +251,7 @@ def build_report(
         )
     if not folded.complete:
         notes.append("The run is still in progress: the report shows the tasks finished so far.")
-    if folded.spot and folded.spot.basis != "every attempt of every task":
+    if folded.spot and folded.spot.basis != EVERY_ATTEMPT_BASIS:
         notes.append(
             "Spot interruptions are counted over the attempts of failed tasks; "
             "`runner report --attempts` counts every attempt of every task."
@@ -316,7 +271,9 @@ def build_report(
         slowest=slowest,
         failure_classes=failure_classes(parts, folded, root.run_id, memory_mib),
         log_tails=[
-            LogTail(f, *log_tails[f.job_id]) for f in failures_to_read(parts, folded) if f.job_id in log_tails
+            FailureLog(f, log_tails[f.job_id])
+            for f in failures_to_read(parts, folded)
+            if f.job_id in log_tails
         ],
         outcomes=None if root.times is None else outcomes(latest, root.run_id, folded.size),
         parts=list(parts),

@@ -9,7 +9,7 @@ from typing import Any
 from runner.analysis.failure_classes import CANCEL_MARK
 from runner.aws.batch_jobs import describe_all
 from runner.aws.clients import aws_errors
-from runner.runs.watch import Progress, combine, progress_of
+from runner.aws.job_status import Progress, combine, progress_of
 
 QUEUED = ("SUBMITTED", "PENDING", "RUNNABLE")
 ACTIVE = ("STARTING", "RUNNING")

@@ -17,9 +17,9 @@ from runner.analysis.failure_classes import CLASSES
 from runner.analysis.summary import Summary
 from runner.aws.stack_outputs import StackOutputs
 from runner.errors import InvalidInputError, RunnerError
-from runner.runs.indices import contiguous_ranges, format_ranges, parse_ranges
-from runner.runs.records import RunRecord, RunStore, new_run_id
+from runner.indices import contiguous_ranges, format_ranges, parse_ranges
 from runner.runs.shards import RateLimiter, split_ranges
+from runner.runs.store import RunRecord, RunStore, new_run_id
 from runner.runs.submit import (
     PARENT_RUN_ID_ENV,
     RUN_ID_ENV,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.limits import MAX_ARRAY_SIZE, SUBMIT_JOB_PER_SECOND
-from runner.runs.indices import IndexRange
+from runner.indices import IndexRange
 
 OFFSET_ENV = "RUNNER_INDEX_OFFSET"
 SIZE_ENV = "RUNNER_ARRAY_SIZE"

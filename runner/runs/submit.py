@@ -28,8 +28,8 @@ from infra.limits import (
 from runner.aws.clients import aws_errors
 from runner.aws.stack_outputs import StackOutputs
 from runner.errors import InvalidInputError, RunnerError
-from runner.runs.records import RunRecord, RunStore, new_run_id
 from runner.runs.shards import OFFSET_ENV, SIZE_ENV, RateLimiter, plan_shards, shard_request, split_ranges
+from runner.runs.store import RunRecord, RunStore, new_run_id
 
 # Beyond AWS's 10,000 children a run is split into shards; the ceiling only guards against typos.
 MIN_ARRAY, MAX_ARRAY = 2, 1_000_000
@@ -278,7 +278,7 @@ def new_run(
         created_at=now.isoformat(),
         job_name=params["jobName"],
         request=params,
-        outputs=outputs.to_contract(),
+        outputs=outputs.to_json(),
         shards=shards,
         total_tasks=total_tasks,
         array=array,

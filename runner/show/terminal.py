@@ -18,10 +18,10 @@ from rich.table import Table
 from runner.analysis.failure_classes import hint
 from runner.analysis.summary import EVERY_ATTEMPT_BASIS, Summary
 from runner.aws.job_logs import LogStream
-from runner.runs.indices import format_ranges
-from runner.runs.records import Pruned, RunRecord
-from runner.runs.watch import STATUSES
-from runner.runs.watch import Progress as JobProgress
+from runner.aws.job_status import STATUSES
+from runner.aws.job_status import Progress as JobProgress
+from runner.indices import format_ranges
+from runner.runs.store import Pruned, RunRecord
 
 FAILURES_SHOWN = 20
 STATUS_STYLE = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "cyan", "RUNNABLE": "yellow"}

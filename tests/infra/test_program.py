@@ -11,8 +11,7 @@ import pytest
 from pulumi.runtime.mocks import MockMonitor
 
 from infra.settings import SettingsError
-from runner.aws.stack_outputs import CONTRACT_KEYS, OPTIONAL_KEYS
-from runner.local.program import ProgramError, load_stack_config
+from runner.aws.stack_outputs import CONTRACT_KEYS, COST_MODEL_KEY
 from tests.infra.conftest import PROJECT_DIR, Deployment, deploy
 
 CE = "aws:batch/computeEnvironment:ComputeEnvironment"
@@ -171,7 +170,7 @@ def test_log_retention_is_short_in_the_lab_and_long_in_prod(dev: Deployment, pro
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_every_contract_output_is_exported(stack, request):
     deployment: Deployment = request.getfixturevalue(stack)
-    assert set(deployment.outputs) == set(CONTRACT_KEYS) | set(OPTIONAL_KEYS)
+    assert set(deployment.outputs) == set(CONTRACT_KEYS) | {COST_MODEL_KEY}
     expected_price = {"dev": 0.017, "prod": 0.0425}[stack]
     assert deployment.outputs["costModel"] == {
         "purchaseModel": deployment.outputs["purchaseModel"],
@@ -301,23 +300,6 @@ def test_every_security_group_rule_says_what_it_is_for(dev: Deployment):
     group = dev.mocks.one("aws:ec2/securityGroup:SecurityGroup")
     rules = group.inputs.get("egress", []) + group.inputs.get("ingress", [])
     assert rules and all(rule.get("description") for rule in rules)
-
-
-def test_stack_config_is_passed_as_pulumi_would():
-    config = load_stack_config(PROJECT_DIR, "dev")
-    assert config["aws:region"] == "us-east-1"
-    assert json.loads(config["batch-stacks:compute"])["purchaseModel"] == "spot"
-
-
-def test_missing_stack_file_lists_the_stacks(tmp_path: Path):
-    with pytest.raises(ProgramError, match=r"no stack file Pulumi.qa.yaml .*use one of: dev, prod"):
-        load_stack_config(PROJECT_DIR, "qa")
-
-
-def test_encrypted_secret_is_a_clear_error(tmp_path: Path):
-    project_copy(tmp_path, "config:\n  batch-stacks:token:\n    secure: AAABAB==\n")
-    with pytest.raises(ProgramError, match="encrypted secret"):
-        load_stack_config(tmp_path, "lab")
 
 
 def fargate_stack(tmp_path: Path) -> Deployment:

@@ -109,7 +109,7 @@ def stack(mocked_aws: None) -> StackOutputs:
 @pytest.fixture
 def outputs_file(stack: StackOutputs, tmp_path: Path) -> Path:
     path = tmp_path / "dev.json"
-    path.write_text(json.dumps(stack.to_contract()))
+    path.write_text(json.dumps(stack.to_json()))
     return path
 
 

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from runner.analysis.cost import stack_prices
 from runner.analysis.summary import summarize
 from runner.runs.watch import poll, watch
 from tests.fakes import PagingBatch
@@ -29,7 +30,7 @@ def test_one_watch_poll_is_one_describe_call_up_to_a_million_tasks(tasks: int):
 def test_summary_describes_parents_once_pages_children_and_batches_failures(tasks: int, fail_every):
     sizes = shards_for(tasks)
     batch = PagingBatch(sizes, fail_every)
-    summary = summarize(batch, batch.shards, purchase_model="spot")
+    summary = summarize(batch, batch.shards, prices=stack_prices("spot"))
     failed = summary.counts["FAILED"]
     assert summary.counts["SUCCEEDED"] + failed == tasks
     per_shard = [(batch._failures_in(k), size - batch._failures_in(k)) for k, size in enumerate(sizes)]
@@ -40,7 +41,7 @@ def test_summary_describes_parents_once_pages_children_and_batches_failures(task
 
 def test_failures_across_shards_are_reported_by_logical_index_and_class():
     batch = PagingBatch([10_000, 10_000, 5_000], fail_every=5_000)
-    summary = summarize(batch, batch.shards, purchase_model="spot")
+    summary = summarize(batch, batch.shards, prices=stack_prices("spot"))
     # Logical indices 0, 5000, ..., 20000: even multiples were reclaimed (spot), odd ones exited 1.
     assert [f.index for f in summary.failures] == [0, 5_000, 10_000, 15_000, 20_000]
     assert summary.failure_classes == {"spot": [0, 10_000, 20_000], "app": [5_000, 15_000]}
@@ -52,7 +53,7 @@ def test_failures_across_shards_are_reported_by_logical_index_and_class():
 
 def test_every_attempt_describes_every_task_once_in_batches_of_one_hundred():
     batch = PagingBatch([10_000, 2_000], fail_every=1_000)
-    summary = summarize(batch, batch.shards, purchase_model="spot", all_attempts=True)
+    summary = summarize(batch, batch.shards, prices=stack_prices("spot"), all_attempts=True)
     assert summary.spot.basis == "every attempt of every task"
     assert batch.calls["DescribeJobs"] == 1 + math.ceil(12 / 100) + math.ceil((12_000 - 12) / 100)
 

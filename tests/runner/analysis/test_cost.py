@@ -43,7 +43,7 @@ COST_MODEL = {
     ],
 )
 def test_prices_come_from_the_stack_then_list_prices_and_an_override_wins(outputs, override, expected):
-    prices = stack_prices(outputs, override)
+    prices = stack_prices(outputs["purchaseModel"], outputs.get("costModel"), override)
     assert (
         prices.usd_per_vcpu_hour,
         prices.alternative_model,
@@ -65,14 +65,8 @@ def test_estimate_on_each_model_with_reclaimed_attempts(
     model, hours, wasted, usd, wasted_usd, alternative_usd
 ):
     prices = stack_prices(
-        {
-            "purchaseModel": model,
-            "costModel": {
-                **COST_MODEL,
-                "purchaseModel": model,
-                "usdPerVcpuHour": 0.02 if model == "spot" else 0.05,
-            },
-        }
+        model,
+        {**COST_MODEL, "purchaseModel": model, "usdPerVcpuHour": 0.02 if model == "spot" else 0.05},
     )
     cost = estimate(hours, wasted, prices, "every attempt of every task")
     assert (cost.estimated_usd, cost.wasted_usd, cost.alternative_usd) == pytest.approx(
@@ -83,18 +77,18 @@ def test_estimate_on_each_model_with_reclaimed_attempts(
 
 
 def test_a_run_and_its_retry_add_up_and_reprice_keeps_the_hours():
-    prices = stack_prices({"purchaseModel": "spot", "costModel": COST_MODEL})
+    prices = stack_prices("spot", COST_MODEL)
     total = add(estimate(10, 1, prices, "x"), estimate(5, 0, prices, "x"))
     assert (total.vcpu_hours, total.estimated_usd, total.wasted_usd) == pytest.approx((15, 0.3, 0.02))
-    repriced = reprice(total, stack_prices({"purchaseModel": "spot", "costModel": COST_MODEL}, 1.0), 1)
+    repriced = reprice(total, stack_prices("spot", COST_MODEL, 1.0), 1)
     assert (repriced.estimated_usd, repriced.basis) == (15.0, "estimate: x x --vcpu-hour-price")
 
 
 def test_every_attempt_counts_reclaimed_attempts_in_the_vcpu_hours():
     # Two failed Spot tasks per 1,000, each with a reclaimed 600 s attempt before their last one.
     batch = PagingBatch([1_000], fail_every=500)
-    latest = summarize(batch, batch.shards, purchase_model="spot")
-    every = summarize(batch, batch.shards, purchase_model="spot", all_attempts=True)
+    latest = summarize(batch, batch.shards, prices=stack_prices("spot"))
+    every = summarize(batch, batch.shards, prices=stack_prices("spot"), all_attempts=True)
     reclaimed_hours = 600 / 3600  # logical 0 is the one Spot failure (500 exited non-zero)
     assert every.vcpu_hours == pytest.approx(latest.vcpu_hours)  # failed tasks' attempts are in both
     assert latest.cost.wasted_usd == pytest.approx(every.cost.wasted_usd)

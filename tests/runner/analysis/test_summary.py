@@ -9,6 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from runner.analysis.cost import stack_prices
 from runner.analysis.summary import Summary, percentile, runtime_stats, summarize
 from runner.aws.stack_outputs import StackOutputs
 from tests.runner.conftest import REGION, Runner, fail_children
@@ -238,7 +239,7 @@ def test_summary_of_2500_children_stays_within_the_call_budget(failed_count: int
     client.meta.events.register("before-parameter-build.*.*", lambda model, **_: calls.update([model.name]))
     with Stubber(client) as stubber:
         stub_array(stubber, 2500, failed)
-        summary = summarize(client, [(PARENT, 0)], purchase_model="on-demand")
+        summary = summarize(client, [(PARENT, 0)], prices=stack_prices("on-demand"))
         stubber.assert_no_pending_responses()
     assert sum(calls.values()) <= 1 + 3 + 3 + math.ceil(failed_count / 100)
     assert calls["ListJobs"] == math.ceil((2500 - failed_count) / 1000) + math.ceil(failed_count / 1000)
@@ -264,7 +265,7 @@ def test_summary_round_trips_through_its_json():
     client = boto3.client("batch", region_name=REGION)
     with Stubber(client) as stubber:
         stub_array(stubber, 30, {2, 5})
-        summary = summarize(client, [(PARENT, 0)], purchase_model="spot", run_id="20261124-000000-aaaa")
+        summary = summarize(client, [(PARENT, 0)], prices=stack_prices("spot"), run_id="20261124-000000-aaaa")
     assert Summary.from_json(summary.to_json()) == summary
 
 
@@ -291,7 +292,7 @@ def test_summary_of_a_single_failed_job_needs_one_call(tmp_path: Path):
             },
             {"jobs": [PARENT]},
         )
-        summary = summarize(client, [(PARENT, 0)], purchase_model="spot")
+        summary = summarize(client, [(PARENT, 0)], prices=stack_prices("spot"))
     assert summary.size == 1
     assert summary.counts["FAILED"] == 1
     (failure,) = summary.failures

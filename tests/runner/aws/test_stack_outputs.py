@@ -166,8 +166,8 @@ def test_missing_outputs_file_says_how_to_make_it(tmp_path: Path):
 def test_parse_outputs_roundtrips_the_contract():
     parsed = parse_outputs("dev", OUTPUTS, "test")
     assert parsed.compute_environment_arns == ("arn:ce1", "arn:ce2")
-    assert parsed.to_contract() == OUTPUTS
-    assert tuple(parsed.to_contract()) == CONTRACT_KEYS
+    assert parsed.to_json() == OUTPUTS
+    assert tuple(parsed.to_json()) == CONTRACT_KEYS
 
 
 def test_project_dir_env_must_hold_a_project(tmp_path: Path, monkeypatch):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from runner.analysis.cost import stack_prices
+from runner.analysis.lineage import RunPart
 from runner.analysis.summary import Failure, Summary, summarize
 from runner.analysis.timeline import TaskTimes
 from runner.report.html import duration, usd, write_report
@@ -18,7 +21,6 @@ from runner.report.model import (
     ON_RETRY,
     STILL_FAILED,
     TIME_BINS,
-    RunPart,
     build_report,
     concurrency,
     failures_to_read,
@@ -33,6 +35,11 @@ def times(*rows: tuple[int, float, float, str]) -> TaskTimes:
     for index, start, stop, kind in rows:
         table.add(index, int(start * 1000), int(stop * 1000), kind)
     return table
+
+
+def part(run_id: str, own: Summary, task_times: TaskTimes | None, pieces=None) -> RunPart:
+    """A run of a lineage with these task times, over ``pieces`` (default: all its indices)."""
+    return RunPart(run_id, pieces or ((0, own.size),), replace(own, times=task_times))
 
 
 def summary(size: int, failures: list[Failure] | None = None, **counts: int) -> Summary:
@@ -52,9 +59,7 @@ def failure(index: int, failure_class: str, job: str = "j") -> Failure:
 
 def test_concurrency_is_exact_for_a_small_run_and_stops_come_before_starts():
     # Task 1 starts the moment task 0 stops: never two at once.
-    curve = concurrency(
-        [RunPart("r", summary(3), times((0, 10, 20, "S"), (1, 20, 30, "S"), (2, 25, 26, "r")))]
-    )
+    curve = concurrency([part("r", summary(3), times((0, 10, 20, "S"), (1, 20, 30, "S"), (2, 25, 26, "r")))])
     assert curve is not None and curve.exact and curve.peak == 2
     assert curve.seconds.tolist() == [0, 0, 10, 10, 15, 16, 20]
     assert curve.running.tolist() == [0, 1, 0, 1, 2, 1, 0]
@@ -67,7 +72,7 @@ def test_concurrency_of_a_large_run_is_a_bounded_time_weighted_mean():
     table = TaskTimes()
     for i, start in enumerate(starts):
         table.add(i, int(start * 1000), int((start + 60) * 1000), "S")
-    curve = concurrency([RunPart("r", summary(50_000), table)])
+    curve = concurrency([part("r", summary(50_000), table)])
     assert curve is not None and not curve.exact
     assert len(curve.seconds) == TIME_BINS + 1
     # The area under the curve is every task's 60 s, to the rounding of a millisecond.
@@ -77,8 +82,8 @@ def test_concurrency_of_a_large_run_is_a_bounded_time_weighted_mean():
 
 
 def test_outcomes_follow_the_latest_run_of_each_index():
-    parent = RunPart("p", summary(5), times((0, 0, 1, "S"), (1, 0, 1, "F"), (2, 0, 1, "R"), (3, 0, 1, "F")))
-    retry = RunPart("r", summary(3), times((1, 5, 6, "S"), (2, 5, 6, "r"), (2, 7, 8, "S"), (3, 5, 6, "F")))
+    parent = part("p", summary(5), times((0, 0, 1, "S"), (1, 0, 1, "F"), (2, 0, 1, "R"), (3, 0, 1, "F")))
+    retry = part("r", summary(3), times((1, 5, 6, "S"), (2, 5, 6, "r"), (2, 7, 8, "S"), (3, 5, 6, "F")))
     assert outcomes(latest_attempts([parent, retry]), "p", 5).tolist() == [
         FIRST_TIME,
         ON_RETRY,
@@ -90,8 +95,8 @@ def test_outcomes_follow_the_latest_run_of_each_index():
 
 def test_failure_classes_count_what_retries_recovered_and_logs_are_a_few():
     failures = [failure(i, "spot") for i in range(10)] + [failure(i, "app") for i in range(10, 20)]
-    parent = RunPart("p", summary(20, failures, succeeded=0, failed=20), None)
-    retry = RunPart("r", summary(10, [], succeeded=10), None, indices="0-9")
+    parent = part("p", summary(20, failures, succeeded=0, failed=20), None)
+    retry = part("r", summary(10, [], succeeded=10), None, pieces=((0, 10),))
     folded = summary(20, [f for f in failures if f.failure_class == "app"], succeeded=10, failed=10)
     report = build_report([parent, retry], folded, stack="dev", where="AWS us-east-1", log_tails={})
     rows = {c.name: (c.failed, c.recovered, c.still_failed, c.ranges) for c in report.failure_classes}
@@ -103,9 +108,9 @@ def test_failure_classes_count_what_retries_recovered_and_logs_are_a_few():
 
 def test_a_report_of_100000_tasks_is_bounded_and_needs_only_the_summary_calls(tmp_path: Path):
     batch = PagingBatch([10_000] * 10, fail_every=100)
-    own = summarize(batch, batch.shards, run_id="big")
+    own = summarize(batch, batch.shards, stack_prices("on-demand"), run_id="big")
     calls = sum(batch.calls.values())
-    report = build_report([RunPart("big", own, own.times)], own, stack="dev", where="AWS", log_tails={})
+    report = build_report([part("big", own, own.times)], own, stack="dev", where="AWS", log_tails={})
     assert sum(batch.calls.values()) == calls  # building the report calls nothing
     assert report.concurrency is not None and len(report.concurrency.seconds) <= TIME_BINS + 1
     assert len(report.runtimes) == 100_000 and len(report.slowest) == 10

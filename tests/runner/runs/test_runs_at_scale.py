@@ -150,7 +150,7 @@ def test_retry_can_move_to_another_stack_and_checks_its_limits(
     run = runner.json("submit", "--array", "10")
     fail(run["jobId"], {4: SPOT, 5: APP})
     prod = tmp_path / "prod.json"
-    prod.write_text(json.dumps({**stack.to_contract(), "purchaseModel": "on-demand", "maxVcpus": 256}))
+    prod.write_text(json.dumps({**stack.to_json(), "purchaseModel": "on-demand", "maxVcpus": 256}))
     moved = runner.json("retry", run["runId"], "--class", "spot", "--outputs", str(prod), "--stack", "prod")
     assert moved["stack"] == "prod" and moved["shards"][0]["offset"] == 4
     described = boto3.client("batch", region_name=REGION).describe_jobs(jobs=[moved["jobId"]])["jobs"][0]

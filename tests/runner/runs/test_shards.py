@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runner.errors import InvalidInputError
-from runner.runs.indices import contiguous_ranges, format_pieces, format_ranges, parse_ranges
+from runner.indices import contiguous_ranges, format_pieces, format_ranges, parse_ranges
 from runner.runs.shards import RateLimiter, Shard, plan_shards, shard_request, split_ranges
 
 

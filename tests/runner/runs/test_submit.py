@@ -174,7 +174,7 @@ def test_submit_json_and_record_written(runner: Runner, stack: StackOutputs, iso
     assert record["run_id"] == document["runId"]
     assert record["state"] == "submitted"
     assert [s["job_id"] for s in record["shards"]] == [document["jobId"]]
-    assert record["outputs"] == stack.to_contract()
+    assert record["outputs"] == stack.to_json()
     assert (record["total_tasks"], record["array"]) == (100, True)
     assert [(s["offset"], s["size"]) for s in record["shards"]] == [(0, 100)]
 

@@ -11,10 +11,11 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from rich.console import Console
 
-from runner import cli as cli_module
+from runner.aws.job_status import progress_of
 from runner.aws.stack_outputs import StackOutputs
+from runner.cli import commands as cli_module
 from runner.errors import AwsError, RunNotFoundError
-from runner.runs.watch import MAX_INTERVAL, progress_of, watch
+from runner.runs.watch import MAX_INTERVAL, watch
 from runner.show.terminal import ProgressView
 from tests.runner.conftest import Runner, fail_children
 

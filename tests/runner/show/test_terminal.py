@@ -7,7 +7,7 @@ from rich.console import Console
 
 from runner.analysis.cost import estimate, stack_prices
 from runner.analysis.summary import Failure, RuntimeStats, SpotInterruptions, Summary
-from runner.runs.watch import progress_of
+from runner.aws.job_status import progress_of
 from runner.show import terminal as render
 
 
@@ -24,7 +24,7 @@ def summary_with_failures(count: int) -> Summary:
         runtime=RuntimeStats(1.0, 90.0, 4000.0, 9000.0),
         vcpus=2,
         vcpu_hours=12.5,
-        cost=estimate(12.5, 0.0, stack_prices({"purchaseModel": "on-demand"}), "every attempt of every task"),
+        cost=estimate(12.5, 0.0, stack_prices("on-demand"), "every attempt of every task"),
         run_id="20261124-000000-abcd",
     )
 

@@ -1,6 +1,6 @@
 """The emulator's process: moto's server with this project's Batch backend that runs tasks.
 
-Started by ``runner local up`` as ``python -m runner.local.emulator``; listens on 127.0.0.1 only.
+Started by ``runner local up`` as ``python -m runner.emulator.server``; listens on 127.0.0.1 only.
 Everything but Batch job execution is moto's own.
 """
 
@@ -16,8 +16,9 @@ from typing import Any
 from moto.batch.responses import BatchResponse
 from moto.core.base_backend import BackendDict
 
-from runner.local.executor import Executor, ExecutorSettings, LocalBatchBackend
-from runner.local.signing import signed_by
+from runner.emulator.backend import LocalBatchBackend
+from runner.emulator.executor import Executor, ExecutorSettings
+from runner.emulator.signing import signed_by
 
 LOOPBACK = "127.0.0.1"
 local_backends = BackendDict(LocalBatchBackend, "batch")
@@ -49,7 +50,7 @@ def _submit_job(self: BatchResponse) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m runner.local.emulator")
+    parser = argparse.ArgumentParser(prog="python -m runner.emulator.server")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--slots", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--spot-interruptions", type=float, default=0.0)

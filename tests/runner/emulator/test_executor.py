@@ -20,11 +20,11 @@ from click.testing import CliRunner, Result
 
 from runner.cli import cli
 from runner.local.deploy import deploy_or_keep
-from runner.local.server import ExecutorOptions, start_server, stop_server
+from runner.local.process import ExecutorOptions, start_server, stop_server
 from runner.local.state import LocalState
 
 pytestmark = pytest.mark.emulator
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT_DIR = Path(__file__).resolve().parents[3]
 SLOTS = 3
 
 
@@ -299,7 +299,7 @@ def task_processes() -> list[list[str]]:
             cmd = (proc / "cmdline").read_bytes().split(b"\0")
         except (OSError, IndexError):
             continue
-        if b"runner.local.emulator" in parent_cmd and stat[0] != "Z":
+        if b"runner.emulator.server" in parent_cmd and stat[0] != "Z":
             found.append([part.decode(errors="replace") for part in cmd if part])
     return found
 

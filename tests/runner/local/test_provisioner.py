@@ -20,7 +20,7 @@ from runner.local.provisioner import EMULATOR_SERVICE_ROLE, EmulatorMocks, Unsup
 # Each test runs the whole Pulumi program against moto: part of the slow, end-to-end set.
 pytestmark = pytest.mark.emulator
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT_DIR = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
 
 

@@ -26,7 +26,7 @@ EMULATOR_CONFIG = {"batch": {"use_docker": False}}
 # AWS-managed policies exist, so the instance role's attachment resolves. moto's config API does
 # not take this one; the environment does. Stock AMIs are never used and slow every EC2 backend.
 EMULATOR_ENV = {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
-EMULATOR_MODULE = "runner.local.emulator"
+EMULATOR_MODULE = "runner.emulator.server"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 # Servers this process started: the emulator outlives `runner local up` by design, so the Popen

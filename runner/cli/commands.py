@@ -1,188 +1,41 @@
-"""runner: the click CLI. Parse, call the core, render. Nothing else lives here."""
+"""runner: the click CLI. Parse, call the core, terminal. Nothing else lives here."""
 
 from __future__ import annotations
 
 import functools
 import sys
 import webbrowser
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from infra.limits import (
-    MAX_ATTEMPTS,
-    MAX_JOB_VCPUS,
-    MAX_MEMORY_MIB,
-    MAX_TIMEOUT_SECONDS,
-    MIN_ATTEMPTS,
-    MIN_MEMORY_MIB,
-    MIN_TIMEOUT_SECONDS,
-)
 from runner.analysis.failure_classes import CLASSES
 from runner.analysis.stacks import Workload, read_stacks
 from runner.analysis.summary import Summary
 from runner.analysis.why import diagnose, diagnose_queue
 from runner.aws.job_logs import read_log
-from runner.aws.stack_outputs import find_project_dir, parse_outputs
+from runner.aws.job_status import Progress
+from runner.aws.stack_outputs import find_project_dir
+from runner.cli.context import CliContext
+from runner.cli.group import EXIT_INTERRUPTED, EXIT_JOBS_FAILED, RunnerGroup
+from runner.cli.local import local as local_group
+from runner.cli.options import (
+    interval_option,
+    json_option,
+    pass_context,
+    price_option,
+    target_options,
+    task_size_options,
+)
 from runner.errors import InvalidInputError, RunnerError
-from runner.local import commands as local_commands
 from runner.runs.cancel import cancel_jobs
-from runner.runs.records import RunRecord, is_run_id, prune_runs
 from runner.runs.retry import RetryOptions, parse_classes, retry_run
+from runner.runs.service import JobRef, StackTarget
+from runner.runs.store import RunRecord, is_run_id, prune_runs
 from runner.runs.submit import MAX_ARRAY, MIN_ARRAY, SubmitOptions, parse_pairs, resume_run, submit_run
-from runner.runs.watch import DEFAULT_INTERVAL, Progress, watch
-from runner.session import JobRef, Session
-from runner.show import terminal as render
-
-EXIT_JOBS_FAILED = 3
-EXIT_INTERRUPTED = 130
-
-
-def _one_line(err: click.UsageError) -> click.ClickException:
-    """A usage mistake as one line pointing at the right --help, keeping exit code 2."""
-    command = err.ctx.command_path if err.ctx else "runner"
-    line = click.ClickException(f"{err.format_message()} (see `{command} --help`)")
-    line.exit_code = err.exit_code
-    return line
-
-
-class RunnerGroup(click.Group):
-    """Turns every RunnerError and usage mistake into one ``Error: ...`` line."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as err:
-            raise _one_line(err) from None
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except RunnerError as err:
-            line = click.ClickException(str(err))
-            line.exit_code = err.exit_code
-            raise line from None
-        except click.UsageError as err:
-            raise _one_line(err) from None
-        except KeyboardInterrupt:
-            interrupted = click.ClickException(
-                "interrupted; nothing already submitted is lost (`runner runs` lists every run)"
-            )
-            interrupted.exit_code = EXIT_INTERRUPTED
-            raise interrupted from None
-
-
-def _set_on_session(attribute: str) -> Callable[[click.Context, click.Parameter, Any], None]:
-    """A callback that lets a target option given after the command name override the group's."""
-
-    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
-        if value not in (None, False):
-            setattr(ctx.ensure_object(Session), attribute, value)
-
-    return callback
-
-
-def target_options(command: Callable[..., Any], *, expose: bool = False) -> Callable[..., Any]:
-    """``--stack``, ``--outputs`` and ``--local``: before the command name or after it."""
-    for option in reversed(
-        [
-            click.option(
-                "--stack",
-                envvar=None if not expose else "RUNNER_STACK",
-                metavar="NAME",
-                expose_value=expose,
-                callback=None if expose else _set_on_session("stack_option"),
-                help="Stack name (env RUNNER_STACK; default: the selected Pulumi stack).",
-            ),
-            click.option(
-                "--outputs",
-                "outputs_file",
-                type=click.Path(path_type=Path, dir_okay=False),
-                expose_value=expose,
-                callback=None if expose else _set_on_session("outputs_file"),
-                help="Stack outputs JSON saved with `pulumi stack output --json` (no Pulumi CLI needed).",
-            ),
-            click.option(
-                "--local",
-                is_flag=True,
-                envvar=None if not expose else "RUNNER_LOCAL",
-                expose_value=expose,
-                callback=None if expose else _set_on_session("local"),
-                help="Use the local emulator started by `runner local up` (env RUNNER_LOCAL=1).",
-            ),
-        ]
-    ):
-        command = option(command)
-    return command
-
-
-def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--json", "as_json", is_flag=True, help="Print one JSON document (shapes in the README)."
-    )(command)
-
-
-def price_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--vcpu-hour-price",
-        type=click.FloatRange(min=0),
-        envvar="RUNNER_VCPU_HOUR_PRICE",
-        help="USD per vCPU-hour for the cost estimate (default: a list price per purchase model).",
-    )(command)
-
-
-def task_size_options(default: str, *, vcpus_note: str = "", attempts_note: str = "") -> Callable[..., Any]:
-    """``--vcpus``, ``--memory``, ``--timeout`` and ``--attempts``, each held to AWS Batch's range."""
-    options = [
-        click.option(
-            "--vcpus",
-            type=click.IntRange(1, MAX_JOB_VCPUS),
-            metavar="N",
-            help=f"vCPUs per task{vcpus_note} (default: {default}).",
-        ),
-        click.option(
-            "--memory",
-            "memory_mib",
-            type=click.IntRange(MIN_MEMORY_MIB, MAX_MEMORY_MIB),
-            metavar="MIB",
-            help=f"Memory per task in MiB (default: {default}).",
-        ),
-        click.option(
-            "--timeout",
-            "timeout_seconds",
-            metavar="SECONDS",
-            type=click.IntRange(MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS),
-            help=f"Per-attempt timeout (default: {default}).",
-        ),
-        click.option(
-            "--attempts",
-            type=click.IntRange(MIN_ATTEMPTS, MAX_ATTEMPTS),
-            metavar="N",
-            help=f"Attempts per task{attempts_note} (default: {default}).",
-        ),
-    ]
-
-    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        for option in reversed(options):
-            command = option(command)
-        return command
-
-    return decorate
-
-
-def interval_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--interval",
-        type=click.FloatRange(min=1),
-        default=DEFAULT_INTERVAL,
-        show_default=True,
-        help="Seconds between the first polls; backs off to 60 s while nothing changes.",
-    )(command)
-
-
-pass_session = click.make_pass_decorator(Session)
+from runner.runs.watch import watch
+from runner.show import terminal
 
 
 @click.group(name="runner", cls=RunnerGroup)
@@ -201,14 +54,14 @@ def cli(ctx: click.Context, stack: str | None, outputs_file: Path | None, local:
         runner submit --array 100 --wait
         runner summary 20261124-151012-ab12
     """
-    session = ctx.ensure_object(Session)
-    session.stack_option, session.outputs_file, session.local = stack, outputs_file, local
+    context = ctx.ensure_object(CliContext)
+    context.stack_option, context.outputs_file, context.local = stack, outputs_file, local
 
 
 def _watch_with_progress(ref: JobRef, interval: float) -> Progress:
     """Watch with live progress; Ctrl-C stops watching, never the jobs."""
-    console = render.make_console(stderr=True)
-    view = render.ProgressView(console)
+    console = terminal.make_console(stderr=True)
+    view = terminal.ProgressView(console)
     try:
         with view.running():
             return watch(
@@ -234,9 +87,9 @@ def _show_summary(
 ) -> None:
     if as_json:
         document = summary.to_json()
-        render.print_json(document if submitted is None else {**submitted, "summary": document})
+        terminal.print_json(document if submitted is None else {**submitted, "summary": document})
     else:
-        render.show_summary(render.make_console(), summary, memory_mib=memory_mib)
+        terminal.show_summary(terminal.make_console(), summary, memory_mib=memory_mib)
     if summary.failed:
         sys.exit(EXIT_JOBS_FAILED)
 
@@ -271,9 +124,9 @@ def _show_summary(
 @interval_option
 @price_option
 @json_option
-@pass_session
+@pass_context
 def submit(
-    session: Session,
+    context: CliContext,
     array_size: int | None,
     name: str | None,
     command: str | None,
@@ -304,16 +157,15 @@ def submit(
         runner submit --resume 20261124-151012-ab12
     """
     if resume_run_id:
-        ref_record = session.store.load(resume_run_id) if is_run_id(resume_run_id) else None
-        if ref_record is None:
+        if not is_run_id(resume_run_id):
             raise InvalidInputError(
                 f"--resume takes a run id such as 20261124-151012-ab12, got {resume_run_id!r}"
             )
-        target = session.target_for(ref_record.outputs["region"], ref_record.endpoint_url)
-        if ref_record.endpoint_url:
-            session.require_emulator(ref_record)
-        record = resume_run(target.client("batch"), session.store, ref_record)
-        _after_submit(session, record, as_json=as_json, wait=wait, interval=interval, price=vcpu_hour_price)
+        service = context.service()
+        parked = context.store.load(resume_run_id)
+        service.require_emulator(parked)
+        record = resume_run(service.target_of(parked).client("batch"), context.store, parked)
+        _after_submit(context, record, as_json=as_json, wait=wait, interval=interval, price=vcpu_hour_price)
         return
     options = SubmitOptions(
         array_size=array_size,
@@ -327,23 +179,22 @@ def submit(
         timeout_seconds=timeout_seconds,
         tags=parse_pairs(tag, "--tag"),
     )
-    outputs = session.outputs()
-    target = session.target()
-    depends_on_jobs = session.depends_on_jobs(depends_on) if depends_on else []
+    home = context.home()
+    depends_on_jobs = context.service().depends_on_jobs(depends_on, home) if depends_on else []
     record = submit_run(
-        target.client("batch"),
-        session.store,
+        home.target.client("batch"),
+        context.store,
         options,
-        outputs,
-        now=session.now(),
+        home.outputs,
+        now=context.now(),
         depends_on_job_ids=depends_on_jobs,
-        endpoint_url=target.endpoint_url,
+        endpoint_url=home.target.endpoint_url,
     )
-    _after_submit(session, record, as_json=as_json, wait=wait, interval=interval, price=vcpu_hour_price)
+    _after_submit(context, record, as_json=as_json, wait=wait, interval=interval, price=vcpu_hour_price)
 
 
 def _after_submit(
-    session: Session, record: RunRecord, *, as_json: bool, wait: bool, interval: float, price: float | None
+    context: CliContext, record: RunRecord, *, as_json: bool, wait: bool, interval: float, price: float | None
 ) -> None:
     """What submit, resume and retry print; with ``wait``, watch and summarize."""
     submitted = record.submitted_json()
@@ -358,14 +209,15 @@ def _after_submit(
         )
     if not wait:
         if as_json:
-            render.print_json(submitted)
+            terminal.print_json(submitted)
         else:
             click.echo(f"Watch it with `runner watch {record.run_id}`.")
         return
-    ref = session.resolve(record.parent_run_id or record.run_id)
-    own = session.resolve(record.run_id)
+    service = context.service()
+    ref = service.resolve(record.parent_run_id or record.run_id)
+    own = service.resolve(record.run_id)
     _watch_with_progress(own, interval)
-    _show_summary(session.summary(ref, price=price), as_json, submitted, session.task_memory(ref))
+    _show_summary(service.summary(ref, price=price), as_json, submitted, ref.memory_mib)
 
 
 @cli.command()
@@ -385,9 +237,9 @@ def _after_submit(
 @interval_option
 @price_option
 @json_option
-@pass_session
+@pass_context
 def retry(
-    session: Session,
+    context: CliContext,
     run_id: str,
     classes: str | None,
     indices: str | None,
@@ -412,27 +264,23 @@ def retry(
         runner retry 20261124-151012-ab12 --class oom --memory 8192 --wait
     """
     options = RetryOptions(parse_classes(classes), indices, memory_mib, vcpus, timeout_seconds, attempts)
-    ref = session.resolve(run_id)
+    service = context.service()
+    ref = service.resolve(run_id)
     if ref.record is None or not ref.whole_run:
         raise InvalidInputError(f"retry takes a run id (see `runner runs`), got {run_id!r}")
-    parent = ref.record
-    summary = session.summary(ref)
-    if session.stack_option or session.outputs_file:
-        outputs, target = session.outputs(), session.target()
-    else:
-        outputs = parse_outputs(parent.stack, parent.outputs, f"run {parent.run_id}'s record")
-        target = ref.target
+    summary = service.summary(ref)
+    there = context.home() if context.overrides_stack else StackTarget(ref.outputs, ref.target)
     record = retry_run(
-        target.client("batch"),
-        session.store,
-        parent,
+        there.target.client("batch"),
+        context.store,
+        ref.record,
         summary,
         options,
-        outputs,
-        now=session.now(),
-        endpoint_url=target.endpoint_url,
+        there.outputs,
+        now=context.now(),
+        endpoint_url=there.target.endpoint_url,
     )
-    _after_submit(session, record, as_json=as_json, wait=wait, interval=interval, price=vcpu_hour_price)
+    _after_submit(context, record, as_json=as_json, wait=wait, interval=interval, price=vcpu_hour_price)
 
 
 @cli.command("watch")
@@ -440,19 +288,19 @@ def retry(
 @target_options
 @interval_option
 @json_option
-@pass_session
-def watch_command(session: Session, run_or_job_id: str, interval: float, as_json: bool) -> None:
+@pass_context
+def watch_command(context: CliContext, run_or_job_id: str, interval: float, as_json: bool) -> None:
     """Show live progress until every task has SUCCEEDED or FAILED.
 
     Exits 0 when all succeeded, 3 when any failed. Ctrl-C stops watching, not the jobs.
     """
-    ref = session.resolve(run_or_job_id)
+    ref = context.service().resolve(run_or_job_id)
     progress = _watch_with_progress(ref, interval)
     if as_json:
-        render.print_json({"runId": ref.run_id, **progress.to_json()})
+        terminal.print_json({"runId": ref.run_id, **progress.to_json()})
     else:
         click.echo(
-            f"Done: {render.counts_text(progress)}. Details: `runner summary {ref.run_id or ref.job_id}`"
+            f"Done: {terminal.counts_text(progress)}. Details: `runner summary {ref.run_id or ref.job_id}`"
         )
     if progress.failed:
         sys.exit(EXIT_JOBS_FAILED)
@@ -471,9 +319,9 @@ def watch_command(session: Session, run_or_job_id: str, interval: float, as_json
 )
 @price_option
 @json_option
-@pass_session
+@pass_context
 def summary_command(
-    session: Session,
+    context: CliContext,
     run_or_job_id: str,
     refresh: bool,
     all_attempts: bool,
@@ -484,9 +332,10 @@ def summary_command(
 
     A run's retries are folded in: each index shows its latest outcome. Exits 3 when any task failed.
     """
-    ref = session.resolve(run_or_job_id)
-    summary = session.summary(ref, price=vcpu_hour_price, refresh=refresh, all_attempts=all_attempts)
-    _show_summary(summary, as_json, memory_mib=session.task_memory(ref))
+    service = context.service()
+    ref = service.resolve(run_or_job_id)
+    summary = service.summary(ref, price=vcpu_hour_price, refresh=refresh, all_attempts=all_attempts)
+    _show_summary(summary, as_json, memory_mib=ref.memory_mib)
 
 
 @cli.command()
@@ -514,9 +363,9 @@ def summary_command(
 )
 @price_option
 @json_option
-@pass_session
+@pass_context
 def report(
-    session: Session,
+    context: CliContext,
     run_or_job_id: str,
     out: Path | None,
     png_dir: Path | None,
@@ -533,10 +382,11 @@ def report(
     """
     from runner.report.make import make_report  # matplotlib loads only for this command
 
-    ref = session.resolve(run_or_job_id)
+    service = context.service()
     written = make_report(
-        session,
-        ref,
+        service,
+        service.resolve(run_or_job_id),
+        now=context.now(),
         out=out,
         png_dir=png_dir,
         all_attempts=all_attempts,
@@ -544,9 +394,9 @@ def report(
         price=vcpu_hour_price,
     )
     if as_json:
-        render.print_json(written.to_json())
+        terminal.print_json(written.to_json())
     else:
-        render.show_written(render.make_console(), written.html, written.report_bytes, written.pngs)
+        terminal.show_written(terminal.make_console(), written.html, written.report_bytes, written.pngs)
     if open_browser and not webbrowser.open(written.html.resolve().as_uri()):
         click.echo(f"Warning: no browser could be started; open {written.html} yourself", err=True)
 
@@ -559,17 +409,16 @@ def report(
 )
 @click.option("--tail", type=click.IntRange(min=1, max=10_000), help="Only the last N lines.")
 @json_option
-@pass_session
-def logs(session: Session, run_or_job_id: str, index: int | None, tail: int | None, as_json: bool) -> None:
+@pass_context
+def logs(context: CliContext, run_or_job_id: str, index: int | None, tail: int | None, as_json: bool) -> None:
     """Print a task's latest attempt's CloudWatch log."""
-    ref = session.resolve(run_or_job_id)
-    target, job_id, outputs = session.task(ref, index)
-    batch = target.client("batch")
-    log = read_log(batch, target.client("logs"), job_id, outputs["logGroupName"], tail=tail)
+    service = context.service()
+    target, job_id, outputs = service.task(service.resolve(run_or_job_id), index)
+    log = read_log(target.client("batch"), target.client("logs"), job_id, outputs.log_group_name, tail=tail)
     if as_json:
-        render.print_json(log.to_json())
+        terminal.print_json(log.to_json())
     else:
-        render.show_log(render.make_console(), log)
+        terminal.show_log(terminal.make_console(), log)
 
 
 @cli.command()
@@ -583,10 +432,10 @@ def logs(session: Session, run_or_job_id: str, index: int | None, tail: int | No
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @json_option
-@pass_session
-def cancel(session: Session, run_or_job_id: str, reason: str, yes: bool, as_json: bool) -> None:
+@pass_context
+def cancel(context: CliContext, run_or_job_id: str, reason: str, yes: bool, as_json: bool) -> None:
     """Cancel what is queued and terminate what is running."""
-    ref = session.resolve(run_or_job_id)
+    ref = context.service().resolve(run_or_job_id)
     if not yes:
         if not sys.stdin.isatty():
             raise RunnerError("cancel needs confirmation; pass --yes when not at a terminal")
@@ -594,9 +443,9 @@ def cancel(session: Session, run_or_job_id: str, reason: str, yes: bool, as_json
         click.confirm(f"Cancel {what} and every task still running?", abort=True)
     result = cancel_jobs(ref.target.client("batch"), ref.job_ids, reason)
     if as_json:
-        render.print_json({"runId": ref.run_id, **result.to_json()})
+        terminal.print_json({"runId": ref.run_id, **result.to_json()})
     elif result.nothing_to_do:
-        click.echo(f"Nothing to cancel: {render.counts_text(result.before)}.")
+        click.echo(f"Nothing to cancel: {terminal.counts_text(result.before)}.")
     else:
         click.echo(
             f"Cancelled {result.cancelled} queued and terminating {result.terminated} running "
@@ -622,39 +471,39 @@ def cancel(session: Session, run_or_job_id: str, reason: str, yes: bool, as_json
     help="With --prune: the age in days of finished runs to forget.",
 )
 @json_option
-@pass_session
-def runs(session: Session, limit: int, prune: bool, older_than_days: int, as_json: bool) -> None:
+@pass_context
+def runs(context: CliContext, limit: int, prune: bool, older_than_days: int, as_json: bool) -> None:
     """Recent runs from the local run records, newest first.
 
     A record that cannot be read is skipped with a warning naming its file.
     """
     if prune:
-        pruned = prune_runs(session.store, session.now(), older_than_days, session.emulator_endpoint())
+        pruned = prune_runs(context.store, context.now(), older_than_days, context.emulator_endpoint())
         if as_json:
-            render.print_json([entry.to_json() for entry in pruned])
+            terminal.print_json([entry.to_json() for entry in pruned])
         else:
-            render.show_pruned(render.make_console(), pruned)
+            terminal.show_pruned(terminal.make_console(), pruned)
         return
-    records, unreadable = session.store.scan()
+    records, unreadable = context.store.scan()
     for problem in unreadable:
         click.echo(f"Warning: {problem}", err=True)
     if as_json:
-        render.print_json([record.to_json() for record in records[:limit]])
+        terminal.print_json([record.to_json() for record in records[:limit]])
     else:
-        render.show_runs(render.make_console(), records[:limit])
+        terminal.show_runs(terminal.make_console(), records[:limit])
 
 
 @cli.command()
 @target_options
 @json_option
-@pass_session
-def outputs(session: Session, as_json: bool) -> None:
+@pass_context
+def outputs(context: CliContext, as_json: bool) -> None:
     """The resolved stack outputs the runner uses."""
-    resolved = session.outputs()
+    resolved = context.outputs()
     if as_json:
-        render.print_json(resolved.to_contract())
+        terminal.print_json(resolved.to_json())
     else:
-        render.show_outputs(render.make_console(), resolved.stack, resolved.to_contract())
+        terminal.show_outputs(terminal.make_console(), resolved.stack, resolved.to_json())
 
 
 @cli.command()
@@ -664,8 +513,8 @@ def outputs(session: Session, as_json: bool) -> None:
 )
 @target_options
 @json_option
-@pass_session
-def why(session: Session, run_or_job_id: str | None, queue_only: bool, as_json: bool) -> None:
+@pass_context
+def why(context: CliContext, run_or_job_id: str | None, queue_only: bool, as_json: bool) -> None:
     """Why tasks sit in RUNNABLE (or PENDING): one verdict with the fix, then the evidence.
 
     \b
@@ -676,15 +525,15 @@ def why(session: Session, run_or_job_id: str | None, queue_only: bool, as_json: 
     if queue_only == bool(run_or_job_id):
         raise InvalidInputError("name a run or job id, or pass --queue (not both)")
     if queue_only:
-        target = session.target()
-        verdict = diagnose_queue(target.client("batch"), session.outputs().job_queue_arn)
+        home = context.home()
+        verdict = diagnose_queue(home.target.client("batch"), home.outputs.job_queue_arn)
     else:
-        ref = session.resolve(run_or_job_id or "")
-        verdict = diagnose(ref.target.client("batch"), ref.job_ids, ref.outputs["jobQueueArn"])
+        ref = context.service().resolve(run_or_job_id or "")
+        verdict = diagnose(ref.target.client("batch"), ref.job_ids, ref.outputs.job_queue_arn)
     if as_json:
-        render.print_json(verdict.to_json())
+        terminal.print_json(verdict.to_json())
     else:
-        render.show_verdict(render.make_console(), verdict)
+        terminal.show_verdict(terminal.make_console(), verdict)
 
 
 @cli.command()
@@ -704,9 +553,9 @@ def why(session: Session, run_or_job_id: str | None, queue_only: bool, as_json: 
     help="Minutes each task runs (with --tasks).",
 )
 @json_option
-@pass_session
+@pass_context
 def stacks(
-    session: Session, estimate_run: str | None, tasks: int | None, minutes: float | None, as_json: bool
+    context: CliContext, estimate_run: str | None, tasks: int | None, minutes: float | None, as_json: bool
 ) -> None:
     """Every stack of the project side by side: capacity, prices, burn rates, and what a run would cost.
 
@@ -722,18 +571,19 @@ def stacks(
     if estimate_run:
         if work is not None:
             raise InvalidInputError("use --estimate RUN_ID or --tasks/--minutes, not both")
-        summary = session.summary(session.resolve(estimate_run))
+        service = context.service()
+        summary = service.summary(service.resolve(estimate_run))
         if summary.runtime is None:
             raise RunnerError(f"run {estimate_run} has no finished task to take a runtime from yet")
         work = Workload(summary.size, summary.runtime.p50 / 60)
     rows = read_stacks(find_project_dir())
     if as_json:
-        render.print_json([row.to_json(work) for row in rows])
+        terminal.print_json([row.to_json(work) for row in rows])
     else:
-        render.show_stacks(render.make_console(), [row.to_json(work) for row in rows], work)
+        terminal.show_stacks(terminal.make_console(), [row.to_json(work) for row in rows], work)
 
 
-cli.add_command(local_commands.local)
+cli.add_command(local_group)
 
 
 def main() -> None:

@@ -1,7 +1,6 @@
 """Runs each Batch job of the emulator as a local process, with AWS Batch's semantics.
 
-``LocalBatchBackend`` wraps moto's Batch backend (as moto's own ``batch_simple`` does) and replaces
-only what happens to a submitted job: ``Executor`` moves it through SUBMITTED -> PENDING ->
+``Executor`` (fed by ``runner.emulator.backend``) moves it through SUBMITTED -> PENDING ->
 RUNNABLE -> STARTING -> RUNNING -> SUCCEEDED/FAILED, within the compute environment's maxVcpus and
 the local slots; runs its command with Batch's environment in a fresh directory per attempt;
 reports exit codes, OOM kills, timeouts and (on demand) Spot reclaims as Batch does; applies the
@@ -28,8 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from moto.batch.exceptions import ClientException
-from moto.batch.models import BatchBackend, Job, batch_backends
+from moto.batch.models import Job
 from moto.core.utils import unix_time_millis
 
 TICK = 0.01  # how soon an exited task is noticed and its slot refilled
@@ -52,6 +50,21 @@ MAX_MEMORY_PER_VCPU_MIB = 8 * 1024
 QUEUED = ("SUBMITTED", "PENDING", "RUNNABLE")
 ACTIVE = ("STARTING", "RUNNING")
 _REF = re.compile(r"Ref::([A-Za-z0-9_-]+)")
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Where a task runs: its queue's first compute environment, as the executor needs it."""
+
+    name: str
+    max_vcpus: int
+    spot: bool
+    fargate: bool
+    environment: Any  # moto's ComputeEnvironment: its state is read at each placement
+
+    @property
+    def max_memory_mib(self) -> int:
+        return self.max_vcpus * MAX_MEMORY_PER_VCPU_MIB
 
 
 @dataclass(frozen=True)
@@ -87,7 +100,7 @@ class Task:
     """A job the executor runs: a plain job or one array child."""
 
     job: Job
-    compute: dict[str, Any]
+    compute: Compute
     vcpus: int
     memory_mib: int
     attempts_allowed: int
@@ -98,28 +111,6 @@ class Task:
     cancel_reason: str | None = None
     terminate_reason: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-class LocalJob(Job):
-    """moto's Job, described as AWS describes it: with its effective resourceRequirements."""
-
-    def _container_details(self) -> dict[str, Any]:
-        details = super()._container_details()
-        properties = self.job_definition.container_properties or {}
-        merged = {r["type"]: r["value"] for r in properties.get("resourceRequirements", [])}
-        merged.update(
-            {r["type"]: r["value"] for r in self.container_overrides.get("resourceRequirements", [])}
-        )
-        details["resourceRequirements"] = [{"type": k, "value": v} for k, v in sorted(merged.items())]
-        return details
-
-
-def _requirement(job: Job, kind: str, default: int) -> int:
-    overrides = {r["type"]: r["value"] for r in job.container_overrides.get("resourceRequirements", [])}
-    properties = job.job_definition.container_properties or {}
-    defined = {r["type"]: r["value"] for r in properties.get("resourceRequirements", [])}
-    value = overrides.get(kind, defined.get(kind, default))
-    return max(1, int(float(value)))
 
 
 def exit_rule_action(
@@ -242,7 +233,7 @@ class Executor:
         free_slots = self.settings.slots - len(self.running)
         used: dict[str, int] = {}
         for task in self.running:
-            used[task.compute["name"]] = used.get(task.compute["name"], 0) + task.vcpus
+            used[task.compute.name] = used.get(task.compute.name, 0) + task.vcpus
         waiting = []
         for position, task in enumerate(self.runnable):
             if task.job.status != "RUNNABLE":
@@ -250,15 +241,15 @@ class Executor:
             if free_slots <= 0:
                 waiting.extend(self.runnable[position:])
                 break
-            if task.vcpus > task.compute["maxvCpus"] or task.memory_mib > task.compute["maxMemoryMiB"]:
+            if task.vcpus > task.compute.max_vcpus or task.memory_mib > task.compute.max_memory_mib:
                 task.job.job_stopped_reason = RESOURCE_MISFIT  # stays RUNNABLE, as on AWS
                 waiting.append(task)
                 continue
-            name = task.compute["name"]
-            if task.job.job_queue.state != "ENABLED" or task.compute["environment"].state != "ENABLED":
+            name = task.compute.name
+            if task.job.job_queue.state != "ENABLED" or task.compute.environment.state != "ENABLED":
                 waiting.append(task)  # a DISABLED queue or compute environment schedules nothing
                 continue
-            if used.get(name, 0) + task.vcpus > task.compute["maxvCpus"]:
+            if used.get(name, 0) + task.vcpus > task.compute.max_vcpus:
                 waiting.append(task)  # the compute environment is full: wait for capacity
                 continue
             self._start(task, now)
@@ -310,7 +301,7 @@ class Executor:
             AWS_BATCH_JOB_ID=job.job_id,
             AWS_BATCH_JOB_ATTEMPT=str(number),
             AWS_BATCH_JQ_NAME=job.job_queue.name,
-            AWS_BATCH_CE_NAME=task.compute["name"],
+            AWS_BATCH_CE_NAME=task.compute.name,
             AWS_ENDPOINT_URL=self.settings.endpoint_url,
             AWS_DEFAULT_REGION=self.settings.region,
             AWS_REGION=self.settings.region,
@@ -365,7 +356,7 @@ class Executor:
         attempt = Attempt(process, number, task_id, now, output, task.vcpus)
         if task.timeout:
             attempt.timeout_at = now + task.timeout
-        if task.compute["spot"] and self.random.random() < self.settings.spot_rate:
+        if task.compute.spot and self.random.random() < self.settings.spot_rate:
             attempt.interrupt_at = now + self.random.uniform(0.05, 0.5)
         task.attempt = attempt
         job.status = "RUNNING"
@@ -380,7 +371,7 @@ class Executor:
                 self._stop_attempt(attempt, task.terminate_reason, graceful=True, now=now)
             elif attempt.interrupt_at is not None and now >= attempt.interrupt_at:
                 reason = (
-                    FARGATE_SPOT if task.compute["fargate"] else HOST_RECLAIMED.format(uuid.uuid4().hex[:17])
+                    FARGATE_SPOT if task.compute.fargate else HOST_RECLAIMED.format(uuid.uuid4().hex[:17])
                 )
                 self._stop_attempt(attempt, reason, graceful=False, now=now)
             elif attempt.timeout_at is not None and now >= attempt.timeout_at:
@@ -396,7 +387,7 @@ class Executor:
         if attempt.interrupt_at is not None and attempt.stop_reason is None:
             # Chosen to be reclaimed: the host went away as the task ended; its outcome is lost.
             attempt.stop_reason = (
-                FARGATE_SPOT if task.compute["fargate"] else HOST_RECLAIMED.format(uuid.uuid4().hex[:17])
+                FARGATE_SPOT if task.compute.fargate else HOST_RECLAIMED.format(uuid.uuid4().hex[:17])
             )
         self._end_attempt(task, attempt, code)
 
@@ -532,138 +523,3 @@ class Executor:
             except subprocess.TimeoutExpired:
                 self._signal(process, signal.SIGKILL)
                 process.wait()
-
-
-class LocalBatchBackend(BatchBackend):
-    """moto's Batch backend with submitted jobs handed to the Executor instead of finished at once."""
-
-    executor: Executor | None = None  # set once by the emulator's entry point
-
-    @property
-    def backend(self) -> BatchBackend:
-        return batch_backends[self.account_id][self.region_name]
-
-    def __getattribute__(self, name: str) -> Any:
-        if name in (
-            "backend",
-            "account_id",
-            "region_name",
-            "urls",
-            "_url_module",
-            "__class__",
-            "url_bases",
-            "submit_job",
-            "cancel_job",
-            "terminate_job",
-            "executor",
-            "_compute_of",
-            "_task",
-        ):
-            return object.__getattribute__(self, name)
-        return object.__getattribute__(self.backend, name)
-
-    def _compute_of(self, queue: Any) -> dict[str, Any]:
-        """The queue's first compute environment: its name, maxvCpus, memory ceiling and Spot-ness."""
-        order = sorted(queue.env_order_json, key=lambda o: o["order"])
-        environment = self.backend.get_compute_environment(order[0]["computeEnvironment"])
-        resources = environment.compute_resources or {}
-        kind = str(resources.get("type", "EC2")).upper()
-        max_vcpus = int(resources.get("maxvCpus", 256))
-        return {
-            "name": environment.name,
-            "maxvCpus": max_vcpus,
-            "spot": kind in ("SPOT", "FARGATE_SPOT"),
-            "fargate": kind.startswith("FARGATE"),
-            "maxMemoryMiB": max_vcpus * MAX_MEMORY_PER_VCPU_MIB,
-            "environment": environment,
-        }
-
-    def _task(self, job: Job, compute: dict[str, Any], retry: dict[str, Any] | None, signed: bool) -> Task:
-        strategy = retry or job.job_definition.retry_strategy or {}
-        timeout = job._get_attempt_duration()
-        return Task(
-            job,
-            compute,
-            _requirement(job, "VCPU", 1),
-            _requirement(job, "MEMORY", 2048),
-            int(strategy.get("attempts", 1)),
-            list(strategy.get("evaluateOnExit") or []),
-            timeout,
-            signed,
-        )
-
-    def submit_job(
-        self,
-        job_name: str,
-        job_def_id: str,
-        job_queue: str,
-        array_properties: dict[str, Any],
-        depends_on: list[dict[str, str]] | None = None,
-        container_overrides: dict[str, Any] | None = None,
-        eks_properties_override: dict[str, Any] | None = None,
-        timeout: dict[str, int] | None = None,
-        parameters: dict[str, str] | None = None,
-        tags: dict[str, str] | None = None,
-        retry_strategy: dict[str, Any] | None = None,
-        signed: bool = True,
-    ) -> tuple[str, str, str]:
-        executor = LocalBatchBackend.executor
-        assert executor is not None
-        backend = self.backend
-        job_def = backend.get_job_definition(job_def_id)
-        if job_def is None:
-            raise ClientException(f"Job definition {job_def_id} does not exist")
-        queue = backend.get_job_queue(job_queue)
-        if queue is None:
-            raise ClientException(f"Job queue {job_queue} does not exist")
-        seconds = (timeout or {}).get("attemptDurationSeconds")
-        if seconds is not None and int(seconds) < executor.settings.min_timeout_seconds:
-            raise ClientException(
-                f"attemptDurationSeconds must be at least {executor.settings.min_timeout_seconds} seconds"
-            )
-        compute = self._compute_of(queue)
-
-        def make(provided_id: str | None, properties: dict[str, Any]) -> Job:
-            job = LocalJob(
-                job_name,
-                job_def,
-                queue,
-                backend,
-                log_backend=backend.logs_backend,
-                container_overrides=container_overrides,
-                eks_properties_override=eks_properties_override,
-                depends_on=depends_on,
-                all_jobs=backend._jobs,
-                timeout=timeout,
-                array_properties=properties,
-                provided_job_id=provided_id,
-                parameters=parameters,
-                tags=tags if provided_id is None else None,
-            )
-            job.status = "SUBMITTED"
-            backend._jobs[job.job_id] = job
-            return job
-
-        with executor.lock:
-            job = make(None, array_properties)
-            if "size" in array_properties:
-                job._child_jobs = [
-                    make(f"{job.job_id}:{i}", {"statusSummary": {}, "index": i})
-                    for i in range(int(array_properties["size"]))
-                ]
-                for child in job._child_jobs:
-                    executor.add(self._task(child, compute, retry_strategy, signed))
-                executor.add_parent(job)
-            else:
-                executor.add(self._task(job, compute, retry_strategy, signed))
-        return job_name, job.job_id, job.arn
-
-    def cancel_job(self, job_id: str, reason: str) -> None:
-        job = self.backend.get_job_by_id(job_id)
-        if job is not None and LocalBatchBackend.executor is not None:
-            LocalBatchBackend.executor.cancel(job, reason)
-
-    def terminate_job(self, job_id: str, reason: str) -> None:
-        job = self.backend.get_job_by_id(job_id)
-        if job is not None and LocalBatchBackend.executor is not None:
-            LocalBatchBackend.executor.terminate(job, reason)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from runner import cli as cli_module
 from runner.aws.stack_outputs import StackOutputs
 from runner.cli import cli
+from runner.cli import commands as cli_module
 from tests.runner.conftest import Runner, moto_jobs
 
 

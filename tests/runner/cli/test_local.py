@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import cli
-from runner.local import commands as local_commands
-from runner.local.server import free_port, is_alive
+from runner.cli import local as local_commands
+from runner.local.process import free_port, is_alive
 from runner.local.state import Deployment, LocalState
 
 pytestmark = pytest.mark.emulator
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT_DIR = Path(__file__).resolve().parents[3]
 
 
 def run(*args: str) -> Result:
@@ -107,7 +107,7 @@ def test_up_deploys_each_stack_file_and_a_run_completes(
 
 def test_the_only_deployed_stack_is_the_local_default(emulator: dict, isolated_environment: Path):
     state = LocalState(isolated_environment / "batch-stacks")
-    state.save_stack("prod", state.outputs("dev").to_contract(), Deployment("test"))
+    state.save_stack("prod", state.outputs("dev").to_json(), Deployment("test"))
     state.stack_file("dev").unlink()
     result = run("--local", "submit", "--array", "2", "--json")
     assert result.exit_code == 0, result.output
@@ -215,7 +215,7 @@ def test_a_corrupt_server_file_is_one_line_naming_it(project: Path, isolated_env
     assert result.exit_code == 1
     assert result.output == (
         f"Error: {state.server_file} does not describe an emulator; stop any emulator left running "
-        "(`pkill -f runner.local.emulator`) and delete the file\n"
+        "(`pkill -f runner.emulator.server`) and delete the file\n"
     )
 
 
@@ -231,7 +231,7 @@ def emulator_pids(state: Path) -> list[int]:
         except OSError:
             continue
         if (
-            b"runner.local.emulator" in cmdline
+            b"runner.emulator.server" in cmdline
             and str(state).encode() in environ
             and is_alive(int(proc.name))
         ):

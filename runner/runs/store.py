@@ -1,4 +1,5 @@
-"""Run records: every submission is written down before anything is printed.
+"""Run records and what is cached beside them: every submission is written down before anything
+is printed, and what a finished run's summary and report need outlives AWS's memory of its jobs.
 
 One JSON file per run under ``$XDG_STATE_HOME/batch-stacks/runs/``. A record is saved before
 SubmitJob is called (state ``submitting``) and again with the job id, so a crash in between
@@ -13,17 +14,20 @@ import secrets
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+from runner.analysis.timeline import TaskTimes
+from runner.aws.job_logs import LogTail
+from runner.aws.stack_outputs import StackOutputs, parse_outputs
 from runner.errors import RunNotFoundError, RunRecordError
 from runner.json_files import JsonFileError, read_gzip_json, read_json, type_name, write_gzip_json, write_json
 from runner.runs.shards import Shard
 
 RunState = Literal["submitting", "submitted", "submit-failed"]
-RUN_STATES = ("submitting", "submitted", "submit-failed")
+RUN_STATES: tuple[RunState, ...] = get_args(RunState)
 # Beside each record, what a report needs beyond the summary: ``<run id>.<cache>.json.gz``.
 Cache = Literal["times", "logs"]
-CACHES: tuple[Cache, ...] = ("times", "logs")
+CACHES: tuple[Cache, ...] = get_args(Cache)
 CACHE_SUFFIX = ".json.gz"
 _RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
 
@@ -107,6 +111,11 @@ class RunRecord:
         }
 
     @property
+    def stack_outputs(self) -> StackOutputs:
+        """The outputs of the stack the run went to, as they were when it was submitted."""
+        return parse_outputs(self.stack, self.outputs, f"run {self.run_id}'s record")
+
+    @property
     def finished(self) -> bool:
         """Nothing more will happen: its summary is complete, or it never reached AWS."""
         if self.state == "submit-failed" and not self.job_ids:
@@ -146,17 +155,6 @@ class RunRecord:
             "error": self.error,
             "counts": self.summary["counts"] if self.summary else None,
         }
-
-
-def _is_shard(data: Any) -> bool:
-    if not isinstance(data, dict):
-        return False
-    whole = all(
-        isinstance(data.get(key), int) and not isinstance(data[key], bool) for key in ("offset", "size")
-    )
-    return (
-        whole and isinstance(data.get("job_name"), str) and isinstance(data.get("job_id"), (str, type(None)))
-    )
 
 
 def _record_problem(data: Any) -> str | None:
@@ -329,6 +327,39 @@ class RunStore:
         except (OSError, EOFError, ValueError):  # FileNotFoundError included
             return {}
         return data if isinstance(data, dict) else {}
+
+    def cached_times(self, run_id: str, basis: str) -> TaskTimes | None:
+        """A complete run's task times on ``basis``, or None (none cached, another basis, damaged)."""
+        cached = self.load_cache(run_id, "times")
+        if cached.get("basis") != basis or not isinstance(cached.get("times"), dict):
+            return None
+        try:
+            return TaskTimes.from_json(cached["times"])
+        except (KeyError, TypeError, ValueError):
+            return None  # a damaged cache: ask AWS again
+
+    def save_times(self, run_id: str, basis: str, times: TaskTimes) -> None:
+        self.save_cache(run_id, "times", {"basis": basis, "times": times.to_json()})
+
+    def cached_log_tails(self, run_id: str) -> dict[str, LogTail]:
+        """Each cached failure's log tail by job id: its last lines, or why it has none."""
+        tails: dict[str, LogTail] = {}
+        for job_id, hit in self.load_cache(run_id, "logs").items():
+            if isinstance(hit, list) and all(isinstance(line, str) for line in hit):
+                tails[job_id] = LogTail(hit, None)
+            elif isinstance(hit, dict) and isinstance(hit.get("error"), str):
+                tails[job_id] = LogTail([], hit["error"])  # no stream, known since the run completed
+        return tails
+
+    def save_log_tails(self, run_id: str, tails: dict[str, LogTail]) -> None:
+        self.save_cache(
+            run_id,
+            "logs",
+            {
+                job_id: tail.lines if tail.error is None else {"error": tail.error}
+                for job_id, tail in tails.items()
+            },
+        )
 
     def orphaned_caches(self) -> list[Path]:
         """Caches whose run record is gone."""

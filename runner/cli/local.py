@@ -8,15 +8,14 @@ import sys
 import click
 
 from runner.aws.stack_outputs import find_project_dir
+from runner.cli.context import NOT_RUNNING, CliContext
+from runner.cli.options import json_option, pass_context
 from runner.errors import RunnerError
 from runner.local.deploy import deploy_or_keep
-from runner.local.server import ExecutorOptions, running_server, start_server, stop_server
-from runner.session import Session
-from runner.show import terminal as render
+from runner.local.process import ExecutorOptions, running_server, start_server, stop_server
+from runner.show import terminal
 
 EXIT_NOT_RUNNING = 3
-
-pass_session = click.make_pass_decorator(Session)
 
 
 @click.group()
@@ -51,10 +50,10 @@ def local() -> None:
     help="Fraction of attempts on Spot capacity that are reclaimed, as AWS reports it (default: 0).",
 )
 @click.option("--seed", type=int, help="Seed for which attempts are reclaimed (default: random).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (shapes in the README).")
-@pass_session
+@json_option
+@pass_context
 def up(
-    session: Session,
+    context: CliContext,
     stack_name: str | None,
     port: int | None,
     slots: int | None,
@@ -68,9 +67,9 @@ def up(
     environment, capacity, exit codes, retries and logs (the image is not pulled, `user` is not
     switched).
     """
-    stack = stack_name or session.stack_option or "dev"
+    stack = stack_name or context.stack_option or "dev"
     project_dir = find_project_dir()
-    state = session.local_state
+    state = context.local_state
     with state.lock():
         info, started = start_server(state, port, ExecutorOptions(slots, spot_interruptions, seed))
         try:
@@ -81,7 +80,7 @@ def up(
             raise
     outputs = result.outputs
     if as_json:
-        render.print_json(
+        terminal.print_json(
             {
                 "endpointUrl": info.endpoint_url,
                 "pid": info.pid,
@@ -108,15 +107,15 @@ def up(
 
 
 @local.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (shapes in the README).")
-@pass_session
-def down(session: Session, as_json: bool) -> None:
+@json_option
+@pass_context
+def down(context: CliContext, as_json: bool) -> None:
     """Stop the emulator; everything deployed into it is gone with it."""
-    state = session.local_state
+    state = context.local_state
     with state.lock():
         info = stop_server(state)
     if as_json:
-        render.print_json({"stopped": info is not None, "pid": info.pid if info else None})
+        terminal.print_json({"stopped": info is not None, "pid": info.pid if info else None})
     elif info is None:
         click.echo("The emulator is not running.")
     else:
@@ -124,15 +123,15 @@ def down(session: Session, as_json: bool) -> None:
 
 
 @local.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (shapes in the README).")
-@pass_session
-def status(session: Session, as_json: bool) -> None:
+@json_option
+@pass_context
+def status(context: CliContext, as_json: bool) -> None:
     """What runs where. Exits 3 when the emulator is not running."""
-    state = session.local_state
+    state = context.local_state
     info = running_server(state)
     stacks = state.deployed_stacks() if info else []
     if as_json:
-        render.print_json(
+        terminal.print_json(
             {
                 "running": info is not None,
                 "endpointUrl": info.endpoint_url if info else None,
@@ -158,8 +157,8 @@ def status(session: Session, as_json: bool) -> None:
 
 
 @local.command()
-@pass_session
-def env(session: Session) -> None:
+@pass_context
+def env(context: CliContext) -> None:
     """Print `export` lines that point the AWS CLI and your scripts at the emulator.
 
     \b
@@ -167,10 +166,10 @@ def env(session: Session) -> None:
         eval "$(runner local env)"
         aws batch describe-job-queues
     """
-    state = session.local_state
+    state = context.local_state
     info = running_server(state)
     if info is None:
-        raise RunnerError("the local emulator is not running; start it with `runner local up`")
+        raise RunnerError(NOT_RUNNING)
     access, secret = state.credentials()
     for name, value in (
         ("AWS_ENDPOINT_URL", info.endpoint_url),

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from runner.errors import RunRecordError
-from runner.runs.records import RunRecord, RunStore, prune_runs
 from runner.runs.shards import Shard
+from runner.runs.store import RunRecord, RunStore, prune_runs
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 OUTPUTS = {"region": "us-east-1", "purchaseModel": "spot", "jobVcpus": 1, "jobQueueName": "q"}

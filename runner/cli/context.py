@@ -1,0 +1,107 @@
+"""What a command works against, from its options: the stack, its outputs, the AWS target.
+
+Option precedence and target choice live here and nowhere else; the run service below gets the
+result as plain values and callables, never this object.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from runner.aws.clients import AwsTarget
+from runner.aws.stack_outputs import (
+    StackOutputs,
+    find_project_dir,
+    outputs_from_file,
+    outputs_from_pulumi,
+    selected_stack,
+)
+from runner.errors import RunnerError
+from runner.local.process import running_server
+from runner.local.state import LocalState
+from runner.runs.service import RunService, StackTarget
+from runner.runs.store import RunStore, state_dir, utc_now
+
+DEFAULT_LOCAL_STACK = "dev"
+NOT_RUNNING = "the local emulator is not running; start it with `runner local up`"
+
+
+@dataclass
+class CliContext:
+    """``--stack``, ``--outputs`` and ``--local`` as given (before or after the command name)."""
+
+    stack_option: str | None = None
+    outputs_file: Path | None = None
+    local: bool = False
+    root: Path = field(default_factory=state_dir)
+    run: Callable[..., subprocess.CompletedProcess] = subprocess.run
+    now: Callable[[], datetime] = utc_now
+    _outputs: StackOutputs | None = None
+
+    @property
+    def store(self) -> RunStore:
+        return RunStore(self.root)
+
+    @property
+    def local_state(self) -> LocalState:
+        return LocalState(self.root)
+
+    def stack(self) -> str:
+        if self.stack_option:
+            return self.stack_option
+        if self.local:
+            deployed = self.local_state.deployed_stacks()
+            return deployed[0] if len(deployed) == 1 else DEFAULT_LOCAL_STACK
+        if self.outputs_file is not None:
+            return self.outputs_file.stem
+        return selected_stack(find_project_dir(), self.run)
+
+    def outputs(self) -> StackOutputs:
+        if self._outputs is None:
+            stack = self.stack()
+            if self.local:
+                self.endpoint_url()  # a stopped emulator is the cause to report, not missing outputs
+                self._outputs = self.local_state.outputs(stack)
+            elif self.outputs_file is not None:
+                self._outputs = outputs_from_file(self.outputs_file, stack)
+            else:
+                self._outputs = outputs_from_pulumi(stack, find_project_dir(), self.run)
+        return self._outputs
+
+    def endpoint_url(self) -> str | None:
+        """The emulator's endpoint with --local (an error when it is not running), else None."""
+        if not self.local:
+            return None
+        endpoint = self.emulator_endpoint()
+        if endpoint is None:
+            raise RunnerError(NOT_RUNNING)
+        return endpoint
+
+    def emulator_endpoint(self) -> str | None:
+        """Where the local emulator answers now, or None when it is not running."""
+        server = running_server(self.local_state)
+        return server.endpoint_url if server else None
+
+    def target(self) -> AwsTarget:
+        return self.target_for(self.outputs().region, self.endpoint_url())
+
+    def target_for(self, region: str, endpoint_url: str | None) -> AwsTarget:
+        """Real AWS, or the emulator signed with its own keys."""
+        credentials = self.local_state.credentials() if endpoint_url else None
+        return AwsTarget(region, endpoint_url, credentials)
+
+    def home(self) -> StackTarget:
+        """The stack the options name, and where to reach it."""
+        return StackTarget(self.outputs(), self.target())
+
+    @property
+    def overrides_stack(self) -> bool:
+        """Whether the options name a stack (for a retry: run it there, not where the run went)."""
+        return bool(self.stack_option or self.outputs_file)
+
+    def service(self) -> RunService:
+        return RunService(self.store, self.target_for, self.emulator_endpoint, self.home)

@@ -1,0 +1,170 @@
+"""moto's Batch backend with submitted jobs handed to the executor instead of finished at once.
+
+As moto's own ``batch_simple`` does, it wraps the stock backend and replaces only what happens to a
+submitted job; everything else (queues, compute environments, definitions) is moto's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from moto.batch.exceptions import ClientException
+from moto.batch.models import BatchBackend, Job, batch_backends
+
+from runner.emulator.executor import Compute, Executor, Task
+
+
+class LocalJob(Job):
+    """moto's Job, described as AWS describes it: with its effective resourceRequirements."""
+
+    def _container_details(self) -> dict[str, Any]:
+        details = super()._container_details()
+        properties = self.job_definition.container_properties or {}
+        merged = {r["type"]: r["value"] for r in properties.get("resourceRequirements", [])}
+        merged.update(
+            {r["type"]: r["value"] for r in self.container_overrides.get("resourceRequirements", [])}
+        )
+        details["resourceRequirements"] = [{"type": k, "value": v} for k, v in sorted(merged.items())]
+        return details
+
+
+def _requirement(job: Job, kind: str, default: int) -> int:
+    overrides = {r["type"]: r["value"] for r in job.container_overrides.get("resourceRequirements", [])}
+    properties = job.job_definition.container_properties or {}
+    defined = {r["type"]: r["value"] for r in properties.get("resourceRequirements", [])}
+    value = overrides.get(kind, defined.get(kind, default))
+    return max(1, int(float(value)))
+
+
+class LocalBatchBackend(BatchBackend):
+    """moto's Batch backend with submitted jobs handed to the Executor instead of finished at once."""
+
+    executor: Executor | None = None  # set once by the emulator's entry point
+
+    @property
+    def backend(self) -> BatchBackend:
+        return batch_backends[self.account_id][self.region_name]
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in (
+            "backend",
+            "account_id",
+            "region_name",
+            "urls",
+            "_url_module",
+            "__class__",
+            "url_bases",
+            "submit_job",
+            "cancel_job",
+            "terminate_job",
+            "executor",
+            "_compute_of",
+            "_task",
+        ):
+            return object.__getattribute__(self, name)
+        return object.__getattribute__(self.backend, name)
+
+    def _compute_of(self, queue: Any) -> Compute:
+        """The queue's first compute environment: its name, maxvCpus and Spot-ness."""
+        order = sorted(queue.env_order_json, key=lambda o: o["order"])
+        environment = self.backend.get_compute_environment(order[0]["computeEnvironment"])
+        resources = environment.compute_resources or {}
+        kind = str(resources.get("type", "EC2")).upper()
+        max_vcpus = int(resources.get("maxvCpus", 256))
+        return Compute(
+            name=environment.name,
+            max_vcpus=max_vcpus,
+            spot=kind in ("SPOT", "FARGATE_SPOT"),
+            fargate=kind.startswith("FARGATE"),
+            environment=environment,
+        )
+
+    def _task(self, job: Job, compute: Compute, retry: dict[str, Any] | None, signed: bool) -> Task:
+        strategy = retry or job.job_definition.retry_strategy or {}
+        timeout = job._get_attempt_duration()
+        return Task(
+            job,
+            compute,
+            _requirement(job, "VCPU", 1),
+            _requirement(job, "MEMORY", 2048),
+            int(strategy.get("attempts", 1)),
+            list(strategy.get("evaluateOnExit") or []),
+            timeout,
+            signed,
+        )
+
+    def submit_job(
+        self,
+        job_name: str,
+        job_def_id: str,
+        job_queue: str,
+        array_properties: dict[str, Any],
+        depends_on: list[dict[str, str]] | None = None,
+        container_overrides: dict[str, Any] | None = None,
+        eks_properties_override: dict[str, Any] | None = None,
+        timeout: dict[str, int] | None = None,
+        parameters: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+        retry_strategy: dict[str, Any] | None = None,
+        signed: bool = True,
+    ) -> tuple[str, str, str]:
+        executor = LocalBatchBackend.executor
+        assert executor is not None
+        backend = self.backend
+        job_def = backend.get_job_definition(job_def_id)
+        if job_def is None:
+            raise ClientException(f"Job definition {job_def_id} does not exist")
+        queue = backend.get_job_queue(job_queue)
+        if queue is None:
+            raise ClientException(f"Job queue {job_queue} does not exist")
+        seconds = (timeout or {}).get("attemptDurationSeconds")
+        if seconds is not None and int(seconds) < executor.settings.min_timeout_seconds:
+            raise ClientException(
+                f"attemptDurationSeconds must be at least {executor.settings.min_timeout_seconds} seconds"
+            )
+        compute = self._compute_of(queue)
+
+        def make(provided_id: str | None, properties: dict[str, Any]) -> Job:
+            job = LocalJob(
+                job_name,
+                job_def,
+                queue,
+                backend,
+                log_backend=backend.logs_backend,
+                container_overrides=container_overrides,
+                eks_properties_override=eks_properties_override,
+                depends_on=depends_on,
+                all_jobs=backend._jobs,
+                timeout=timeout,
+                array_properties=properties,
+                provided_job_id=provided_id,
+                parameters=parameters,
+                tags=tags if provided_id is None else None,
+            )
+            job.status = "SUBMITTED"
+            backend._jobs[job.job_id] = job
+            return job
+
+        with executor.lock:
+            job = make(None, array_properties)
+            if "size" in array_properties:
+                job._child_jobs = [
+                    make(f"{job.job_id}:{i}", {"statusSummary": {}, "index": i})
+                    for i in range(int(array_properties["size"]))
+                ]
+                for child in job._child_jobs:
+                    executor.add(self._task(child, compute, retry_strategy, signed))
+                executor.add_parent(job)
+            else:
+                executor.add(self._task(job, compute, retry_strategy, signed))
+        return job_name, job.job_id, job.arn
+
+    def cancel_job(self, job_id: str, reason: str) -> None:
+        job = self.backend.get_job_by_id(job_id)
+        if job is not None and LocalBatchBackend.executor is not None:
+            LocalBatchBackend.executor.cancel(job, reason)
+
+    def terminate_job(self, job_id: str, reason: str) -> None:
+        job = self.backend.get_job_by_id(job_id)
+        if job is not None and LocalBatchBackend.executor is not None:
+            LocalBatchBackend.executor.terminate(job, reason)
