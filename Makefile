@@ -18,11 +18,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	bash scripts/demo.sh
 
-test: $(STAMP)
+# The architecture and the layout first (seconds), then the suite.
+test: lint
 	$(BIN)/python -m pytest
 
+# Dependencies run one way (import-linter's contracts in pyproject.toml); ruff owns style and layout.
 lint: $(STAMP)
-	$(BIN)/python -m pip install --quiet ruff
+	$(BIN)/lint-imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

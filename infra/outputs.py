@@ -1,4 +1,4 @@
-"""The stack outputs: the contract ``runner`` reads (see runner/stack_outputs.py)."""
+"""The stack outputs: the contract ``runner`` reads (``runner/aws/stack_outputs.py`` checks it)."""
 
 from __future__ import annotations
 

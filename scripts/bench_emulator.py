@@ -34,8 +34,8 @@ def main() -> None:
             started = time.perf_counter()
             job_id = batch.submit_job(
                 jobName="bench",
-                jobQueue=outputs["jobQueueArn"],
-                jobDefinition=outputs["jobDefinitionArn"],
+                jobQueue=outputs.job_queue_arn,
+                jobDefinition=outputs.job_definition_arn,
                 arrayProperties={"size": TASKS},
                 containerOverrides={"command": ["true"]},
             )["jobId"]

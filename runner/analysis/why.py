@@ -108,6 +108,147 @@ def _queue_checks(
     return None, environments
 
 
+@dataclass
+class Case:
+    """What the checks look at: the waiting tasks, one of them described, and the queue."""
+
+    batch: Any
+    queue_arn: str
+    job_ids: Sequence[str]
+    waiting: list[dict[str, Any]]
+    reasons: set[str]  # status reasons of the RUNNABLE tasks looked at
+    job: dict[str, Any]  # one waiting task, described
+    recent: int  # tasks started in the last RECENT_MINUTES
+    evidence: list[str]
+    environments: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _waiting_and_recent(
+    batch: Any, parents: list[dict[str, Any]], cutoff_ms: float
+) -> tuple[list[dict[str, Any]], int]:
+    """A sample of the waiting tasks of each job, and how many tasks started since the cutoff."""
+    waiting: list[dict[str, Any]] = []
+    recent = 0
+    for parent in parents:
+        if not (parent.get("arrayProperties") or {}).get("size"):
+            if parent.get("status") in WAITING:
+                waiting.append(parent)
+            elif (parent.get("startedAt") or 0) >= cutoff_ms:
+                recent += 1
+            continue
+        summary = parent["arrayProperties"].get("statusSummary") or {}
+        for status in ("RUNNABLE", "PENDING"):
+            if summary.get(status):
+                children = list_children(batch, parent["jobId"], status)
+                waiting.extend(child for _, child in zip(range(SAMPLE), children, strict=False))
+        if summary.get("RUNNING"):
+            running = zip(range(10 * SAMPLE), list_children(batch, parent["jobId"], "RUNNING"), strict=False)
+            recent += sum(1 for _, child in running if (child.get("startedAt") or 0) >= cutoff_ms)
+    return waiting, recent
+
+
+def status_reason(reasons: set[str], evidence: list[str]) -> Verdict | None:
+    """What Batch itself says of the waiting tasks, when it names a known cause."""
+    for reason in sorted(reasons):
+        code = reason.split(" ", 1)[0]
+        if code in REASON_FIXES:
+            cause, fix = REASON_FIXES[code]
+            return Verdict(cause, fix, [f"status reason: {reason}", *evidence])
+    return None
+
+
+def queue_and_compute(case: Case) -> Verdict | None:
+    """The queue and its compute environments: disabled, invalid or missing."""
+    verdict, case.environments = _queue_checks(case.batch, case.queue_arn, case.evidence)
+    return verdict
+
+
+def resources(case: Case) -> Verdict | None:
+    """What the tasks ask for against what the compute environments can give."""
+    vcpus, memory = _requirement(case.job, "VCPU"), _requirement(case.job, "MEMORY")
+    limits = ((e.get("computeResources") or {}).get("maxvCpus", 0) for e in case.environments)
+    largest = max(limits, default=0)
+    too_big = bool(vcpus and largest and vcpus > largest)
+    if not too_big and not any(r.startswith(RESOURCE_REQUIREMENT) for r in case.reasons):
+        return None
+    return Verdict(
+        "resource-requirement",
+        f"each task asks for {vcpus or '?'} vCPU and {memory or '?'} MiB, more than the compute "
+        f"environments can give (at most {largest} vCPUs): resubmit with smaller --vcpus/--memory "
+        "(`runner retry RUN --vcpus N --memory MIB`) or raise compute.maxVcpus",
+        case.evidence,
+    )
+
+
+def queue_position(case: Case) -> Verdict | None:
+    """Where the run stands in the queue, as evidence, when the API offers a snapshot."""
+    try:
+        snapshot = case.batch.get_job_queue_snapshot(jobQueue=case.queue_arn).get("frontOfQueue") or {}
+    except (ClientError, BotoCoreError, AttributeError):
+        return None  # not every endpoint (or emulator) offers GetJobQueueSnapshot
+    front = [entry.get("jobArn", "").rsplit("/", 1)[-1] for entry in snapshot.get("jobs") or []]
+    ours = {job["jobId"] for job in case.waiting} | set(case.job_ids)
+    position = next((i for i, job_id in enumerate(front) if job_id in ours), None)
+    if not front:
+        return None
+    if position is None:
+        case.evidence.append(f"not among the first {len(front)} in the queue")
+    else:
+        case.evidence.append(
+            "front of the queue" if position == 0 else f"behind {position} job(s) in the queue"
+        )
+    return None
+
+
+def dependencies(case: Case) -> Verdict | None:
+    """The jobs the tasks depend on: failed (so will they) or still running (so they wait)."""
+    depends_on = [d["jobId"] for d in case.job.get("dependsOn") or []]
+    if not depends_on:
+        return None
+    states = describe_many(case.batch, depends_on)
+    failed = [job_id for job_id, dep in states.items() if dep.get("status") == "FAILED"]
+    unfinished = [job_id for job_id, dep in states.items() if dep.get("status") != "SUCCEEDED"]
+    if failed:
+        return Verdict(
+            "dependency-failed",
+            f"job {failed[0]}, which these tasks depend on, FAILED: they will fail too; fix it and submit again",
+            case.evidence,
+        )
+    if unfinished:
+        return Verdict(
+            "dependency-running",
+            f"waiting for {len(unfinished)} job(s) they depend on ({', '.join(unfinished[:3])}): nothing to fix",
+            case.evidence,
+        )
+    return None
+
+
+def no_problem(case: Case) -> Verdict:
+    """Nothing wrong found: capacity is scaling up, or Batch has not started on it yet."""
+    if case.recent:
+        return Verdict(
+            "scaling",
+            f"no problem found: capacity is scaling up; {case.recent} task(s) started in the "
+            f"last {RECENT_MINUTES} minutes",
+            case.evidence,
+        )
+    return Verdict(
+        "starting",
+        "no problem found yet: Batch can take a few minutes to start instances for "
+        "new work; ask again in a few minutes",
+        case.evidence,
+    )
+
+
+# In order: each returns a verdict or adds evidence for the next.
+CHECKS: tuple[Callable[[Case], Verdict | None], ...] = (
+    queue_and_compute,
+    resources,
+    queue_position,
+    dependencies,
+)
+
+
 def diagnose(
     batch: Any,
     job_ids: Sequence[str],
@@ -116,116 +257,26 @@ def diagnose(
     now: Callable[[], float] = time.time,
 ) -> Verdict:
     """Why the tasks of these jobs (a run's shards) are not running."""
-    evidence: list[str] = []
     parents = describe_all(batch, list(job_ids))
-    waiting: list[dict[str, Any]] = []
-    recent = 0
-    cutoff = (now() - RECENT_MINUTES * 60) * 1000
-    for parent in parents:
-        if (parent.get("arrayProperties") or {}).get("size"):
-            summary = parent["arrayProperties"].get("statusSummary") or {}
-            for status in ("RUNNABLE", "PENDING"):
-                if summary.get(status):
-                    children = list_children(batch, parent["jobId"], status)
-                    waiting.extend(child for _, child in zip(range(SAMPLE), children, strict=False))
-            if summary.get("RUNNING"):
-                running = list_children(batch, parent["jobId"], "RUNNING")
-                recent += sum(
-                    1
-                    for _, c in zip(range(10 * SAMPLE), running, strict=False)
-                    if (c.get("startedAt") or 0) >= cutoff
-                )
-        elif parent.get("status") in WAITING:
-            waiting.append(parent)
-        elif (parent.get("startedAt") or 0) >= cutoff:
-            recent += 1
+    waiting, recent = _waiting_and_recent(batch, parents, (now() - RECENT_MINUTES * 60) * 1000)
     if not waiting:
         return Verdict(
             "none-waiting", "no task is waiting: every task has started; `runner watch` shows them", []
         )
     runnable = [job for job in waiting if job.get("status") == "RUNNABLE"]
-    evidence.append(f"{len(waiting)} task(s) looked at are waiting ({len(runnable)} RUNNABLE)")
-
-    # 1. What Batch says of the waiting tasks.
+    evidence = [f"{len(waiting)} task(s) looked at are waiting ({len(runnable)} RUNNABLE)"]
     reasons = {str(job.get("statusReason") or "") for job in runnable}
-    for reason in sorted(reasons):
-        code = reason.split(" ", 1)[0]
-        if code in REASON_FIXES:
-            cause, fix = REASON_FIXES[code]
-            return Verdict(cause, fix, [f"status reason: {reason}", *evidence])
-    sample = describe_many(batch, [job["jobId"] for job in runnable[:1]] or [waiting[0]["jobId"]])
-    job = next(iter(sample.values()), parents[0])
-
-    # 2-3. The queue and its compute environments.
-    verdict, environments = _queue_checks(batch, queue_arn, evidence)
+    verdict = status_reason(reasons, evidence)
     if verdict:
         return verdict
-
-    # 4. What the tasks ask for against what the compute environments can give.
-    vcpus, memory = _requirement(job, "VCPU"), _requirement(job, "MEMORY")
-    largest = max(((e.get("computeResources") or {}).get("maxvCpus", 0) for e in environments), default=0)
-    if any(r.startswith(RESOURCE_REQUIREMENT) for r in reasons) or (vcpus and largest and vcpus > largest):
-        return Verdict(
-            "resource-requirement",
-            f"each task asks for {vcpus or '?'} vCPU and {memory or '?'} MiB, more than the compute "
-            f"environments can give (at most {largest} vCPUs): resubmit with smaller --vcpus/--memory "
-            "(`runner retry RUN --vcpus N --memory MIB`) or raise compute.maxVcpus",
-            evidence,
-        )
-
-    # 5. Where the run stands in the queue, when the API offers a snapshot.
-    try:
-        snapshot = batch.get_job_queue_snapshot(jobQueue=queue_arn).get("frontOfQueue") or {}
-        front = [entry.get("jobArn", "").rsplit("/", 1)[-1] for entry in snapshot.get("jobs") or []]
-        ours = {j["jobId"] for j in waiting} | set(job_ids)
-        position = next((i for i, jid in enumerate(front) if jid in ours), None)
-        if front:
-            evidence.append(
-                "front of the queue"
-                if position == 0
-                else (
-                    f"behind {position} job(s) in the queue"
-                    if position
-                    else f"not among the first {len(front)} in the queue"
-                )
-            )
-    except (ClientError, BotoCoreError, AttributeError):
-        pass  # not every endpoint (or emulator) offers GetJobQueueSnapshot
-
-    # 6. Jobs it depends on.
-    dependencies = [d["jobId"] for d in job.get("dependsOn") or []]
-    if dependencies:
-        states = describe_many(batch, dependencies)
-        failed = [jid for jid, dep in states.items() if dep.get("status") == "FAILED"]
-        unfinished = [jid for jid, dep in states.items() if dep.get("status") != "SUCCEEDED"]
-        if failed:
-            return Verdict(
-                "dependency-failed",
-                f"job {failed[0]}, which these tasks depend on, FAILED: they will "
-                "fail too; fix it and submit again",
-                evidence,
-            )
-        if unfinished:
-            return Verdict(
-                "dependency-running",
-                f"waiting for {len(unfinished)} job(s) they depend on "
-                f"({', '.join(unfinished[:3])}): nothing to fix",
-                evidence,
-            )
-
-    if recent:
-        return Verdict(
-            "scaling",
-            f"no problem found: capacity is scaling up; {recent} task(s) started in the "
-            f"last {RECENT_MINUTES} minutes",
-            evidence,
-        )
-    return Verdict(
-        "starting",
-        "no problem found yet: Batch can take a few minutes to start instances for "
-        "new work; ask again in a few minutes",
-        evidence,
-    )
+    sample = describe_many(batch, [job["jobId"] for job in runnable[:1]] or [waiting[0]["jobId"]])
+    job = next(iter(sample.values()), parents[0])
+    case = Case(batch, queue_arn, job_ids, waiting, reasons, job, recent, evidence)
+    for check in CHECKS:
+        verdict = check(case)
+        if verdict:
+            return verdict
+    return no_problem(case)
 
 
 def diagnose_queue(batch: Any, queue_arn: str) -> Verdict:

@@ -205,7 +205,7 @@ def _after_submit(
         jobs = f"job {record.job_id}" if len(record.shards) == 1 else f"{len(record.shards)} {kind}"
         lineage = f", retrying run {record.parent_run_id}" if record.parent_run_id else ""
         click.echo(
-            f"Submitted run {record.run_id}: {jobs} ({tasks}) to {record.outputs['jobQueueName']}{lineage}"
+            f"Submitted run {record.run_id}: {jobs} ({tasks}) to {record.stack_outputs.job_queue_name}{lineage}"
         )
     if not wait:
         if as_json:

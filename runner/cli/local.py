@@ -87,7 +87,7 @@ def up(
                 "started": started,
                 "stack": stack,
                 "deployment": result.action,
-                "outputs": outputs,
+                "outputs": outputs.to_json(),
             }
         )
         return
@@ -95,8 +95,8 @@ def up(
     click.echo(f"{verb} the emulator (moto) at {info.endpoint_url}, pid {info.pid}.")
     what = {"deployed": "Deployed", "kept": "Kept the unchanged", "replaced": "Replaced the changed"}
     click.echo(
-        f"{what[result.action]} stack '{stack}': {outputs['purchaseModel']} compute up to "
-        f"{outputs['maxVcpus']} vCPUs, queue {outputs['jobQueueName']}."
+        f"{what[result.action]} stack '{stack}': {outputs.purchase_model} compute up to "
+        f"{outputs.max_vcpus} vCPUs, queue {outputs.job_queue_name}."
     )
     click.echo(
         f"Tasks run as local processes ({info.slots} at a time"

@@ -8,16 +8,9 @@ from typing import Any
 
 import click
 
-from infra.limits import (
-    MAX_ATTEMPTS,
-    MAX_JOB_VCPUS,
-    MAX_MEMORY_MIB,
-    MAX_TIMEOUT_SECONDS,
-    MIN_ATTEMPTS,
-    MIN_MEMORY_MIB,
-    MIN_TIMEOUT_SECONDS,
-)
+from infra.limits import MAX_JOB_VCPUS
 from runner.cli.context import CliContext
+from runner.runs.submit import ATTEMPTS, MEMORY, TIMEOUT
 from runner.runs.watch import DEFAULT_INTERVAL
 
 
@@ -92,7 +85,7 @@ def task_size_options(default: str, *, vcpus_note: str = "", attempts_note: str 
         click.option(
             "--memory",
             "memory_mib",
-            type=click.IntRange(MIN_MEMORY_MIB, MAX_MEMORY_MIB),
+            type=click.IntRange(MEMORY.low, MEMORY.high),
             metavar="MIB",
             help=f"Memory per task in MiB (default: {default}).",
         ),
@@ -100,12 +93,12 @@ def task_size_options(default: str, *, vcpus_note: str = "", attempts_note: str 
             "--timeout",
             "timeout_seconds",
             metavar="SECONDS",
-            type=click.IntRange(MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS),
+            type=click.IntRange(TIMEOUT.low, TIMEOUT.high),
             help=f"Per-attempt timeout (default: {default}).",
         ),
         click.option(
             "--attempts",
-            type=click.IntRange(MIN_ATTEMPTS, MAX_ATTEMPTS),
+            type=click.IntRange(ATTEMPTS.low, ATTEMPTS.high),
             metavar="N",
             help=f"Attempts per task{attempts_note} (default: {default}).",
         ),

@@ -6,12 +6,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import pulumi
 
 from runner.aws.clients import AwsTarget, aws_errors
-from runner.aws.stack_outputs import parse_outputs
+from runner.aws.stack_outputs import StackOutputs, parse_outputs
 from runner.errors import RunnerError
 from runner.local.program import load_stack_config, run_program
 from runner.local.provisioner import EmulatorMocks
@@ -23,7 +23,7 @@ Action = Literal["deployed", "kept", "replaced"]
 
 @dataclass(frozen=True)
 class DeployResult:
-    outputs: dict[str, Any]
+    outputs: StackOutputs
     action: Action
 
 
@@ -40,9 +40,7 @@ def _region(project_dir: Path, stack: str) -> str:
     return load_stack_config(project_dir, stack).get("aws:region") or DEFAULT_REGION
 
 
-def deploy_stack(
-    project_dir: Path, stack: str, endpoint_url: str | None
-) -> tuple[dict[str, Any], Deployment]:
+def deploy_stack(project_dir: Path, stack: str, endpoint_url: str | None) -> tuple[StackOutputs, Deployment]:
     """Run the program for ``stack`` with every resource created in the emulator.
 
     Returns the stack outputs (the contract ``pulumi stack output --json`` prints) and what was
@@ -51,8 +49,8 @@ def deploy_stack(
     mocks = EmulatorMocks(AwsTarget(_region(project_dir, stack), endpoint_url))
     try:
         with aws_errors():
-            outputs = run_program(project_dir, stack, mocks)
-        parse_outputs(stack, outputs, f"the program's outputs for stack '{stack}'")
+            exported = run_program(project_dir, stack, mocks)
+        outputs = parse_outputs(stack, exported, f"the program's outputs for stack '{stack}'")
     except BaseException as err:
         left = mocks.teardown(mocks.created) if mocks.created else []
         if left:
@@ -70,10 +68,10 @@ def deploy_stack(
     return outputs, Deployment(fingerprint(project_dir, stack), list(mocks.created))
 
 
-def _still_there(outputs: dict[str, Any], endpoint_url: str | None) -> bool:
-    batch = AwsTarget(str(outputs["region"]), endpoint_url).client("batch")
+def _still_there(outputs: StackOutputs, endpoint_url: str | None) -> bool:
+    batch = AwsTarget(outputs.region, endpoint_url).client("batch")
     with aws_errors():
-        return bool(batch.describe_job_queues(jobQueues=[outputs["jobQueueArn"]])["jobQueues"])
+        return bool(batch.describe_job_queues(jobQueues=[outputs.job_queue_arn])["jobQueues"])
 
 
 def deploy_or_keep(project_dir: Path, stack: str, endpoint_url: str, state: LocalState) -> DeployResult:
@@ -83,7 +81,7 @@ def deploy_or_keep(project_dir: Path, stack: str, endpoint_url: str, state: Loca
     """
     previous = state.deployment(stack) if stack in state.deployed_stacks() else None
     if previous is not None:
-        outputs = state.outputs(stack).to_json()
+        outputs = state.outputs(stack)
         if previous.fingerprint == fingerprint(project_dir, stack) and _still_there(outputs, endpoint_url):
             return DeployResult(outputs, "kept")
         mocks = EmulatorMocks(AwsTarget(_region(project_dir, stack), endpoint_url))

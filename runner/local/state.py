@@ -158,9 +158,9 @@ class LocalState:
         for path in (self.root / "stacks").glob("*.json"):
             path.unlink()
 
-    def save_stack(self, stack: str, outputs: dict[str, Any], deployment: Deployment) -> None:
+    def save_stack(self, stack: str, outputs: StackOutputs, deployment: Deployment) -> None:
         write_json(self.deployment_file(stack), asdict(deployment))
-        write_json(self.stack_file(stack), outputs)
+        write_json(self.stack_file(stack), outputs.to_json())
 
     def forget_stack(self, stack: str) -> None:
         self.stack_file(stack).unlink(missing_ok=True)

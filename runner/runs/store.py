@@ -106,8 +106,8 @@ class RunRecord:
             "tasks": self.tasks,
             "shards": [{"offset": s.offset, "size": s.size, "jobId": s.job_id} for s in self.shards],
             "parentRunId": self.parent_run_id,
-            "jobQueue": self.outputs["jobQueueName"],
-            "jobDefinition": self.outputs["jobDefinitionArn"],
+            "jobQueue": self.stack_outputs.job_queue_name,
+            "jobDefinition": self.stack_outputs.job_definition_arn,
         }
 
     @property

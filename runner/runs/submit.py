@@ -31,8 +31,28 @@ from runner.errors import InvalidInputError, RunnerError
 from runner.runs.shards import OFFSET_ENV, SIZE_ENV, RateLimiter, plan_shards, shard_request, split_ranges
 from runner.runs.store import RunRecord, RunStore, new_run_id
 
+
+@dataclass(frozen=True)
+class OptionRange:
+    """The whole numbers an option takes, declared once for the CLI's types and the submit checks."""
+
+    option: str
+    low: int
+    high: int
+    unit: str = ""  # what follows the range in the message
+
+    def problem(self, value: int | None) -> str | None:
+        if value is None or self.low <= value <= self.high:
+            return None
+        return f"{self.option} {value} is out of range; use {self.low:,} to {self.high:,}{self.unit}"
+
+
 # Beyond AWS's 10,000 children a run is split into shards; the ceiling only guards against typos.
-MIN_ARRAY, MAX_ARRAY = 2, 1_000_000
+ARRAY = OptionRange("--array", 2, 1_000_000, " (omit --array for a single job)")
+MIN_ARRAY, MAX_ARRAY = ARRAY.low, ARRAY.high
+MEMORY = OptionRange("--memory", MIN_MEMORY_MIB, MAX_MEMORY_MIB, " MiB")
+TIMEOUT = OptionRange("--timeout", MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, " seconds (14 days)")
+ATTEMPTS = OptionRange("--attempts", MIN_ATTEMPTS, MAX_ATTEMPTS)
 RUN_ID_ENV = "RUNNER_RUN_ID"
 # Set on a retry's tasks: the run it first came from, so outputs can be named by it.
 PARENT_RUN_ID_ENV = "RUNNER_PARENT_RUN_ID"
@@ -58,7 +78,6 @@ class SubmitOptions:
     attempts: int | None = None
     timeout_seconds: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
-    depends_on: str | None = None
 
 
 def parse_pairs(values: Iterable[str], option: str) -> dict[str, str]:
@@ -104,30 +123,20 @@ def _check_utf8(options: SubmitOptions) -> None:
 def validate(options: SubmitOptions, outputs: StackOutputs) -> None:
     """Reject what AWS would reject (or accept and never run) before anything is submitted."""
     _check_utf8(options)
-    size = options.array_size
-    if size is not None and not MIN_ARRAY <= size <= MAX_ARRAY:
-        raise InvalidInputError(
-            f"--array {size} is out of range; use {MIN_ARRAY} to {MAX_ARRAY:,} "
-            "(omit --array for a single job)"
-        )
+    ranged = {
+        ARRAY: options.array_size,
+        MEMORY: options.memory_mib,
+        ATTEMPTS: options.attempts,
+        TIMEOUT: options.timeout_seconds,
+    }
+    for limit, value in ranged.items():
+        problem = limit.problem(value)
+        if problem:
+            raise InvalidInputError(problem)
     if options.vcpus is not None and not 1 <= options.vcpus <= min(outputs.max_vcpus, MAX_JOB_VCPUS):
         raise InvalidInputError(
             f"--vcpus {options.vcpus} cannot run on stack '{outputs.stack}'; "
             f"use 1 to {min(outputs.max_vcpus, MAX_JOB_VCPUS)} (its maxVcpus)"
-        )
-    if options.memory_mib is not None and not MIN_MEMORY_MIB <= options.memory_mib <= MAX_MEMORY_MIB:
-        raise InvalidInputError(
-            f"--memory {options.memory_mib} is out of range; use {MIN_MEMORY_MIB} to {MAX_MEMORY_MIB:,} MiB"
-        )
-    if options.attempts is not None and not MIN_ATTEMPTS <= options.attempts <= MAX_ATTEMPTS:
-        raise InvalidInputError(
-            f"--attempts {options.attempts} is out of range; use {MIN_ATTEMPTS} to {MAX_ATTEMPTS}"
-        )
-    timeout = options.timeout_seconds
-    if timeout is not None and not MIN_TIMEOUT_SECONDS <= timeout <= MAX_TIMEOUT_SECONDS:
-        raise InvalidInputError(
-            f"--timeout {timeout} is out of range; use {MIN_TIMEOUT_SECONDS} to {MAX_TIMEOUT_SECONDS:,} "
-            "seconds (14 days)"
         )
     for key in options.env:
         if not _ENV_NAME.match(key):

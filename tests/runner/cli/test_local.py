@@ -107,7 +107,7 @@ def test_up_deploys_each_stack_file_and_a_run_completes(
 
 def test_the_only_deployed_stack_is_the_local_default(emulator: dict, isolated_environment: Path):
     state = LocalState(isolated_environment / "batch-stacks")
-    state.save_stack("prod", state.outputs("dev").to_json(), Deployment("test"))
+    state.save_stack("prod", state.outputs("dev"), Deployment("test"))
     state.stack_file("dev").unlink()
     result = run("--local", "submit", "--array", "2", "--json")
     assert result.exit_code == 0, result.output
@@ -137,7 +137,9 @@ def test_a_stale_pid_file_is_cleared(project: Path, isolated_environment: Path):
             }
         )
     )
-    state.save_stack("dev", {"region": "us-east-1"}, Deployment("test"))
+    state.stack_file("dev").parent.mkdir()
+    state.stack_file("dev").write_text(json.dumps({"region": "us-east-1"}))  # left by a dead emulator
+    state.deployment_file("dev").write_text(json.dumps({"fingerprint": "test", "created": []}))
     result = run("--local", "outputs")
     assert result.output == "Error: the local emulator is not running; start it with `runner local up`\n"
     assert not state.server_file.exists()

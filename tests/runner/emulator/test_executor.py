@@ -39,7 +39,8 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         info, _ = start_server(state, None, ExecutorOptions(slots=SLOTS, spot_interruptions=0.5, seed=11))
         try:
             stacks = {
-                s: deploy_or_keep(PROJECT_DIR, s, info.endpoint_url, state).outputs for s in ("dev", "prod")
+                s: deploy_or_keep(PROJECT_DIR, s, info.endpoint_url, state).outputs.to_json()
+                for s in ("dev", "prod")
             }
             yield {"root": root, "state": state, "info": info, "stacks": stacks}
         finally:

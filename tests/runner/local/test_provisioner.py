@@ -346,7 +346,7 @@ def test_emulator_refusal_is_one_line_naming_the_resource(mocks: EmulatorMocks):
     ],
 )
 def test_deploying_a_stack_creates_its_whole_graph(emulator, stack, batch_type, strategy, max_vcpus, vcpus):
-    outputs, _ = deploy_stack(PROJECT_DIR, stack, None)
+    outputs = deploy_stack(PROJECT_DIR, stack, None)[0].to_json()
     batch = client("batch")
     (environment,) = batch.describe_compute_environments(
         computeEnvironments=list(outputs["computeEnvironmentArns"])
@@ -409,7 +409,8 @@ def test_a_resource_the_emulator_cannot_create_stops_the_deploy(emulator, tmp_pa
 
 
 def test_teardown_deletes_a_whole_deployment_newest_first(emulator):
-    outputs, deployment = deploy_stack(PROJECT_DIR, "prod", None)
+    deployed, deployment = deploy_stack(PROJECT_DIR, "prod", None)
+    outputs = deployed.to_json()
     mocks = EmulatorMocks(AwsTarget("us-east-1"))
     assert mocks.teardown(deployment.created) == []
     batch = client("batch")
@@ -430,7 +431,7 @@ def test_a_fargate_spot_stack_deploys_and_runs(emulator, tmp_path: Path):
         "    instanceTypes: [c6i, m6i, r6i, c5, m5, r5, c6a, m6a]\n", ""
     )
     (tmp_path / "Pulumi.dev.yaml").write_text(stack_file)
-    outputs, _ = deploy_stack(tmp_path, "dev", None)
+    outputs = deploy_stack(tmp_path, "dev", None)[0].to_json()
     batch = client("batch")
     (environment,) = batch.describe_compute_environments()["computeEnvironments"]
     assert environment["computeResources"]["type"] == "FARGATE_SPOT"
