@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	bash scripts/demo.sh
 
-# The architecture and the layout first (seconds), then the suite.
+# The architecture and the layout first (seconds), then the suite on every core (a test module
+# stays on one worker, so a module's emulator is started once).
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 # Dependencies run one way (import-linter's contracts in pyproject.toml); ruff owns style and layout.
 lint: $(STAMP)
