@@ -45,8 +45,17 @@ def load_stack_config(project_dir: Path, stack: str) -> dict[str, str]:
     except yaml.YAMLError as err:
         first_line = str(err).splitlines()[0]
         raise StackFileError(f"{path.name} is not valid YAML ({first_line}); fix the file") from None
+    if not isinstance(document, dict):
+        raise StackFileError(
+            f"{path.name} should be a map with a `config:` key, got {_kind(document)}; fix the file"
+        )
+    settings = document.get("config") or {}
+    if not isinstance(settings, dict):
+        raise StackFileError(
+            f"{path.name}: `config` should be a map of settings (key: value), got {_kind(settings)}; fix the file"
+        )
     config: dict[str, str] = {}
-    for key, value in (document.get("config") or {}).items():
+    for key, value in settings.items():
         full_key = key if ":" in key else f"{project}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
             raise StackFileError(
@@ -55,3 +64,9 @@ def load_stack_config(project_dir: Path, stack: str) -> dict[str, str]:
             )
         config[full_key] = value if isinstance(value, str) else json.dumps(value)
     return config
+
+
+def _kind(value: object) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false"}.get(
+        type(value), type(value).__name__
+    )

@@ -6,6 +6,7 @@ submitted job; everything else (queues, compute environments, definitions) is mo
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from moto.batch.exceptions import ClientException
@@ -13,9 +14,28 @@ from moto.batch.models import BatchBackend, Job, batch_backends
 
 from runner.emulator.executor import Compute, Executor, Task
 
+# SubmitJob's documented constraints (moto checks the name only loosely and the size not at all).
+JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+MIN_ARRAY_SIZE, MAX_ARRAY_SIZE = 2, 10_000
+
 
 class LocalJob(Job):
-    """moto's Job, described as AWS describes it: with its effective resourceRequirements."""
+    """moto's Job, described as AWS describes it.
+
+    With its effective resourceRequirements; the final exit code and reason on ``container`` as
+    well as in ``attempts``; an array child's ``arrayProperties.index``; no ``startedAt`` for a
+    job that never started; and a description that does not change the job (moto's appends
+    ``AWS_BATCH_JOB_ID`` to the overrides' environment on every DescribeJobs).
+    """
+
+    def _get_container_property(self, p: str, default: Any) -> Any:
+        if p != "environment":
+            return super()._get_container_property(p, default)
+        properties = self.job_definition.container_properties or {}
+        merged = {e["name"]: e["value"] for e in properties.get("environment") or []}
+        merged.update({e["name"]: e["value"] for e in self.container_overrides.get("environment") or []})
+        merged["AWS_BATCH_JOB_ID"] = self.job_id
+        return [{"name": name, "value": value} for name, value in merged.items()]
 
     def _container_details(self) -> dict[str, Any]:
         details = super()._container_details()
@@ -25,7 +45,40 @@ class LocalJob(Job):
             {r["type"]: r["value"] for r in self.container_overrides.get("resourceRequirements", [])}
         )
         details["resourceRequirements"] = [{"type": k, "value": v} for k, v in sorted(merged.items())]
+        last = (self.attempts or [{}])[-1].get("container") or {}
+        for key in ("exitCode", "reason", "taskArn"):
+            if key in last:
+                details[key] = last[key]
         return details
+
+    def describe_short(self) -> dict[str, Any]:
+        result = super().describe_short()
+        if not self.attempts and self.status not in ("STARTING", "RUNNING"):
+            result.pop("startedAt", None)  # never started: AWS omits the field
+        return result
+
+    def describe(self) -> dict[str, Any]:
+        result = super().describe()
+        if not self.attempts and self.status not in ("STARTING", "RUNNING"):
+            result.pop("startedAt", None)
+        index = (self.array_properties or {}).get("index")
+        if index is not None and not self._child_jobs:
+            result["arrayProperties"] = {"index": index}
+        return result
+
+
+def unsupported(job: Job) -> str | None:
+    """Why the emulator cannot run this job (it runs container jobs as local processes), or None."""
+    definition = job.job_definition
+    if definition.type == "multinode" or definition.node_properties:
+        what = "multi-node parallel jobs (nodeProperties)"
+    elif definition.eks_properties is not None or job.eks_properties_override:
+        what = "EKS jobs (eksProperties)"
+    elif definition.container_properties is None:
+        what = "jobs without containerProperties (ecsProperties)"
+    else:
+        return None
+    return f"{what} are not supported by the emulator, which runs container jobs as local processes"
 
 
 def _requirement(job: Job, kind: str, default: int) -> int:
@@ -60,6 +113,7 @@ class LocalBatchBackend(BatchBackend):
             "executor",
             "_compute_of",
             "_task",
+            "_job_to_stop",
         ):
             return object.__getattribute__(self, name)
         return object.__getattribute__(self.backend, name)
@@ -79,7 +133,7 @@ class LocalBatchBackend(BatchBackend):
             environment=environment,
         )
 
-    def _task(self, job: Job, compute: Compute, retry: dict[str, Any] | None, signed: bool) -> Task:
+    def _task(self, job: Job, compute: Compute, retry: dict[str, Any] | None) -> Task:
         strategy = retry or job.job_definition.retry_strategy or {}
         timeout = job._get_attempt_duration()
         return Task(
@@ -90,7 +144,7 @@ class LocalBatchBackend(BatchBackend):
             int(strategy.get("attempts", 1)),
             list(strategy.get("evaluateOnExit") or []),
             timeout,
-            signed,
+            unsupported=unsupported(job),
         )
 
     def submit_job(
@@ -106,11 +160,20 @@ class LocalBatchBackend(BatchBackend):
         parameters: dict[str, str] | None = None,
         tags: dict[str, str] | None = None,
         retry_strategy: dict[str, Any] | None = None,
-        signed: bool = True,
     ) -> tuple[str, str, str]:
         executor = LocalBatchBackend.executor
         assert executor is not None
         backend = self.backend
+        if not JOB_NAME.match(job_name or ""):
+            raise ClientException(
+                "jobName must be 1 to 128 letters, numbers, hyphens and underscores, starting with a "
+                f"letter or number; got {job_name!r}"
+            )
+        size = (array_properties or {}).get("size")
+        if size is not None and not MIN_ARRAY_SIZE <= int(size) <= MAX_ARRAY_SIZE:
+            raise ClientException(
+                f"arrayProperties.size must be between {MIN_ARRAY_SIZE} and {MAX_ARRAY_SIZE}; got {size}"
+            )
         job_def = backend.get_job_definition(job_def_id)
         if job_def is None:
             raise ClientException(f"Job definition {job_def_id} does not exist")
@@ -153,18 +216,25 @@ class LocalBatchBackend(BatchBackend):
                     for i in range(int(array_properties["size"]))
                 ]
                 for child in job._child_jobs:
-                    executor.add(self._task(child, compute, retry_strategy, signed))
+                    executor.add(self._task(child, compute, retry_strategy))
                 executor.add_parent(job)
             else:
-                executor.add(self._task(job, compute, retry_strategy, signed))
+                executor.add(self._task(job, compute, retry_strategy))
         return job_name, job.job_id, job.arn
 
     def cancel_job(self, job_id: str, reason: str) -> None:
-        job = self.backend.get_job_by_id(job_id)
+        job = self._job_to_stop(job_id, reason)
         if job is not None and LocalBatchBackend.executor is not None:
             LocalBatchBackend.executor.cancel(job, reason)
 
     def terminate_job(self, job_id: str, reason: str) -> None:
-        job = self.backend.get_job_by_id(job_id)
+        job = self._job_to_stop(job_id, reason)
         if job is not None and LocalBatchBackend.executor is not None:
             LocalBatchBackend.executor.terminate(job, reason)
+
+    def _job_to_stop(self, job_id: str, reason: str) -> Job | None:
+        """CancelJob's and TerminateJob's arguments checked as AWS does; an unknown id is a no-op."""
+        for name, value in (("jobId", job_id), ("reason", reason)):
+            if not value:
+                raise ClientException(f"'{name}' is a required field (cannot be an empty string)")
+        return self.backend.get_job_by_id(job_id)

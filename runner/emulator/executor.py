@@ -20,7 +20,9 @@ import signal
 import subprocess
 import threading
 import time
+import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,10 +39,7 @@ EXITED = "Essential container in task exited"
 OOM = "OutOfMemoryError: Container killed due to memory usage"
 TIMED_OUT = "Job attempt duration exceeded timeout"
 DEPENDENCY_FAILED = "Dependent Job failed"
-UNSIGNED = (
-    "SubmitJob was not signed with the emulator's credentials; the command was not run "
-    "(sign with the keys `runner local env` prints)"
-)
+EMULATOR_ERROR = "The emulator could not run this job"
 RESOURCE_MISFIT = (
     "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - The job resource requirement (vCPU/memory) is "
     "higher than that can be met by the CE(s) attached to the job queue."
@@ -106,11 +105,33 @@ class Task:
     attempts_allowed: int
     exit_rules: list[dict[str, Any]]
     timeout: int | None
-    signed: bool = True
+    unsupported: str | None = None  # why the emulator cannot run it: it fails at once, saying so
     attempt: Attempt | None = None
     cancel_reason: str | None = None
     terminate_reason: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def waits_for(job: Job) -> list[str]:
+    """The jobs one job (or array child) waits for, by AWS Batch's dependency types.
+
+    ``N_TO_N`` on an array job: child ``i`` waits for child ``i`` of the dependency only.
+    ``SEQUENTIAL`` with no job id (or the array's own): child ``i`` waits for child ``i - 1``.
+    Anything else waits for the whole job named (an array job ends when all its children have).
+    """
+    index = (job.array_properties or {}).get("index")
+    parent = job.job_id.split(":")[0]
+    ids = []
+    for dependency in job.depends_on or []:
+        kind, job_id = dependency.get("type"), dependency.get("jobId")
+        if kind == "SEQUENTIAL" and job_id in (None, "", parent):
+            if index is not None and index > 0:
+                ids.append(f"{parent}:{index - 1}")
+        elif kind == "N_TO_N" and index is not None and job_id and f"{job_id}:{index}" in job.all_jobs:
+            ids.append(f"{job_id}:{index}")
+        elif job_id:
+            ids.append(job_id)
+    return ids
 
 
 def exit_rule_action(
@@ -199,35 +220,51 @@ class Executor:
     def tick(self) -> None:
         now = time.monotonic()
         for task in list(self.running):
-            self._supervise(task, now)
+            self._guarded(task, self._supervise, task, now)
         self.running = [task for task in self.running if task.attempt is not None]
         self._admit()
         self._start_what_fits(now)
+
+    def _guarded(self, task: Task, step: Callable[..., None], *args: Any) -> None:
+        """One task's step; if it raises, that task fails (saying why) and the scheduler goes on."""
+        try:
+            step(*args)
+        except Exception as err:
+            traceback.print_exc()  # into the emulator's log
+            if task.attempt is not None:
+                self._signal(task.attempt.process, signal.SIGKILL)
+                task.attempt = None
+            if task.job.status not in ("SUCCEEDED", "FAILED"):
+                self._finish(
+                    task, success=False, status_reason=f"{EMULATOR_ERROR}: {type(err).__name__}: {err}"
+                )
 
     def _admit(self) -> None:
         """Arrivals become PENDING (waiting on dependsOn) or RUNNABLE; pending ones as they clear."""
         arrivals, self.arrivals = self.arrivals, []
         for task in arrivals:
-            if task.job.status != "SUBMITTED":
-                continue  # cancelled while it waited
-            if not task.signed:
-                self._finish(task, success=False, status_reason=UNSIGNED)
-            elif task.job.depends_on:
-                task.job.status = "PENDING"
-                self.pending.append(task)
-            else:
-                task.job.status = "RUNNABLE"
-                self.runnable.append(task)
-            self._touch_parent(task)
+            if task.job.status == "SUBMITTED":  # else cancelled while it waited
+                self._guarded(task, self._arrive, task)
         still = []
         for task in self.pending:
             if task.job.status == "PENDING":
-                self._check_dependencies(task)
+                self._guarded(task, self._check_dependencies, task)
             if task.job.status == "PENDING":
                 still.append(task)
             elif task.job.status == "RUNNABLE":
                 self.runnable.append(task)
         self.pending = still
+
+    def _arrive(self, task: Task) -> None:
+        if task.unsupported:
+            self._finish(task, success=False, status_reason=task.unsupported)
+        elif task.job.depends_on:
+            task.job.status = "PENDING"
+            self.pending.append(task)
+        else:
+            task.job.status = "RUNNABLE"
+            self.runnable.append(task)
+        self._touch_parent(task)
 
     def _start_what_fits(self, now: float) -> None:
         free_slots = self.settings.slots - len(self.running)
@@ -252,7 +289,7 @@ class Executor:
             if used.get(name, 0) + task.vcpus > task.compute.max_vcpus:
                 waiting.append(task)  # the compute environment is full: wait for capacity
                 continue
-            self._start(task, now)
+            self._guarded(task, self._start, task, now)
             if task.attempt is not None:
                 self.running.append(task)
                 used[name] = used.get(name, 0) + task.vcpus
@@ -274,10 +311,9 @@ class Executor:
                 parent.status = "FAILED" if "FAILED" in statuses else "SUCCEEDED"
 
     def _check_dependencies(self, task: Task) -> None:
+        """RUNNABLE once every job it waits for SUCCEEDED; FAILED as soon as one of them FAILED."""
         jobs = task.job.all_jobs
-        statuses = [
-            jobs[d["jobId"]].status if d["jobId"] in jobs else "FAILED" for d in task.job.depends_on or []
-        ]
+        statuses = [jobs[job_id].status if job_id in jobs else "FAILED" for job_id in waits_for(task.job)]
         if "FAILED" in statuses:
             self._finish(task, success=False, status_reason=DEPENDENCY_FAILED)
         elif all(s == "SUCCEEDED" for s in statuses):

@@ -9,15 +9,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from moto.batch.responses import BatchResponse
 from moto.core.base_backend import BackendDict
+from moto.core.exceptions import JsonRESTError
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import run_simple
 
 from runner.emulator.backend import LocalBatchBackend
 from runner.emulator.executor import Executor, ExecutorSettings
+from runner.emulator.gate import gate
 from runner.emulator.signing import signed_by
 
 LOOPBACK = "127.0.0.1"
@@ -28,11 +33,26 @@ def _backend(self: BatchResponse) -> Any:
     return local_backends[self.current_account][self.region]
 
 
+class InvalidSignature(JsonRESTError):
+    code = 403
+
+    def __init__(self) -> None:
+        super().__init__(
+            "InvalidSignatureException",
+            "The request signature we calculated does not match the signature you provided "
+            "(sign with the keys `runner local env` prints)",
+        )
+
+
 def _submit_job(self: BatchResponse) -> str:
-    """moto's SubmitJob, plus the submitted retryStrategy and the check of who signed it."""
+    """moto's SubmitJob, plus the submitted retryStrategy and overrides, once its signature is
+    checked: the emulator runs the command, so only a request signed with its own secret may."""
     credentials = LocalBatchBackend.executor.settings.credentials if LocalBatchBackend.executor else None
     body = self.raw_body if isinstance(self.raw_body, bytes) else str(self.raw_body or "").encode()
-    signed = credentials is None or signed_by(self.method, self.uri, dict(self.headers), body, *credentials)
+    if credentials is not None and not signed_by(
+        self.method, self.uri, dict(self.headers), body, *credentials
+    ):
+        raise InvalidSignature()
     name, job_id, arn = self.batch_backend.submit_job(
         self._get_param("jobName"),
         self._get_param("jobDefinition"),
@@ -44,7 +64,7 @@ def _submit_job(self: BatchResponse) -> str:
         parameters=self._get_param("parameters"),
         tags=self._get_param("tags"),
         retry_strategy=self._get_param("retryStrategy"),
-        signed=signed,
+        eks_properties_override=self._get_param("eksPropertiesOverride"),
     )
     return json.dumps({"jobId": job_id, "jobName": name, "jobArn": arn})
 
@@ -88,10 +108,18 @@ def main(argv: list[str] | None = None) -> None:
         executor.shutdown()
         sys.exit(0)
 
-    from moto import server
-
-    server.signal_handler = stop  # moto's server installs its own SIGTERM/SIGINT handler: use ours
-    server.main(["-H", LOOPBACK, "-p", str(args.port)])
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    access_key = credentials[0] if credentials else None
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple(
+        LOOPBACK,
+        args.port,
+        gate(app, lambda: access_key),
+        threaded=True,
+        request_handler=MotoRequestHandler,
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import boto3
 import pulumi
 
 from runner.aws.clients import AwsTarget, aws_errors
@@ -37,16 +38,26 @@ def fingerprint(project_dir: Path, stack: str) -> str:
 
 
 def _region(project_dir: Path, stack: str) -> str:
-    return load_stack_config(project_dir, stack).get("aws:region") or DEFAULT_REGION
+    """The stack's ``aws:region``, checked against the regions AWS has (botocore's own list)."""
+    region = load_stack_config(project_dir, stack).get("aws:region") or DEFAULT_REGION
+    known = set(boto3.session.Session().get_available_regions("batch"))
+    if region not in known:
+        raise RunnerError(
+            f"Pulumi.{stack}.yaml: aws:region {region!r} is not an AWS region with Batch; "
+            f"use one such as {DEFAULT_REGION}"
+        )
+    return region
 
 
-def deploy_stack(project_dir: Path, stack: str, endpoint_url: str | None) -> tuple[StackOutputs, Deployment]:
+def deploy_stack(
+    project_dir: Path, stack: str, endpoint_url: str | None, credentials: tuple[str, str] | None = None
+) -> tuple[StackOutputs, Deployment]:
     """Run the program for ``stack`` with every resource created in the emulator.
 
     Returns the stack outputs (the contract ``pulumi stack output --json`` prints) and what was
     created. A failed or interrupted deploy deletes what it had created, so nothing half-made stays.
     """
-    mocks = EmulatorMocks(AwsTarget(_region(project_dir, stack), endpoint_url))
+    mocks = EmulatorMocks(AwsTarget(_region(project_dir, stack), endpoint_url, credentials))
     try:
         with aws_errors():
             exported = run_program(project_dir, stack, mocks)
@@ -68,8 +79,8 @@ def deploy_stack(project_dir: Path, stack: str, endpoint_url: str | None) -> tup
     return outputs, Deployment(fingerprint(project_dir, stack), list(mocks.created))
 
 
-def _still_there(outputs: StackOutputs, endpoint_url: str | None) -> bool:
-    batch = AwsTarget(outputs.region, endpoint_url).client("batch")
+def _still_there(outputs: StackOutputs, target: AwsTarget) -> bool:
+    batch = target.client("batch")
     with aws_errors():
         return bool(batch.describe_job_queues(jobQueues=[outputs.job_queue_arn])["jobQueues"])
 
@@ -79,12 +90,13 @@ def deploy_or_keep(project_dir: Path, stack: str, endpoint_url: str, state: Loca
 
     Changed means its stack file or the program's source differ from what it was made from.
     """
+    credentials = state.credentials()
     previous = state.deployment(stack) if stack in state.deployed_stacks() else None
     if previous is not None:
         outputs = state.outputs(stack)
-        if previous.fingerprint == fingerprint(project_dir, stack) and _still_there(outputs, endpoint_url):
+        if previous.fingerprint == fingerprint(project_dir, stack) and _still_there(outputs, AwsTarget(outputs.region, endpoint_url, credentials)):
             return DeployResult(outputs, "kept")
-        mocks = EmulatorMocks(AwsTarget(_region(project_dir, stack), endpoint_url))
+        mocks = EmulatorMocks(AwsTarget(_region(project_dir, stack), endpoint_url, credentials))
         left = mocks.teardown(previous.created)
         state.forget_stack(stack)
         if left:
@@ -92,6 +104,6 @@ def deploy_or_keep(project_dir: Path, stack: str, endpoint_url: str, state: Loca
                 f"could not remove the previous deployment of '{stack}' ({'; '.join(left)}); "
                 "`runner local down` and `runner local up` start clean"
             )
-    outputs, deployment = deploy_stack(project_dir, stack, endpoint_url)
+    outputs, deployment = deploy_stack(project_dir, stack, endpoint_url, credentials)
     state.save_stack(stack, outputs, deployment)
     return DeployResult(outputs, "replaced" if previous is not None else "deployed")

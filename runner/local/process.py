@@ -41,7 +41,10 @@ def free_port() -> int:
 
 
 def port_in_use(port: int) -> bool:
+    """Whether something listens on the port. Connections of an emulator just stopped, waiting
+    out TIME_WAIT, do not count: the server binds with SO_REUSEADDR, and so does this check."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LOOPBACK, port))
         except OSError:
@@ -91,14 +94,14 @@ def configure(endpoint_url: str, config: dict | None = None, timeout: float = 5.
         return json.loads(response.read())
 
 
-def warm_up(endpoint_url: str) -> None:
+def warm_up(endpoint_url: str, credentials: tuple[str, str] | None = None) -> None:
     """Build moto's backends one at a time before anything else calls.
 
     The Pulumi engine creates resources from several threads; moto builds a service's backend on
     its first request (IAM loads every managed policy), and concurrent first requests can race
     into a 500. One call per service, in turn, avoids it.
     """
-    target = AwsTarget("us-east-1", endpoint_url)
+    target = AwsTarget("us-east-1", endpoint_url, credentials)
     with aws_errors():
         target.client("sts").get_caller_identity()
         target.client("iam").list_roles(MaxItems=1)
@@ -205,7 +208,7 @@ def start_server(
                 raise RunnerError(f"the emulator did not start ({tail[0]}); see {state.log_file}")
             sleep(0.1)
         configure(endpoint)
-        warm_up(endpoint)
+        warm_up(endpoint, state.credentials())
         info = ServerInfo(
             pid=process.pid,
             port=port,

@@ -29,3 +29,25 @@ def test_encrypted_secret_is_a_clear_error(tmp_path: Path):
     (tmp_path / "Pulumi.lab.yaml").write_text("config:\n  batch-stacks:token:\n    secure: AAABAB==\n")
     with pytest.raises(StackFileError, match="encrypted secret"):
         load_stack_config(tmp_path, "lab")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "config: [1, 2]\n",
+            "Pulumi.lab.yaml: `config` should be a map of settings (key: value), got a list",
+        ),
+        (
+            "config: just words\n",
+            "Pulumi.lab.yaml: `config` should be a map of settings (key: value), got a string",
+        ),
+        ("- a\n- b\n", "Pulumi.lab.yaml should be a map with a `config:` key, got a list"),
+    ],
+)
+def test_a_stack_file_of_the_wrong_shape_is_one_line(tmp_path: Path, text: str, message: str):
+    shutil.copy(PROJECT_DIR / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    (tmp_path / "Pulumi.lab.yaml").write_text(text)
+    with pytest.raises(StackFileError) as caught:
+        load_stack_config(tmp_path, "lab")
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)

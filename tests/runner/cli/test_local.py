@@ -48,12 +48,14 @@ def emulator(project: Path, isolated_environment: Path) -> Iterator[dict]:
 
 
 def batch_at(endpoint: str):
+    """A Batch client signed with the emulator's own keys (Batch refuses any others, as AWS does)."""
+    access, secret = LocalState(Path(os.environ["XDG_STATE_HOME"]) / "batch-stacks").credentials()
     return boto3.client(
         "batch",
         region_name="us-east-1",
         endpoint_url=endpoint,
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
+        aws_access_key_id=access,
+        aws_secret_access_key=secret,
     )
 
 

@@ -1,8 +1,4 @@
-"""The emulator runs tasks for real: processes, exit codes, OOM, timeouts, Spot, retries, logs.
-
-One emulator for the module, with the lab (Spot) and prod (on-demand) stacks deployed, a 1 s
-minimum attempt duration and a 0.5 s stop grace (test settings only; users get AWS's 60 s).
-"""
+"""The emulator runs tasks for real: processes, exit codes, OOM, timeouts, Spot, retries, logs."""
 
 from __future__ import annotations
 
@@ -10,87 +6,19 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
-from click.testing import CliRunner, Result
+from botocore.exceptions import ClientError
+from click.testing import CliRunner
 
 from runner.cli import cli
-from runner.local.deploy import deploy_or_keep
-from runner.local.process import ExecutorOptions, start_server, stop_server
-from runner.local.state import LocalState
+from runner.local.process import stop_server
+from tests.runner.emulator.conftest import SLOTS, batch, run, submit, wait_for
 
 pytestmark = pytest.mark.emulator
-PROJECT_DIR = Path(__file__).resolve().parents[3]
-SLOTS = 3
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    root = tmp_path_factory.mktemp("emulator-state")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RUNNER_EMULATOR_MIN_TIMEOUT", "1")
-        patch.setenv("RUNNER_EMULATOR_STOP_GRACE", "0.5")
-        patch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-        state = LocalState(root / "batch-stacks")
-        info, _ = start_server(state, None, ExecutorOptions(slots=SLOTS, spot_interruptions=0.5, seed=11))
-        try:
-            stacks = {
-                s: deploy_or_keep(PROJECT_DIR, s, info.endpoint_url, state).outputs.to_json()
-                for s in ("dev", "prod")
-            }
-            yield {"root": root, "state": state, "info": info, "stacks": stacks}
-        finally:
-            stop_server(state)
-
-
-@pytest.fixture
-def local(emulator: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """The runner pointed at the module's emulator (its state directory)."""
-    monkeypatch.setenv("XDG_STATE_HOME", str(emulator["root"]))
-    monkeypatch.setenv("RUNNER_PROJECT_DIR", str(PROJECT_DIR))
-    return emulator
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, ["--local", *args])
-
-
-def batch(emulator: dict[str, Any], keys: tuple[str, str] | None = None) -> Any:
-    access, secret = keys or emulator["state"].credentials()
-    return boto3.client(
-        "batch",
-        region_name="us-east-1",
-        endpoint_url=emulator["info"].endpoint_url,
-        aws_access_key_id=access,
-        aws_secret_access_key=secret,
-    )
-
-
-def wait_for(
-    client: Any, job_id: str, statuses: tuple[str, ...] = ("SUCCEEDED", "FAILED"), timeout: float = 30
-) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = client.describe_jobs(jobs=[job_id])["jobs"][0]
-        if job["status"] in statuses or time.monotonic() > deadline:
-            return job
-        time.sleep(0.1)
-
-
-def submit(emulator: dict[str, Any], stack: str, command: list[str], **params: Any) -> str:
-    outputs = emulator["stacks"][stack]
-    overrides = {"command": command, **params.pop("overrides", {})}
-    return batch(emulator).submit_job(
-        jobName=params.pop("name", "t"),
-        jobQueue=outputs["jobQueueArn"],
-        jobDefinition=outputs["jobDefinitionArn"],
-        containerOverrides=overrides,
-        **params,
-    )["jobId"]
 
 
 def test_tasks_run_with_batchs_environment_and_exit_codes_and_their_logs_are_readable(local):
@@ -258,28 +186,43 @@ def test_cancel_and_terminate_stop_what_they_should(local):
     assert not any("sleep 30" in " ".join(p) for p in task_processes())
 
 
-def test_a_submit_not_signed_with_the_emulators_keys_never_runs(local, tmp_path: Path):
+def test_a_submit_not_signed_with_the_emulators_keys_is_refused_as_aws_does(local, tmp_path: Path):
     marker = tmp_path / "ran"
-    client = batch(local, keys=("AKIAOTHERUSER", "not-the-secret"))
     outputs = local["stacks"]["prod"]
-    job_id = client.submit_job(
-        jobName="intruder",
-        jobQueue=outputs["jobQueueArn"],
-        jobDefinition=outputs["jobDefinitionArn"],
-        containerOverrides={"command": ["touch", str(marker)]},
-    )["jobId"]
+    request = {
+        "jobName": "intruder",
+        "jobQueue": outputs["jobQueueArn"],
+        "jobDefinition": outputs["jobDefinitionArn"],
+        "containerOverrides": {"command": ["touch", str(marker)]},
+    }
     access, _ = local["state"].credentials()
-    forged = batch(local, keys=(access, "a-guessed-secret"))  # the right key id is not enough
-    forged_id = forged.submit_job(
-        jobName="forged",
-        jobQueue=outputs["jobQueueArn"],
-        jobDefinition=outputs["jobDefinitionArn"],
-        containerOverrides={"command": ["touch", str(marker)]},
-    )["jobId"]
-    for job in (wait_for(batch(local), job_id), wait_for(batch(local), forged_id)):
-        assert job["status"] == "FAILED" and job["attempts"] == []
-        assert job["statusReason"].startswith("SubmitJob was not signed with the emulator's credentials")
-    assert not marker.exists()
+    refused = {
+        "UnrecognizedClientException": batch(local, keys=("AKIAOTHERUSER", "not-the-secret")),
+        "InvalidSignatureException": batch(
+            local, keys=(access, "a-guessed-secret")
+        ),  # the key id is not enough
+    }
+    before = batch(local).list_jobs(jobQueue=outputs["jobQueueArn"], jobStatus="SUCCEEDED")["jobSummaryList"]
+    for code, client in refused.items():
+        with pytest.raises(ClientError) as caught:
+            client.submit_job(**request)
+        assert caught.value.response["Error"]["Code"] == code
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    unsigned = urllib.request.Request(
+        f"{local['info'].endpoint_url}/v1/submitjob", data=json.dumps(request).encode(), method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught_unsigned:
+        urllib.request.urlopen(unsigned, timeout=5)
+    assert caught_unsigned.value.code == 403
+    assert json.loads(caught_unsigned.value.read())["__type"] == "MissingAuthenticationTokenException"
+    time.sleep(0.5)
+    after = batch(local).list_jobs(jobQueue=outputs["jobQueueArn"], jobStatus="SUCCEEDED")["jobSummaryList"]
+    assert not marker.exists() and len(after) == len(before)
+    assert not [
+        j
+        for j in batch(local).list_jobs(jobQueue=outputs["jobQueueArn"], jobStatus="FAILED")["jobSummaryList"]
+        if j["jobName"] == "intruder"
+    ]
     assert oct(local["state"].credentials_file.stat().st_mode & 0o777) == "0o600"
     exports = CliRunner().invoke(cli, ["local", "env"]).output
     assert (

@@ -390,6 +390,31 @@ def test_a_bad_stack_setting_is_one_line(emulator, tmp_path: Path):
     assert client("batch").describe_compute_environments()["computeEnvironments"] == []
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("aws:region: us-east-1", "aws:region: mars-1"),
+            "Pulumi.dev.yaml: aws:region 'mars-1' is not an AWS region with Batch; use one such as us-east-1",
+        ),
+        (
+            None,
+            "Pulumi.dev.yaml: `config` should be a map of settings (key: value), got a list; fix the file",
+        ),
+    ],
+    ids=["unknown-region", "config-is-a-list"],
+)
+def test_a_broken_stack_file_is_one_line_and_creates_nothing(emulator, tmp_path: Path, change, message):
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    text = (PROJECT_DIR / "Pulumi.dev.yaml").read_text()
+    (tmp_path / "Pulumi.dev.yaml").write_text(text.replace(*change) if change else "config: [1, 2]\n")
+    with pytest.raises(RunnerError) as caught:
+        deploy_stack(tmp_path, "dev", None)
+    assert str(caught.value) == message
+    assert client("batch").describe_compute_environments()["computeEnvironments"] == []
+
+
 def test_a_resource_the_emulator_cannot_create_stops_the_deploy(emulator, tmp_path: Path):
     for name in ("Pulumi.yaml", "Pulumi.dev.yaml"):
         shutil.copy(PROJECT_DIR / name, tmp_path / name)

@@ -1,0 +1,22 @@
+"""The emulator's process on its port: a port whose last connections wait out TIME_WAIT is free."""
+
+from __future__ import annotations
+
+import socket
+
+from runner.local.process import LOOPBACK, port_in_use
+
+
+def test_a_listening_port_is_in_use_and_one_in_time_wait_is_not():
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind((LOOPBACK, 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection((LOOPBACK, port))
+    accepted, _ = server.accept()
+    assert port_in_use(port)
+    accepted.close()  # the server's side closes first, so its end of the connection enters TIME_WAIT
+    client.close()
+    server.close()
+    assert not port_in_use(port)
