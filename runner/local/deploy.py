@@ -94,7 +94,9 @@ def deploy_or_keep(project_dir: Path, stack: str, endpoint_url: str, state: Loca
     previous = state.deployment(stack) if stack in state.deployed_stacks() else None
     if previous is not None:
         outputs = state.outputs(stack)
-        if previous.fingerprint == fingerprint(project_dir, stack) and _still_there(outputs, AwsTarget(outputs.region, endpoint_url, credentials)):
+        if previous.fingerprint == fingerprint(project_dir, stack) and _still_there(
+            outputs, AwsTarget(outputs.region, endpoint_url, credentials)
+        ):
             return DeployResult(outputs, "kept")
         mocks = EmulatorMocks(AwsTarget(_region(project_dir, stack), endpoint_url, credentials))
         left = mocks.teardown(previous.created)
