@@ -24,7 +24,16 @@ def stack_outputs(env: BatchEnvironment, settings: StackSettings) -> dict[str, p
         "jobVcpus": settings.job.vcpus,
         "jobMemoryMiB": settings.job.memory_mib,
         "costModel": cost_model(settings),
+        "data": data_location(settings),
     }
+
+
+def data_location(settings: StackSettings) -> dict[str, str] | None:
+    """Where the stack's tasks read and write data (None: the stack has no data bucket)."""
+    data = settings.data
+    if data.bucket is None:
+        return None
+    return {"bucket": data.bucket, "prefix": data.prefix, "access": data.access}
 
 
 def cost_model(settings: StackSettings) -> dict[str, object]:

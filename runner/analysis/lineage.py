@@ -77,3 +77,14 @@ def fold_retries(parent: Summary, retries: Sequence[RunPart]) -> Summary:
         spot=spot,
         folded_run_ids=[retry.run_id for retry in retries],
     )
+
+
+def latest_attempts(parts: Sequence[RunPart]) -> dict[int, tuple[float, str, str]]:
+    """Each logical index's last attempt: (seconds, kind, run id); later runs win."""
+    latest: dict[int, tuple[float, str, str]] = {}
+    for part in parts:
+        if part.times is None:
+            continue
+        for index, started, stopped, kind in part.times.latest():
+            latest[index] = ((stopped - started) / 1000.0, kind, part.run_id)
+    return latest

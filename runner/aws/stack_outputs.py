@@ -15,7 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from infra.settings import PURCHASE_MODELS, PurchaseModel
+from infra.settings import DATA_ACCESS, PURCHASE_MODELS, DataAccess, PurchaseModel
 from runner.errors import StackOutputsError
 from runner.json_files import JsonFileError, read_json, type_name
 
@@ -45,11 +45,35 @@ CONTRACT: tuple[tuple[str, str, Kind], ...] = (
     ("jobMemoryMiB", "job_memory_mib", Kind.COUNT),
 )
 CONTRACT_KEYS: tuple[str, ...] = tuple(key for key, _, _ in CONTRACT)
-# An output a stack may lack (deployed by an older program); checked when present.
+# Outputs a stack may lack (deployed by an older program); checked when present.
 COST_MODEL_KEY = "costModel"
+DATA_KEY = "data"
 COST_MODEL_PRICES = ("usdPerVcpuHour", "onDemandUsdPerVcpuHour", "spotUsdPerVcpuHour")
 
 Run = Callable[..., subprocess.CompletedProcess]
+
+
+@dataclass(frozen=True)
+class DataLocation:
+    """The stack's data bucket: tasks read under ``s3://bucket/prefix`` and, with ``read-write``
+    access, write there too."""
+
+    bucket: str
+    prefix: str
+    access: DataAccess
+
+    @property
+    def writable(self) -> bool:
+        return self.access == "read-write"
+
+    def uri(self, *parts: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{''.join(parts)}"
+
+    def key(self, *parts: str) -> str:
+        return f"{self.prefix}{''.join(parts)}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"bucket": self.bucket, "prefix": self.prefix, "access": self.access}
 
 
 @dataclass(frozen=True)
@@ -71,6 +95,8 @@ class StackOutputs:
     job_memory_mib: int
     # Exported by stacks deployed since the cost model; older ones fall back to list prices.
     cost_model: dict[str, Any] | None = None
+    # Exported since per-task data; None for a stack without a data bucket (or an older program).
+    data: DataLocation | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The outputs by their contract names, as ``pulumi stack output --json`` prints them."""
@@ -80,6 +106,8 @@ class StackOutputs:
             contract[key] = list(value) if isinstance(value, tuple) else value
         if self.cost_model is not None:
             contract[COST_MODEL_KEY] = self.cost_model
+        if self.data is not None:
+            contract[DATA_KEY] = self.data.to_json()
         return contract
 
 
@@ -123,12 +151,27 @@ def parse_outputs(stack: str, raw: Any, source: str) -> StackOutputs:
         problems.append(
             f"costModel should be an object with usdPerVcpuHour, got {json.dumps(cost_model)[:60]}"
         )
+    data, data_problem = _data_location(raw.get(DATA_KEY))
+    if data_problem:
+        problems.append(data_problem)
     if problems:
         raise StackOutputsError(
             f"{source}: {'; '.join(problems)}; save the outputs again with "
             f"`pulumi stack output --json -s {stack}`"
         )
-    return StackOutputs(stack, **values, cost_model=dict(cost_model) if cost_model else None)
+    return StackOutputs(stack, **values, cost_model=dict(cost_model) if cost_model else None, data=data)
+
+
+def _data_location(value: Any) -> tuple[DataLocation | None, str | None]:
+    """The ``data`` output (absent or null: no data bucket), or a problem saying what was expected."""
+    if value is None:
+        return None, None
+    fields = value if isinstance(value, Mapping) else {}
+    bucket, prefix, access = fields.get("bucket"), fields.get("prefix", ""), fields.get("access")
+    if isinstance(bucket, str) and bucket and isinstance(prefix, str) and access in DATA_ACCESS:
+        return DataLocation(bucket, prefix, access), None
+    expected = f"{{bucket, prefix, access ({' or '.join(DATA_ACCESS)})}} or null"
+    return None, f"data should be {expected}, got {json.dumps(value)[:60]}"
 
 
 def _is_cost_model(value: Any) -> bool:

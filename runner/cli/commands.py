@@ -29,11 +29,15 @@ from runner.cli.options import (
     task_size_options,
 )
 from runner.errors import InvalidInputError, RunnerError
+from runner.indices import parse_ranges
 from runner.runs.cancel import cancel_jobs
+from runner.runs.collect import collect_outputs
 from runner.runs.retry import RetryOptions, parse_classes, retry_run
 from runner.runs.service import JobRef, StackTarget
 from runner.runs.store import RunRecord, is_run_id, prune_runs
 from runner.runs.submit import MAX_ARRAY, MIN_ARRAY, SubmitOptions, parse_pairs, resume_run, submit_run
+from runner.runs.sweep import IMAGE_LAUNCHER, MAX_PER_TASK, local_launcher, submit_sweep
+from runner.runs.table import FORMATS, read_table
 from runner.runs.watch import watch
 from runner.show import terminal
 
@@ -113,6 +117,27 @@ def _show_summary(
 @click.option("--param", multiple=True, metavar="K=V", help="Job parameter for Ref::K (repeatable).")
 @click.option("--tag", multiple=True, metavar="K=V", help="Tag on the job, up to 48 (repeatable).")
 @click.option("--depends-on", metavar="RUN_OR_JOB_ID", help="Run id or job id this run waits for.")
+@click.option(
+    "--tasks",
+    "tasks_source",
+    metavar="FILE",
+    help="A table with one row per task (CSV, TSV or JSON Lines; a file, s3://bucket/key, or - for "
+    "standard input): each column becomes an environment variable of its row's task.",
+)
+@click.option(
+    "--format",
+    "table_format",
+    type=click.Choice(FORMATS),
+    help="The --tasks table's format (default: from its extension; needed for -).",
+)
+@click.option(
+    "--per-task",
+    type=click.IntRange(1, MAX_PER_TASK),
+    default=1,
+    show_default=True,
+    metavar="K",
+    help="With --tasks: K consecutive rows per task, run one after another.",
+)
 @click.option("--wait", is_flag=True, help="Watch until done, then print the summary.")
 @click.option(
     "--resume",
@@ -138,6 +163,9 @@ def submit(
     timeout_seconds: int | None,
     tag: tuple[str, ...],
     depends_on: str | None,
+    tasks_source: str | None,
+    table_format: str | None,
+    per_task: int,
     wait: bool,
     resume_run_id: str | None,
     interval: float,
@@ -181,6 +209,24 @@ def submit(
     )
     home = context.home()
     depends_on_jobs = context.service().depends_on_jobs(depends_on, home) if depends_on else []
+    if tasks_source is not None:
+        s3 = functools.partial(home.target.client, "s3")
+        table = read_table(tasks_source, table_format, stdin=sys.stdin.buffer, s3=s3)
+        record = submit_sweep(
+            home.target.client("batch"),
+            s3(),
+            context.store,
+            options,
+            table,
+            home.outputs,
+            per_task=per_task,
+            now=context.now(),
+            launcher=local_launcher() if home.target.endpoint_url else IMAGE_LAUNCHER,
+            depends_on_job_ids=depends_on_jobs,
+            endpoint_url=home.target.endpoint_url,
+        )
+        _after_submit(context, record, as_json=as_json, wait=wait, interval=interval, price=vcpu_hour_price)
+        return
     record = submit_run(
         home.target.client("batch"),
         context.store,
@@ -229,6 +275,11 @@ def _after_submit(
     help=f"Only failures of these classes: {', '.join(CLASSES)} (default: every failed task).",
 )
 @click.option("--indices", metavar="RANGES", help="Only these logical indices, e.g. 3,17-19.")
+@click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="For a run submitted with --tasks: rows that already have outputs are not run again.",
+)
 @task_size_options("the run's")
 @click.option(
     "--wait", is_flag=True, help="Watch until done, then print the run's summary with retries folded in."
@@ -243,6 +294,7 @@ def retry(
     run_id: str,
     classes: str | None,
     indices: str | None,
+    skip_existing: bool,
     vcpus: int | None,
     memory_mib: int | None,
     timeout_seconds: int | None,
@@ -263,7 +315,9 @@ def retry(
         runner retry 20261124-151012-ab12 --class spot --stack prod
         runner retry 20261124-151012-ab12 --class oom --memory 8192 --wait
     """
-    options = RetryOptions(parse_classes(classes), indices, memory_mib, vcpus, timeout_seconds, attempts)
+    options = RetryOptions(
+        parse_classes(classes), indices, memory_mib, vcpus, timeout_seconds, attempts, skip_existing
+    )
     service = context.service()
     ref = service.resolve(run_id)
     if ref.record is None or not ref.whole_run:
@@ -581,6 +635,68 @@ def stacks(
         terminal.print_json([row.to_json(work) for row in rows])
     else:
         terminal.show_stacks(terminal.make_console(), [row.to_json(work) for row in rows], work)
+
+
+@cli.command()
+@click.argument("run_id")
+@target_options
+@json_option
+@pass_context
+def results(context: CliContext, run_id: str, as_json: bool) -> None:
+    """A --tasks run's rows: succeeded with outputs, succeeded without, failed, not run.
+
+    Each row's outcome is its task's latest (retries folded in); its outputs are what is under
+    its folder in the stack's data bucket. Exits 0 when every row succeeded, 3 otherwise.
+
+    \b
+    Example:
+        runner results 20261124-151012-ab12
+        runner collect 20261124-151012-ab12 --to results/
+    """
+    service = context.service()
+    found = service.results(service.resolve(run_id))
+    if as_json:
+        terminal.print_json(found.to_json())
+    else:
+        terminal.show_results(terminal.make_console(), found)
+    if not found.complete:
+        sys.exit(EXIT_JOBS_FAILED)
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option(
+    "--to",
+    "dest",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Where to put the outputs: DIR/<row>/<path>.",
+)
+@click.option("--rows", metavar="RANGES", help="Only these rows, e.g. 3,17-19 (default: every row).")
+@target_options
+@json_option
+@pass_context
+def collect(context: CliContext, run_id: str, dest: Path, rows: str | None, as_json: bool) -> None:
+    """Download a --tasks run's outputs; files already there with the same size are skipped."""
+    service = context.service()
+    ref = service.resolve(run_id)
+    sweep = service.sweep(ref)
+    chosen = set(parse_ranges(rows, sweep.rows, option="--rows")) if rows else None
+    with terminal.Transfer(terminal.make_console(stderr=True), quiet=as_json) as transfer:
+        done = collect_outputs(
+            ref.target.client("s3"),
+            sweep.data.bucket,
+            sweep.outputs_key,
+            dest,
+            chosen,
+            on_plan=transfer.plan,
+            on_file=transfer.advance,
+        )
+    if as_json:
+        terminal.print_json({"runId": sweep.run_id, "to": str(dest), **done.to_json()})
+    else:
+        terminal.show_collected(terminal.make_console(), done, dest)
 
 
 cli.add_command(local_group)

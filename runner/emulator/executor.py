@@ -457,6 +457,11 @@ class Executor:
             "logStreamName": stream,
             "taskArn": f"arn:aws:ecs:{self.settings.region}:123456789012:task/{attempt.task_id}",
         }
+        if not task.compute.fargate:  # on EC2 capacity AWS names the instance the task ran on
+            instance = f"{task.compute.name}/{attempt.task_id[:17]}"
+            container["containerInstanceArn"] = (
+                f"arn:aws:ecs:{self.settings.region}:123456789012:container-instance/{instance}"
+            )
         if not reclaimed:
             container["exitCode"] = exit_code
         if attempt.container_reason:

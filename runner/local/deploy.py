@@ -76,7 +76,27 @@ def deploy_stack(
         if isinstance(err, Exception) and mocks.error is not None:
             raise mocks.error from None
         raise
+    if outputs.data is not None:
+        ensure_bucket(AwsTarget(outputs.region, endpoint_url, credentials), outputs.data.bucket)
     return outputs, Deployment(fingerprint(project_dir, stack), list(mocks.created))
+
+
+def ensure_bucket(target: AwsTarget, bucket: str) -> None:
+    """The stack's data bucket, in the emulator's S3 (on AWS it is yours: the program only names it).
+
+    Kept when a stack is replaced or removed: data outlives the stacks that use it.
+    """
+    s3 = target.client("s3")
+    with aws_errors():
+        existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+        if bucket in existing:
+            return
+        location = (
+            {}
+            if target.region == "us-east-1"
+            else {"CreateBucketConfiguration": {"LocationConstraint": target.region}}
+        )
+        s3.create_bucket(Bucket=bucket, **location)
 
 
 def _still_there(outputs: StackOutputs, target: AwsTarget) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from runner.analysis.failure_classes import CLASSES, hint
-from runner.analysis.lineage import RunPart
+from runner.analysis.lineage import RunPart, latest_attempts
 from runner.analysis.summary import EVERY_ATTEMPT_BASIS, Failure, RuntimeStats, Summary, sorted_runtime_stats
 from runner.analysis.timeline import EARLIER_RECLAIMED, RECLAIMED, SUCCEEDED
 from runner.aws.job_logs import LogTail
@@ -149,17 +149,6 @@ def concurrency(parts: Sequence[RunPart]) -> Concurrency | None:
     interruptions = (stopped[marks] - origin) / 1000.0
     run_starts = [(p.run_id, (min(p.times.started) - origin) / 1000.0) for p in with_times[1:]]  # type: ignore[union-attr]
     return Concurrency(seconds, running, exact, peak, interruptions, run_starts)
-
-
-def latest_attempts(parts: Sequence[RunPart]) -> dict[int, tuple[float, str, str]]:
-    """Each logical index's last attempt: (seconds, kind, run id); later runs win."""
-    latest: dict[int, tuple[float, str, str]] = {}
-    for part in parts:
-        if part.times is None:
-            continue
-        for index, started, stopped, kind in part.times.latest():
-            latest[index] = ((stopped - started) / 1000.0, kind, part.run_id)
-    return latest
 
 
 def outcomes(latest: Mapping[int, tuple[float, str, str]], first_run_id: str, size: int) -> np.ndarray:

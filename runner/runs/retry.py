@@ -33,6 +33,7 @@ from runner.runs.submit import (
     submit_shards,
     validate,
 )
+from runner.runs.sweep import SKIP_EXISTING_ENV
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class RetryOptions:
     vcpus: int | None = None
     timeout_seconds: int | None = None
     attempts: int | None = None
+    # A sweep's rows that already have outputs (from any run of the lineage) are not run again.
+    skip_existing: bool = False
 
 
 def parse_classes(text: str | None) -> tuple[str, ...]:
@@ -107,9 +110,12 @@ def retry_request(
     environment = [
         e for e in overrides.get("environment", []) if e["name"] not in (RUN_ID_ENV, PARENT_RUN_ID_ENV)
     ]
+    environment = [e for e in environment if e["name"] != SKIP_EXISTING_ENV]
+    skip = [{"name": SKIP_EXISTING_ENV, "value": "1"}] if options.skip_existing else []
     overrides["environment"] = [
         {"name": RUN_ID_ENV, "value": run_id},
         {"name": PARENT_RUN_ID_ENV, "value": root},
+        *skip,
         *environment,
     ]
     requirements = {r["type"]: r["value"] for r in overrides.get("resourceRequirements", [])}
@@ -153,6 +159,10 @@ def retry_run(
         attempts=options.attempts,
     )
     validate(changes, outputs)
+    if options.skip_existing and parent.sweep is None:
+        raise InvalidInputError(
+            f"--skip-existing applies to runs submitted with --tasks; run {parent.run_id} was not"
+        )
     indices = select_indices(summary, parent.total_tasks, options, parent.run_id)
     check_queue(batch, outputs)
     rules = definition_exit_rules(batch, outputs) if options.attempts is not None else None

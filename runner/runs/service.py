@@ -14,15 +14,18 @@ from dataclasses import dataclass, replace
 from infra.limits import MAX_DEPENDS_ON
 from runner.analysis.cost import reprice, stack_prices
 from runner.analysis.lineage import RunPart, fold_retries
+from runner.analysis.results import RowResults, row_results, task_outcomes
 from runner.analysis.summary import EVERY_ATTEMPT_BASIS, Failure, Summary, counts_line, summarize
 from runner.aws.batch_jobs import JobsForgottenError, describe_all
 from runner.aws.clients import AwsTarget
+from runner.aws.data_store import row_outputs
 from runner.aws.job_logs import LogTail, stream_tail, task_job_id
 from runner.aws.stack_outputs import StackOutputs
 from runner.errors import AwsError, InvalidInputError, RunnerError, RunNotFoundError
 from runner.indices import format_ranges
 from runner.runs.store import RunRecord, RunStore, is_run_id
 from runner.runs.submit import recover_shards
+from runner.runs.sweep import Sweep
 
 # Lines of a failed task's log a report shows.
 LOG_TAIL_LINES = 20
@@ -255,6 +258,26 @@ class RunService:
         if run_id and complete and fresh:
             self.store.save_log_tails(run_id, {**cached, **fresh})
         return tails
+
+    def sweep(self, ref: JobRef) -> Sweep:
+        """The sweep a run was submitted as (``submit --tasks``), or one line saying it was not."""
+        if ref.record is None or not ref.whole_run or ref.record.sweep is None:
+            raise InvalidInputError(
+                f"{ref.run_id or ref.job_id} is not a run submitted with --tasks; `runner results` and "
+                "`runner collect` read the outputs of a table's rows"
+            )
+        return Sweep.from_json(ref.record.sweep)
+
+    def results(self, ref: JobRef) -> RowResults:
+        """Each row's outcome (its task's latest, retries folded in) and its outputs in S3.
+
+        Calls: the summary's (none for a complete, cached run) and one ListObjectsV2 per 1,000
+        output files.
+        """
+        sweep = self.sweep(ref)
+        parts = self.lineage(ref, with_times=True)
+        outputs = row_outputs(ref.target.client("s3"), sweep.data.bucket, sweep.outputs_key)
+        return row_results(sweep.to_json(), task_outcomes(parts), outputs)
 
     def _own_summary(self, ref: JobRef, *, refresh: bool, all_attempts: bool, with_times: bool) -> Summary:
         record = ref.record if ref.whole_run else None

@@ -71,6 +71,8 @@ class RunRecord:
     summary: dict[str, Any] | None = None
     parent_run_id: str | None = None
     retry_run_ids: list[str] = field(default_factory=list)
+    # A sweep over a table (``submit --tasks``): where its rows and outputs are (Sweep.to_json).
+    sweep: dict[str, Any] | None = None
 
     @property
     def job_ids(self) -> list[str]:
@@ -206,6 +208,7 @@ _OPTIONAL = (
     ("endpoint_url", str, "a URL"),
     ("error", str, "a string"),
     ("summary", dict, "an object"),
+    ("sweep", dict, "an object"),
 )
 _FIELDS = frozenset(f.name for f in fields(RunRecord))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -188,16 +188,23 @@ def submit_params(
     *,
     depends_on_job_ids: Sequence[str] = (),
     evaluate_on_exit: list[dict[str, Any]] | None = None,
+    container_command: list[str] | None = None,
+    system_env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The SubmitJob request every shard of a run starts from. Pure: no AWS calls.
 
+    ``container_command`` replaces ``--command`` in the container (a sweep's launcher, which runs
+    it per row); ``system_env`` is the runner's own variables (RUNNER_*), beside the user's.
+
     Each shard adds its name, array size and offset (``shards.shard_request``).
     """
-    environment = [{"name": RUN_ID_ENV, "value": run_id}] + [
-        {"name": key, "value": value} for key, value in sorted(options.env.items())
-    ]
+    environment = [{"name": RUN_ID_ENV, "value": run_id}]
+    environment += [{"name": key, "value": value} for key, value in (system_env or {}).items()]
+    environment += [{"name": key, "value": value} for key, value in sorted(options.env.items())]
     overrides: dict[str, Any] = {"environment": environment}
-    if options.command is not None:
+    if container_command is not None:
+        overrides["command"] = container_command
+    elif options.command is not None:
         overrides["command"] = shlex.split(options.command)
     requirements = []
     if options.vcpus is not None:
@@ -251,13 +258,20 @@ def check_queue(batch: Any, outputs: StackOutputs) -> None:
         )
 
 
-def definition_exit_rules(batch: Any, outputs: StackOutputs) -> list[dict[str, Any]]:
+def _definition(batch: Any, outputs: StackOutputs) -> dict[str, Any]:
     with aws_errors():
-        found = batch.describe_job_definitions(jobDefinitions=[outputs.job_definition_arn])
-    for definition in found.get("jobDefinitions", []):
-        rules = definition.get("retryStrategy", {}).get("evaluateOnExit", [])
-        return [{**rule, "action": str(rule.get("action", "")).upper()} for rule in rules]
-    return []
+        found = batch.describe_job_definitions(jobDefinitions=[outputs.job_definition_arn])["jobDefinitions"]
+    return found[0] if found else {}
+
+
+def definition_command(batch: Any, outputs: StackOutputs) -> list[str]:
+    """The job definition's command (what a sweep runs per row without ``--command``)."""
+    return list((_definition(batch, outputs).get("containerProperties") or {}).get("command") or [])
+
+
+def definition_exit_rules(batch: Any, outputs: StackOutputs) -> list[dict[str, Any]]:
+    rules = (_definition(batch, outputs).get("retryStrategy") or {}).get("evaluateOnExit") or []
+    return [{**rule, "action": str(rule.get("action", "")).upper()} for rule in rules]
 
 
 class SubmitInterrupted(RunnerError):
@@ -333,6 +347,45 @@ def submit_shards(batch: Any, store: RunStore, record: RunRecord, limiter: RateL
     return record
 
 
+def prepare_run(
+    batch: Any,
+    options: SubmitOptions,
+    outputs: StackOutputs,
+    *,
+    now: datetime,
+    run_id: str | None = None,
+    depends_on_job_ids: Sequence[str] = (),
+    endpoint_url: str | None = None,
+    container_command: list[str] | None = None,
+    system_env: Mapping[str, str] | None = None,
+) -> RunRecord:
+    """Validate the request and plan its shards: the run's record, not yet saved or submitted."""
+    validate(options, outputs)
+    check_queue(batch, outputs)
+    rules = definition_exit_rules(batch, outputs) if options.attempts is not None else None
+    run_id = run_id or new_run_id(now)
+    params = submit_params(
+        options,
+        outputs,
+        run_id,
+        depends_on_job_ids=depends_on_job_ids,
+        evaluate_on_exit=rules,
+        container_command=container_command,
+        system_env=system_env,
+    )
+    total = options.array_size or 1
+    return new_run(
+        params,
+        outputs,
+        run_id=run_id,
+        now=now,
+        pieces=split_ranges([(0, total - 1)]),
+        total_tasks=total,
+        array=options.array_size is not None,
+        endpoint_url=endpoint_url,
+    )
+
+
 def submit_run(
     batch: Any,
     store: RunStore,
@@ -345,23 +398,8 @@ def submit_run(
     limiter: RateLimiter | None = None,
 ) -> RunRecord:
     """Validate, record, submit each shard, record again. The record exists before SubmitJob."""
-    validate(options, outputs)
-    check_queue(batch, outputs)
-    rules = definition_exit_rules(batch, outputs) if options.attempts is not None else None
-    run_id = new_run_id(now)
-    params = submit_params(
-        options, outputs, run_id, depends_on_job_ids=depends_on_job_ids, evaluate_on_exit=rules
-    )
-    total = options.array_size or 1
-    record = new_run(
-        params,
-        outputs,
-        run_id=run_id,
-        now=now,
-        pieces=split_ranges([(0, total - 1)]),
-        total_tasks=total,
-        array=options.array_size is not None,
-        endpoint_url=endpoint_url,
+    record = prepare_run(
+        batch, options, outputs, now=now, depends_on_job_ids=depends_on_job_ids, endpoint_url=endpoint_url
     )
     store.save(record)
     return submit_shards(batch, store, record, limiter or RateLimiter())

@@ -16,11 +16,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from runner.analysis.failure_classes import hint
+from runner.analysis.results import RowResults
 from runner.analysis.summary import EVERY_ATTEMPT_BASIS, Summary
 from runner.aws.job_logs import LogStream
 from runner.aws.job_status import STATUSES
 from runner.aws.job_status import Progress as JobProgress
 from runner.indices import format_ranges
+from runner.runs.collect import Collected
 from runner.runs.store import Pruned, RunRecord
 
 FAILURES_SHOWN = 20
@@ -327,3 +329,86 @@ def show_verdict(console: Console, verdict: Any) -> None:
     console.print(f"[bold]{verdict.line}[/bold]")
     for line in verdict.evidence:
         console.print(f"  - {line}", markup=False)
+
+
+def _bytes(size: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:,} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    return f"{size} TiB"
+
+
+RESULT_STYLE = {
+    "succeeded with outputs": "green",
+    "succeeded without outputs": "yellow",
+    "failed": "red",
+    "not run": "dim",
+}
+
+
+def show_results(console: Console, results: RowResults) -> None:
+    """A sweep's rows by group, with ranges, and where the outputs are."""
+    per_task = f", {results.per_task} per task" if results.per_task > 1 else ""
+    console.print(f"Run {results.run_id}: {results.rows:,} rows{per_task}")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("rows", justify="right")
+    table.add_column("outcome")
+    table.add_column("which")
+    for name, rows in results.groups.items():
+        if rows:
+            style = RESULT_STYLE[name]
+            table.add_row(f"{len(rows):,}", f"[{style}]{name}[/]", format_ranges(rows, limit=12))
+    console.print(table)
+    console.print(
+        f"outputs  {results.output_files:,} file(s), {_bytes(results.output_bytes)} in {results.outputs_uri}"
+    )
+    if results.groups["failed"]:
+        console.print(
+            f"next     `runner retry {results.run_id} --skip-existing` runs the failed rows again; "
+            f"`runner collect {results.run_id} --to DIR` downloads what there is"
+        )
+    elif not results.groups["not run"]:
+        console.print(f"next     `runner collect {results.run_id} --to DIR` downloads the outputs")
+
+
+class Transfer:
+    """A download's progress bar on stderr (nothing with ``quiet`` or off a terminal)."""
+
+    def __init__(self, console: Console, *, quiet: bool = False) -> None:
+        self.console = console
+        self.quiet = quiet or not console.is_terminal
+        self.bar = Progress(
+            TextColumn("collecting"),
+            BarColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f} bytes"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> Transfer:
+        if not self.quiet:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if not self.quiet:
+            self.bar.stop()
+
+    def plan(self, files: int, size: int) -> None:
+        if not self.quiet:
+            self.task = self.bar.add_task("collect", total=max(size, 1))
+
+    def advance(self, size: int) -> None:
+        if self.task is not None:
+            self.bar.advance(self.task, size)
+
+
+def show_collected(console: Console, done: Collected, dest: Path) -> None:
+    skipped = f"; {done.skipped:,} already there" if done.skipped else ""
+    console.print(
+        f"Collected {done.downloaded:,} file(s), {_bytes(done.bytes)}, of {done.rows:,} row(s) "
+        f"into {dest}{skipped}"
+    )

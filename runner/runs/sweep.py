@@ -1,0 +1,187 @@
+"""A sweep over data: a table's rows as tasks, run by the launcher, outputs gathered per row.
+
+Row ``r`` is logical row ``r``; with ``per_task`` K, task ``i`` runs rows ``iK`` to ``iK+K-1``, so a
+run of N rows has ceil(N/K) tasks and everything that speaks in logical indices (shards, failure
+classes, ``retry --indices``, ``logs --index``, the report) speaks in tasks, which name their rows.
+The table goes to the stack's data bucket in pieces of at most 1,000 rows, each a whole number of
+tasks, so a task reads one small object, never the whole table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from importlib.resources import files
+from typing import Any
+
+from runner.aws.data_store import put_pieces
+from runner.aws.stack_outputs import DataLocation, StackOutputs
+from runner.errors import InvalidInputError
+from runner.runs.shards import RateLimiter
+from runner.runs.store import RunRecord, RunStore, new_run_id
+from runner.runs.submit import SubmitOptions, definition_command, prepare_run, submit_shards
+from runner.runs.table import TaskTable
+
+MAX_PIECE_ROWS = 1_000
+MAX_PER_TASK = MAX_PIECE_ROWS
+# Where examples/Dockerfile puts the launcher in an image, and the interpreter it runs with.
+IMAGE_LAUNCHER = ("python3", "/opt/batch-stacks/launcher.py")
+TASKS_URI_ENV = "RUNNER_TASKS_URI"
+OUTPUT_URI_ENV = "RUNNER_OUTPUT_URI"
+ROWS_ENV = "RUNNER_ROWS"
+PER_TASK_ENV = "RUNNER_PER_TASK"
+PIECE_ROWS_ENV = "RUNNER_PIECE_ROWS"
+COMMAND_ENV = "RUNNER_COMMAND"
+SKIP_EXISTING_ENV = "RUNNER_SKIP_EXISTING"
+
+
+def local_launcher() -> tuple[str, str]:
+    """The same launcher as a local process: this interpreter (it has boto3) and the file itself."""
+    return sys.executable, str(files("runner.task") / "launcher.py")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Where a sweep's table and outputs live, and how its rows map to tasks."""
+
+    data: DataLocation
+    run_id: str
+    rows: int
+    per_task: int
+    columns: tuple[str, ...]
+
+    @property
+    def tasks(self) -> int:
+        return math.ceil(self.rows / self.per_task)
+
+    @property
+    def piece_rows(self) -> int:
+        return self.per_task * max(1, MAX_PIECE_ROWS // self.per_task)
+
+    @property
+    def tasks_key(self) -> str:
+        return self.data.key(self.run_id, "/tasks/")
+
+    @property
+    def outputs_key(self) -> str:
+        return self.data.key(self.run_id, "/out/")
+
+    def task_rows(self, task: int) -> range:
+        return range(task * self.per_task, min((task + 1) * self.per_task, self.rows))
+
+    def environment(self, command: list[str]) -> dict[str, str]:
+        """What the launcher reads, set on every task of the run (and inherited by its retries)."""
+        return {
+            TASKS_URI_ENV: f"s3://{self.data.bucket}/{self.tasks_key}",
+            OUTPUT_URI_ENV: f"s3://{self.data.bucket}/{self.outputs_key}",
+            ROWS_ENV: str(self.rows),
+            PER_TASK_ENV: str(self.per_task),
+            PIECE_ROWS_ENV: str(self.piece_rows),
+            COMMAND_ENV: json.dumps(command),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """What the run record keeps, so results, collect and retry find the rows again."""
+        return {
+            "bucket": self.data.bucket,
+            "prefix": self.data.prefix,
+            "access": self.data.access,
+            "runId": self.run_id,
+            "rows": self.rows,
+            "perTask": self.per_task,
+            "pieceRows": self.piece_rows,
+            "columns": list(self.columns),
+            "tasksUri": f"s3://{self.data.bucket}/{self.tasks_key}",
+            "outputsUri": f"s3://{self.data.bucket}/{self.outputs_key}",
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Sweep:
+        location = DataLocation(data["bucket"], data["prefix"], data["access"])
+        return cls(location, data["runId"], int(data["rows"]), int(data["perTask"]), tuple(data["columns"]))
+
+
+def plan_sweep(table: TaskTable, outputs: StackOutputs, run_id: str, per_task: int) -> Sweep:
+    """Check the stack can take the sweep, before anything is uploaded or submitted."""
+    if not 1 <= per_task <= MAX_PER_TASK:
+        raise InvalidInputError(f"--per-task {per_task} is out of range; use 1 to {MAX_PER_TASK:,}")
+    if outputs.data is None:
+        raise InvalidInputError(
+            f"stack '{outputs.stack}' has no data bucket for the table and outputs; set "
+            f"batch-stacks:data.bucket in Pulumi.{outputs.stack}.yaml and run `pulumi up`"
+        )
+    if not outputs.data.writable:
+        raise InvalidInputError(
+            f"stack '{outputs.stack}' may only read its data bucket (data.access: read), so tasks "
+            "could not upload their outputs; use a stack with data.access: read-write"
+        )
+    return Sweep(outputs.data, run_id, len(table), per_task, table.columns)
+
+
+def pieces(table: TaskTable, sweep: Sweep) -> list[bytes]:
+    """The table as JSON Lines, ``sweep.piece_rows`` rows a piece."""
+    size = sweep.piece_rows
+    return [
+        "".join(
+            json.dumps(row, ensure_ascii=False) + "\n" for row in table.rows[start : start + size]
+        ).encode()
+        for start in range(0, len(table), size)
+    ]
+
+
+def upload_table(s3: Any, table: TaskTable, sweep: Sweep) -> int:
+    """Put the table's pieces in the data bucket; returns how many (one PutObject each)."""
+    return len(put_pieces(s3, sweep.data.bucket, sweep.tasks_key, pieces(table, sweep)))
+
+
+def submit_sweep(
+    batch: Any,
+    s3: Any,
+    store: RunStore,
+    options: SubmitOptions,
+    table: TaskTable,
+    outputs: StackOutputs,
+    *,
+    per_task: int,
+    now: datetime,
+    launcher: tuple[str, str] = IMAGE_LAUNCHER,
+    depends_on_job_ids: Sequence[str] = (),
+    endpoint_url: str | None = None,
+    limiter: RateLimiter | None = None,
+) -> RunRecord:
+    """Check everything, upload the table, record the run, then submit its tasks.
+
+    The command runs once per row: ``--command`` when given, else the job definition's; the
+    container runs the launcher, which reads its rows and runs it.
+    """
+    run_id = new_run_id(now)
+    sweep = plan_sweep(table, outputs, run_id, per_task)
+    if options.array_size is not None and options.array_size != sweep.tasks:
+        raise InvalidInputError(
+            f"--array {options.array_size} disagrees with --tasks: {len(table):,} rows at --per-task "
+            f"{per_task} make {sweep.tasks:,} tasks; drop --array"
+        )
+    row_command = shlex.split(options.command) if options.command else definition_command(batch, outputs)
+    if not row_command:
+        raise InvalidInputError("the job definition has no command to run per row; pass --command")
+    asked = replace(options, array_size=sweep.tasks if sweep.tasks > 1 else None)
+    record = prepare_run(
+        batch,
+        asked,
+        outputs,
+        now=now,
+        run_id=run_id,
+        depends_on_job_ids=depends_on_job_ids,
+        endpoint_url=endpoint_url,
+        container_command=list(launcher),
+        system_env=sweep.environment(row_command),
+    )
+    upload_table(s3, table, sweep)
+    record.sweep = sweep.to_json()
+    store.save(record)
+    return submit_shards(batch, store, record, limiter or RateLimiter())
