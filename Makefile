@@ -32,6 +32,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	PYTHONPATH=. $(BIN)/python scripts/bench_api_calls.py
 	PYTHONPATH=. $(BIN)/python scripts/bench_emulator.py
+	PYTHONPATH=. $(BIN)/python scripts/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

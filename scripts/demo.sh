@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded local default, as a story: deploy the lab stack into the emulator,
 # run 100 real tasks (a few fail the first time, some Spot attempts are reclaimed), read the
-# summary and a failed task's log, retry only the failures, and end with every task succeeded.
+# summary and a failed task's log, retry only the failures, and end with every task succeeded;
+# then a sweep over a table's rows, its results, a retry of the rows without outputs, and collect.
 # Stops the emulator afterwards only if this script started it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,3 +56,23 @@ step "The run's report: one HTML file with the timeline, runtimes, failures and 
 mkdir -p reports
 "$runner" report "$run" --out "reports/$run.html" --png "reports/$run"
 echo "Open it in a browser: $(pwd)/reports/$run.html"
+
+step "A sweep over data: one task per 3 rows of a table, each row's outputs kept in the stack's S3 bucket"
+printf 'sample,reads\n' > reports/samples.csv
+for i in $(seq 0 11); do printf 'sample-%02d,%d\n' "$i" $(( (i * 7919) % 1000 )) >> reports/samples.csv; done
+head -4 reports/samples.csv
+# Each row writes its result; row 7 fails the first time (a bad input), and succeeds on the retry.
+row_command='if [ "$RUNNER_ROW" = 7 ] && [ -z "${RUNNER_PARENT_RUN_ID:-}" ]; then echo "bad input" >&2; exit 2; fi
+echo "$sample: $(( reads * 2 )) reads after doubling" > "$RUNNER_OUTPUT_DIR/result.txt"'
+set +e
+"$runner" --local --stack dev submit --tasks reports/samples.csv --per-task 3 \
+  --command "sh -c '$row_command'" --wait --interval 1 >/dev/null
+set -e
+sweep=$("$runner" runs --json | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)[0]["runId"])')
+"$runner" results "$sweep" || true
+
+step "Retry only the rows without outputs, then gather every row's outputs"
+"$runner" retry "$sweep" --skip-existing --wait --interval 1 >/dev/null
+"$runner" results "$sweep"
+"$runner" collect "$sweep" --to "reports/$sweep-outputs"
+cat "reports/$sweep-outputs/7/result.txt"

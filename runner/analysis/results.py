@@ -29,6 +29,7 @@ class RowResults:
     output_files: int
     output_bytes: int
     outputs_uri: str
+    failed_with_outputs: int = 0  # rows of failed tasks that succeeded before the task failed
 
     @property
     def complete(self) -> bool:
@@ -43,6 +44,7 @@ class RowResults:
             "outputsUri": self.outputs_uri,
             "outputFiles": self.output_files,
             "outputBytes": self.output_bytes,
+            "failedWithOutputs": self.failed_with_outputs,
             "groups": {
                 name: {"rows": len(rows), "ranges": format_ranges(rows)} for name, rows in self.groups.items()
             },
@@ -89,4 +91,5 @@ def row_results(
             without.append(row)
     files = sum(count for count, _ in outputs.values())
     size = sum(total for _, total in outputs.values())
-    return RowResults(sweep["runId"], rows, per_task, groups, files, size, sweep["outputsUri"])
+    failed_with = sum(1 for row in failed if row in outputs)
+    return RowResults(sweep["runId"], rows, per_task, groups, files, size, sweep["outputsUri"], failed_with)

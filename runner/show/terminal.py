@@ -358,7 +358,10 @@ def show_results(console: Console, results: RowResults) -> None:
     for name, rows in results.groups.items():
         if rows:
             style = RESULT_STYLE[name]
-            table.add_row(f"{len(rows):,}", f"[{style}]{name}[/]", format_ranges(rows, limit=12))
+            label = f"[{style}]{name}[/]"
+            if name == "failed" and results.failed_with_outputs:
+                label += f" ({results.failed_with_outputs:,} with outputs from before the task failed)"
+            table.add_row(f"{len(rows):,}", label, format_ranges(rows, limit=12))
     console.print(table)
     console.print(
         f"outputs  {results.output_files:,} file(s), {_bytes(results.output_bytes)} in {results.outputs_uri}"

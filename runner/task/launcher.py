@@ -26,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -81,9 +82,20 @@ def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def run_row(row: int, values: dict[str, str], command: list[str], env: dict[str, str], s3: object) -> int:
-    home = Path.cwd() / "rows" / str(row)
-    shutil.rmtree(home, ignore_errors=True)
+def run_row(
+    row: int, values: dict[str, str], command: list[str], env: dict[str, str], s3: object, work: Path
+) -> int:
+    """One row, in a fresh folder under ``work`` that is removed afterwards (disk stays bounded)."""
+    home = work / str(row)
+    try:
+        return _run_in(home, row, values, command, env, s3)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _run_in(
+    home: Path, row: int, values: dict[str, str], command: list[str], env: dict[str, str], s3: object
+) -> int:
     outputs = home / "out"
     outputs.mkdir(parents=True)
     row_file = home / "row.json"
@@ -114,12 +126,15 @@ def main() -> int:
     skip = env.get("RUNNER_SKIP_EXISTING") == "1"
     bucket, prefix = split(env["RUNNER_OUTPUT_URI"])
     first_failure = 0
+    # The job may run as an unprivileged user in a read-only folder: work in the temp directory.
+    work = Path(tempfile.mkdtemp(prefix="batch-stacks-rows-"))
     for row, values in rows:
         if skip and has_outputs(s3, bucket, f"{prefix}{row}/"):
             log(f"row {row}: has outputs already; skipped")
             continue
-        code = run_row(row, values, command, env, s3)
+        code = run_row(row, values, command, env, s3, work)
         first_failure = first_failure or code
+    shutil.rmtree(work, ignore_errors=True)
     return first_failure
 
 
