@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench conformance clean
 
 install: $(STAMP)
 
@@ -33,6 +33,12 @@ bench: $(STAMP)
 	PYTHONPATH=. $(BIN)/python scripts/bench_api_calls.py
 	PYTHONPATH=. $(BIN)/python scripts/bench_emulator.py
 	PYTHONPATH=. $(BIN)/python scripts/bench_sweep.py
+
+# moto's own Batch test suite (from moto's sdist of the installed version, downloaded once) in its
+# server mode against the emulator: fails if a test stock moto's server passes fails here (a few
+# minutes; CI runs it after make test).
+conformance: $(STAMP)
+	PYTHONPATH=. $(BIN)/python scripts/conformance.py --check --report conformance.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache

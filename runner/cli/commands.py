@@ -29,14 +29,14 @@ from runner.cli.options import (
     task_size_options,
 )
 from runner.errors import InvalidInputError, RunnerError
-from runner.indices import parse_ranges
+from runner.indices import format_ranges, parse_ranges
 from runner.runs.cancel import cancel_jobs
 from runner.runs.collect import collect_outputs
 from runner.runs.retry import RetryOptions, parse_classes, retry_run
 from runner.runs.service import JobRef, StackTarget
 from runner.runs.store import RunRecord, is_run_id, prune_runs
 from runner.runs.submit import MAX_ARRAY, MIN_ARRAY, SubmitOptions, parse_pairs, resume_run, submit_run
-from runner.runs.sweep import IMAGE_LAUNCHER, MAX_PER_TASK, local_launcher, submit_sweep
+from runner.runs.sweep import IMAGE_LAUNCHER, MAX_PER_TASK, Sweep, local_launcher, submit_sweep
 from runner.runs.table import FORMATS, read_table
 from runner.runs.watch import watch
 from runner.show import terminal
@@ -86,14 +86,27 @@ def _watch_with_progress(ref: JobRef, interval: float) -> Progress:
         sys.exit(EXIT_INTERRUPTED)
 
 
+def _sweep_of(ref: JobRef) -> Sweep | None:
+    """The sweep a whole run was submitted as, if any (its retries answer with their root's)."""
+    record = ref.record
+    return Sweep.from_json(record.sweep) if record and record.sweep and ref.whole_run else None
+
+
 def _show_summary(
-    summary: Summary, as_json: bool, submitted: dict[str, Any] | None = None, memory_mib: int | None = None
+    summary: Summary, as_json: bool, submitted: dict[str, Any] | None = None, ref: JobRef | None = None
 ) -> None:
+    sweep = _sweep_of(ref) if ref else None
+    failed_tasks = [failure.index or 0 for failure in summary.failures]
     if as_json:
         document = summary.to_json()
+        if sweep:
+            document["rows"] = sweep.rows_json(failed_tasks)
         terminal.print_json(document if submitted is None else {**submitted, "summary": document})
     else:
-        terminal.show_summary(terminal.make_console(), summary, memory_mib=memory_mib)
+        console = terminal.make_console()
+        terminal.show_summary(console, summary, memory_mib=ref.memory_mib if ref else None)
+        if sweep:
+            terminal.show_sweep_rows(console, sweep.rows_json(failed_tasks), summary.run_id or "RUN")
     if summary.failed:
         sys.exit(EXIT_JOBS_FAILED)
 
@@ -250,8 +263,10 @@ def _after_submit(
         kind = "array jobs" if arrays == len(record.shards) else "jobs"
         jobs = f"job {record.job_id}" if len(record.shards) == 1 else f"{len(record.shards)} {kind}"
         lineage = f", retrying run {record.parent_run_id}" if record.parent_run_id else ""
+        rows = _rows_note(context, record)
         click.echo(
-            f"Submitted run {record.run_id}: {jobs} ({tasks}) to {record.stack_outputs.job_queue_name}{lineage}"
+            f"Submitted run {record.run_id}: {jobs} ({tasks}{rows}) to "
+            f"{record.stack_outputs.job_queue_name}{lineage}"
         )
     if not wait:
         if as_json:
@@ -263,7 +278,18 @@ def _after_submit(
     ref = service.resolve(record.parent_run_id or record.run_id)
     own = service.resolve(record.run_id)
     _watch_with_progress(own, interval)
-    _show_summary(service.summary(ref, price=price), as_json, submitted, ref.memory_mib)
+    _show_summary(service.summary(ref, price=price), as_json, submitted, ref)
+
+
+def _rows_note(context: CliContext, record: RunRecord) -> str:
+    """A sweep's rows, for the line submit and retry print: all of them, or those a retry runs."""
+    if record.sweep:
+        return f" of {record.sweep['rows']:,} rows"
+    root = context.store.load(record.parent_run_id) if record.parent_run_id else None
+    if root is None or not root.sweep:
+        return ""
+    tasks = (index for shard in record.shards for index in range(shard.offset, shard.stop))
+    return f", rows {format_ranges(Sweep.from_json(root.sweep).rows_of(tasks), limit=12)}"
 
 
 @cli.command()
@@ -389,7 +415,7 @@ def summary_command(
     service = context.service()
     ref = service.resolve(run_or_job_id)
     summary = service.summary(ref, price=vcpu_hour_price, refresh=refresh, all_attempts=all_attempts)
-    _show_summary(summary, as_json, memory_mib=ref.memory_mib)
+    _show_summary(summary, as_json, ref=ref)
 
 
 @cli.command()

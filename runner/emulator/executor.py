@@ -455,6 +455,7 @@ class Executor:
         stream = self._write_log(task, attempt)
         container: dict[str, Any] = {
             "logStreamName": stream,
+            "networkInterfaces": [],  # no network of its own: the task shares the host's
             "taskArn": f"arn:aws:ecs:{self.settings.region}:123456789012:task/{attempt.task_id}",
         }
         if not task.compute.fargate:  # on EC2 capacity AWS names the instance the task ran on

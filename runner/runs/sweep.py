@@ -13,7 +13,7 @@ import json
 import math
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from importlib.resources import files
@@ -22,6 +22,7 @@ from typing import Any
 from runner.aws.data_store import put_pieces
 from runner.aws.stack_outputs import DataLocation, StackOutputs
 from runner.errors import InvalidInputError
+from runner.indices import format_ranges
 from runner.runs.shards import RateLimiter
 from runner.runs.store import RunRecord, RunStore, new_run_id
 from runner.runs.submit import SubmitOptions, definition_command, prepare_run, submit_shards
@@ -73,6 +74,18 @@ class Sweep:
 
     def task_rows(self, task: int) -> range:
         return range(task * self.per_task, min((task + 1) * self.per_task, self.rows))
+
+    def rows_of(self, tasks: Iterable[int]) -> list[int]:
+        """The rows these tasks hold, in order."""
+        return [row for task in sorted(set(tasks)) for row in self.task_rows(task)]
+
+    def rows_json(self, failed_tasks: Iterable[int]) -> dict[str, Any]:
+        """What ``summary --json`` adds for a sweep: its rows, and those its failed tasks hold."""
+        return {
+            "rows": self.rows,
+            "perTask": self.per_task,
+            "failedRows": format_ranges(self.rows_of(failed_tasks)),
+        }
 
     def environment(self, command: list[str]) -> dict[str, str]:
         """What the launcher reads, set on every task of the run (and inherited by its retries)."""

@@ -347,6 +347,13 @@ RESULT_STYLE = {
 }
 
 
+def show_sweep_rows(console: Console, rows: dict[str, Any], run: str) -> None:
+    """The summary's line for a sweep: its rows, and the rows its failed tasks hold."""
+    per_task = f", {rows['perTask']} per task" if rows["perTask"] > 1 else ""
+    failed = f"; failed tasks hold rows {rows['failedRows']}" if rows["failedRows"] else ""
+    console.print(f"rows     {rows['rows']:,} rows{per_task}{failed} (`runner results {run}`)")
+
+
 def show_results(console: Console, results: RowResults) -> None:
     """A sweep's rows by group, with ranges, and where the outputs are."""
     per_task = f", {results.per_task} per task" if results.per_task > 1 else ""

@@ -89,12 +89,18 @@ def test_a_sweep_of_10050_rows_in_chunks_retries_exactly_its_failed_rows(local, 
     assert submitted["tasks"] == 41 and len(submitted["shards"]) == 3
     summary = submitted["summary"]
     assert sorted(f["index"] for f in summary["failures"]) == [0, 28]
+    assert summary["rows"] == {"rows": ROWS, "perTask": PER_TASK, "failedRows": "0-249,7000-7249"}
 
     before = as_json("results", run_id)["groups"]
     assert before["failed"] == {"rows": 500, "ranges": "0-249,7000-7249"}
     assert before["succeeded without outputs"]["rows"] == ROWS - 500
     assert before["succeeded with outputs"]["rows"] == 0 and before["not run"]["rows"] == 0
 
+    text = run("summary", run_id).output
+    assert (
+        f"rows     10,050 rows, 250 per task; failed tasks hold rows 0-249,7000-7249 (`runner results {run_id}`)"
+        in text
+    )
     retried = as_json("retry", run_id, "--skip-existing", "--wait", "--interval", "1")
     assert retried["tasks"] == 2 and retried["summary"]["counts"]["FAILED"] == 0
     for task, row in ((0, 5), (28, 7013)):
