@@ -119,6 +119,7 @@ def main() -> int:
     )
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args()
+    args.report = args.report.resolve()  # pytest runs in moto's tree
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "batch-stacks"
     tree = moto_tests(cache)
     with tempfile.TemporaryDirectory() as root:
