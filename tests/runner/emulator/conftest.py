@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,22 @@ PROJECT_DIR = Path(__file__).resolve().parents[3]
 SLOTS = 3
 
 
+@contextmanager
+def running_emulator(
+    root: Path, options: ExecutorOptions, stacks: tuple[str, ...]
+) -> Iterator[dict[str, Any]]:
+    """An emulator of its own under ``root`` with ``stacks`` deployed; stopped afterwards."""
+    state = LocalState(root / "batch-stacks")
+    info, _ = start_server(state, None, options)
+    try:
+        outputs = {
+            s: deploy_or_keep(PROJECT_DIR, s, info.endpoint_url, state).outputs.to_json() for s in stacks
+        }
+        yield {"root": root, "state": state, "info": info, "stacks": outputs}
+    finally:
+        stop_server(state)
+
+
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("emulator-state")
@@ -28,16 +45,9 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         patch.setenv("RUNNER_EMULATOR_MIN_TIMEOUT", "1")
         patch.setenv("RUNNER_EMULATOR_STOP_GRACE", "0.5")
         patch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-        state = LocalState(root / "batch-stacks")
-        info, _ = start_server(state, None, ExecutorOptions(slots=SLOTS, spot_interruptions=0.5, seed=11))
-        try:
-            stacks = {
-                s: deploy_or_keep(PROJECT_DIR, s, info.endpoint_url, state).outputs.to_json()
-                for s in ("dev", "prod")
-            }
-            yield {"root": root, "state": state, "info": info, "stacks": stacks}
-        finally:
-            stop_server(state)
+        options = ExecutorOptions(slots=SLOTS, spot_interruptions=0.5, seed=11)
+        with running_emulator(root, options, ("dev", "prod")) as started:
+            yield started
 
 
 @pytest.fixture

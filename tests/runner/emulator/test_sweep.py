@@ -14,11 +14,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import cli
-from runner.local.deploy import deploy_or_keep
-from runner.local.process import ExecutorOptions, start_server, stop_server
-from runner.local.state import LocalState
+from runner.local.process import ExecutorOptions
 from runner.runs import shards
-from tests.runner.emulator.conftest import PROJECT_DIR
+from tests.runner.emulator.conftest import PROJECT_DIR, running_emulator
 
 pytestmark = pytest.mark.emulator
 ROWS, PER_TASK = 10_050, 250  # 41 tasks
@@ -38,13 +36,8 @@ SPECIAL = ["be,ta", 'say "hi"', "multi\nline", "ünï ✓"]
 def sweep_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """An emulator without Spot reclaims, the lab stack (read-write data) deployed."""
     root = tmp_path_factory.mktemp("sweep-state")
-    state = LocalState(root / "batch-stacks")
-    info, _ = start_server(state, None, ExecutorOptions(slots=3, spot_interruptions=0))
-    try:
-        deploy_or_keep(PROJECT_DIR, "dev", info.endpoint_url, state)
-        yield {"root": root, "state": state}
-    finally:
-        stop_server(state)
+    with running_emulator(root, ExecutorOptions(slots=3, spot_interruptions=0), ("dev",)) as started:
+        yield started
 
 
 @pytest.fixture
