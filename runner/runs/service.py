@@ -90,7 +90,8 @@ class RunService:
     home: Callable[[], StackTarget]
 
     def target_of(self, record: RunRecord) -> AwsTarget:
-        return self.target_for(record.stack_outputs.region, record.endpoint_url)
+        """Where a run went (a record always names its region, whatever else its outputs lack)."""
+        return self.target_for(record.outputs["region"], record.endpoint_url)
 
     def require_emulator(self, record: RunRecord) -> None:
         """A local run's jobs live in the emulator that ran them: say so at once if it is gone."""
