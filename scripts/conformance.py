@@ -147,6 +147,9 @@ def main() -> int:
                 code = run_suite(tree, info.endpoint_url, state.credentials(), args.report, args.pytest_args)
             finally:
                 stop_server(state)
+                served = state.log_file.read_text(errors="replace")
+                args.report.with_suffix(".emulator.log").write_text(served)
+                print(f"emulator log: {served.count('Traceback')} traceback(s)")
     results = outcomes(args.report.with_suffix(".xml"))
     args.report.write_text(json.dumps(results, indent=1, sort_keys=True))
     passed = sum(v == "passed" for v in results.values())
