@@ -58,9 +58,7 @@ class LocalJob(Job):
         return result
 
     def describe(self) -> dict[str, Any]:
-        result = super().describe()
-        if not self.attempts and self.status not in ("STARTING", "RUNNING"):
-            result.pop("startedAt", None)
+        result = super().describe()  # built on describe_short above, so startedAt is right already
         index = (self.array_properties or {}).get("index")
         if index is not None and not self._child_jobs:
             result["arrayProperties"] = {"index": index}

@@ -38,12 +38,11 @@ def error(start_response: StartResponse, status: str, error_type: str, message: 
     return [body]
 
 
-def batch_operation(environ: dict[str, Any]) -> str | None:
+def batch_operation(environ: dict[str, Any], credential: re.Match[str] | None) -> str | None:
     """The Batch operation a request asks for, or None when it is not a Batch request."""
     match = _BATCH_PATH.match(environ.get("PATH_INFO", ""))
     if not match:
         return None
-    credential = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
     if credential and credential["service"] != "batch":
         return None  # another service's path that happens to look like Batch's (an S3 key)
     return match["operation"]
@@ -53,10 +52,10 @@ def gate(app: App, access_key: Callable[[], str | None]) -> App:
     """Wrap moto's WSGI app: Batch requests must be signed with the emulator's own access key."""
 
     def guarded(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        operation = batch_operation(environ)
+        credential = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        operation = batch_operation(environ, credential)
         if operation is None:
             return app(environ, start_response)
-        credential = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
         if credential is None:
             return error(
                 start_response,
