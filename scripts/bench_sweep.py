@@ -68,7 +68,12 @@ def s3_calls() -> None:
     outputs = PagingS3({f"{sweep.outputs_key}{row}/result.txt": 100 for row in range(ROWS)})
     started = time.process_time()
     found = row_results(
-        sweep.to_json(), dict.fromkeys(range(ROWS), True), row_outputs(outputs, "bench", sweep.outputs_key)
+        sweep.run_id,
+        sweep.rows,
+        sweep.per_task,
+        sweep.outputs_uri,
+        dict.fromkeys(range(ROWS), True),
+        row_outputs(outputs, "bench", sweep.outputs_key),
     )
     results_cpu = time.process_time() - started
     assert found.groups["succeeded with outputs"] == list(range(ROWS))

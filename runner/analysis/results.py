@@ -71,12 +71,14 @@ def task_outcomes(parts: Sequence[RunPart]) -> dict[int, bool]:
 
 
 def row_results(
-    sweep: Mapping[str, Any],
+    run_id: str,
+    rows: int,
+    per_task: int,
+    outputs_uri: str,
     outcomes: Mapping[int, bool],
     outputs: Mapping[int, tuple[int, int]],
 ) -> RowResults:
     """Rows by group, from task outcomes (by task index) and outputs (files, bytes) by row."""
-    rows, per_task = int(sweep["rows"]), int(sweep["perTask"])
     groups: dict[str, list[int]] = {name: [] for name in GROUPS}
     with_outputs, without, failed, not_run = (groups[name] for name in GROUPS)
     for row in range(rows):
@@ -92,4 +94,4 @@ def row_results(
     files = sum(count for count, _ in outputs.values())
     size = sum(total for _, total in outputs.values())
     failed_with = sum(1 for row in failed if row in outputs)
-    return RowResults(sweep["runId"], rows, per_task, groups, files, size, sweep["outputsUri"], failed_with)
+    return RowResults(run_id, rows, per_task, groups, files, size, outputs_uri, failed_with)

@@ -86,16 +86,10 @@ def _watch_with_progress(ref: JobRef, interval: float) -> Progress:
         sys.exit(EXIT_INTERRUPTED)
 
 
-def _sweep_of(ref: JobRef) -> Sweep | None:
-    """The sweep a whole run was submitted as, if any (its retries answer with their root's)."""
-    record = ref.record
-    return Sweep.from_json(record.sweep) if record and record.sweep and ref.whole_run else None
-
-
 def _show_summary(
     summary: Summary, as_json: bool, submitted: dict[str, Any] | None = None, ref: JobRef | None = None
 ) -> None:
-    sweep = _sweep_of(ref) if ref else None
+    sweep = ref.sweep if ref else None
     failed_tasks = [failure.index or 0 for failure in summary.failures]
     if as_json:
         document = summary.to_json()

@@ -66,6 +66,12 @@ class JobRef:
         return record is not None and len(self.shards) == len(record.job_ids) and self.job_id == record.job_id
 
     @property
+    def sweep(self) -> Sweep | None:
+        """The sweep a whole run was submitted as (``submit --tasks``), if any."""
+        record = self.record
+        return Sweep.from_json(record.sweep) if record and record.sweep and self.whole_run else None
+
+    @property
     def memory_mib(self) -> int:
         """MiB each task had (the run's override, else the stack's), for an OOM hint."""
         request = self.record.request if self.record else {}
@@ -262,12 +268,13 @@ class RunService:
 
     def sweep(self, ref: JobRef) -> Sweep:
         """The sweep a run was submitted as (``submit --tasks``), or one line saying it was not."""
-        if ref.record is None or not ref.whole_run or ref.record.sweep is None:
+        sweep = ref.sweep
+        if sweep is None:
             raise InvalidInputError(
                 f"{ref.run_id or ref.job_id} is not a run submitted with --tasks; `runner results` and "
                 "`runner collect` read the outputs of a table's rows"
             )
-        return Sweep.from_json(ref.record.sweep)
+        return sweep
 
     def results(self, ref: JobRef) -> RowResults:
         """Each row's outcome (its task's latest, retries folded in) and its outputs in S3.
@@ -278,7 +285,8 @@ class RunService:
         sweep = self.sweep(ref)
         parts = self.lineage(ref, with_times=True)
         outputs = row_outputs(ref.target.client("s3"), sweep.data.bucket, sweep.outputs_key)
-        return row_results(sweep.to_json(), task_outcomes(parts), outputs)
+        outcomes = task_outcomes(parts)
+        return row_results(sweep.run_id, sweep.rows, sweep.per_task, sweep.outputs_uri, outcomes, outputs)
 
     def _own_summary(self, ref: JobRef, *, refresh: bool, all_attempts: bool, with_times: bool) -> Summary:
         record = ref.record if ref.whole_run else None

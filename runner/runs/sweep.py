@@ -72,6 +72,14 @@ class Sweep:
     def outputs_key(self) -> str:
         return self.data.key(self.run_id, "/out/")
 
+    @property
+    def tasks_uri(self) -> str:
+        return self.data.uri(self.run_id, "/tasks/")
+
+    @property
+    def outputs_uri(self) -> str:
+        return self.data.uri(self.run_id, "/out/")
+
     def task_rows(self, task: int) -> range:
         return range(task * self.per_task, min((task + 1) * self.per_task, self.rows))
 
@@ -90,8 +98,8 @@ class Sweep:
     def environment(self, command: list[str]) -> dict[str, str]:
         """What the launcher reads, set on every task of the run (and inherited by its retries)."""
         return {
-            TASKS_URI_ENV: f"s3://{self.data.bucket}/{self.tasks_key}",
-            OUTPUT_URI_ENV: f"s3://{self.data.bucket}/{self.outputs_key}",
+            TASKS_URI_ENV: self.tasks_uri,
+            OUTPUT_URI_ENV: self.outputs_uri,
             ROWS_ENV: str(self.rows),
             PER_TASK_ENV: str(self.per_task),
             PIECE_ROWS_ENV: str(self.piece_rows),
@@ -109,8 +117,8 @@ class Sweep:
             "perTask": self.per_task,
             "pieceRows": self.piece_rows,
             "columns": list(self.columns),
-            "tasksUri": f"s3://{self.data.bucket}/{self.tasks_key}",
-            "outputsUri": f"s3://{self.data.bucket}/{self.outputs_key}",
+            "tasksUri": self.tasks_uri,
+            "outputsUri": self.outputs_uri,
         }
 
     @classmethod
