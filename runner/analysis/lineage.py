@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from runner.analysis.cost import add as add_costs
-from runner.analysis.summary import SpotInterruptions, Summary
+from runner.analysis.summary import RuntimeStats, SpotInterruptions, Summary, runtime_stats
 from runner.analysis.timeline import TaskTimes
 from runner.aws.job_status import STATUSES
 from runner.indices import format_pieces
@@ -37,10 +37,14 @@ def fold_retries(parent: Summary, retries: Sequence[RunPart]) -> Summary:
     """Each index takes the outcome of the latest run that ran it.
 
     Counts stay over the parent's index space; vCPU-hours, cost and Spot interruptions add up
-    over every run (each was paid for). Runtime percentiles stay the parent's.
+    over every run (each was paid for). Runtimes are each index's latest attempt's
+    (``latest_runtime_stats``), as the report's, when every run's task times are at hand.
     """
     if not retries:
         return parent
+    runtime = parent.runtime
+    if parent.times is not None and all(retry.times is not None for retry in retries):
+        runtime = latest_runtime_stats([RunPart(parent.run_id or parent.job_id, (), parent), *retries])
     failures = {f.index: f for f in parent.failures}
     counts = dict(parent.counts)
     vcpu_hours = parent.vcpu_hours
@@ -75,8 +79,15 @@ def fold_retries(parent: Summary, retries: Sequence[RunPart]) -> Summary:
         vcpu_hours=vcpu_hours,
         cost=cost,
         spot=spot,
+        runtime=runtime or parent.runtime,
         folded_run_ids=[retry.run_id for retry in retries],
     )
+
+
+def latest_runtime_stats(parts: Sequence[RunPart]) -> RuntimeStats | None:
+    """Runtime percentiles over each logical index's latest attempt: the one rule for a lineage's
+    runtimes, in its summary and its report alike."""
+    return runtime_stats([seconds for seconds, _, _ in latest_attempts(parts).values()])
 
 
 def latest_attempts(parts: Sequence[RunPart]) -> dict[int, tuple[float, str, str]]:

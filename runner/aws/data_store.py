@@ -1,13 +1,13 @@
 """A sweep's objects in the stack's data bucket: the table's pieces, and each row's outputs.
 
-Layout under ``s3://<bucket>/<prefix><run id>/``: ``tasks/piece-00000.jsonl`` (at most 1,000 rows
-each) and ``out/<row>/<relative path>``. Listing is paged (1,000 keys a call), never a call per row.
+What lives where is ``runner/runs/rows.py``'s; here are the calls. Listing is paged (1,000 keys a
+call), never a call per row.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -15,16 +15,6 @@ from runner.aws.clients import aws_errors
 from runner.errors import InvalidInputError, RunnerError
 
 PIECE_NAME = "piece-{:05d}.jsonl"
-
-
-@dataclass(frozen=True)
-class OutputObject:
-    """One file a row's task uploaded."""
-
-    row: int
-    key: str
-    relative: str  # its path under the row's output folder
-    size: int
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -56,21 +46,27 @@ def put_pieces(s3: Any, bucket: str, prefix: str, pieces: list[bytes]) -> list[s
     return keys
 
 
-def output_objects(s3: Any, bucket: str, prefix: str) -> Iterator[OutputObject]:
-    """Every object under ``<prefix><row>/``, page by page."""
+def list_keys(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, int]]:
+    """Every key under ``prefix`` (relative to it) with its size, 1,000 a call."""
     paginator = s3.get_paginator("list_objects_v2")
     with aws_errors():
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": 1000}):
             for item in page.get("Contents") or []:
-                row, _, relative = item["Key"][len(prefix) :].partition("/")
-                if row.isdigit() and relative:
-                    yield OutputObject(int(row), item["Key"], relative, int(item["Size"]))
+                yield item["Key"][len(prefix) :], int(item["Size"])
 
 
-def row_outputs(s3: Any, bucket: str, prefix: str) -> dict[int, tuple[int, int]]:
-    """Per row that has outputs: (files, bytes)."""
-    found: dict[int, tuple[int, int]] = {}
-    for obj in output_objects(s3, bucket, prefix):
-        files, size = found.get(obj.row, (0, 0))
-        found[obj.row] = (files + 1, size + obj.size)
-    return found
+def read_json(s3: Any, bucket: str, key: str) -> Any:
+    """One JSON object; one line naming the key when it is not JSON."""
+    with aws_errors():
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise RunnerError(f"s3://{bucket}/{key} is not valid JSON") from None
+
+
+def read_json_lines(s3: Any, bucket: str, key: str) -> list[Any]:
+    """A JSON Lines object (a table's piece), a value per line."""
+    with aws_errors():
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return [json.loads(line) for line in body.decode("utf-8").splitlines() if line.strip()]

@@ -81,13 +81,17 @@ def task_job_id(batch: Any, job_id: str, index: int | None, known_size: int | No
     return child_job_id(job_id, index, size)
 
 
-def log_location(job: dict[str, Any], default_group: str) -> tuple[str, str | None]:
-    """The log group and the latest attempt's stream of a described job."""
+def log_location(
+    job: dict[str, Any], default_group: str, attempt: int | None = None
+) -> tuple[str, str | None]:
+    """The log group and the stream of a described job's latest attempt (or attempt ``attempt``, from 1)."""
     container = job.get("container") or {}
     options = (container.get("logConfiguration") or {}).get("options") or {}
     group = options.get("awslogs-group") or default_group
     attempts = job.get("attempts") or []
     stream = container.get("logStreamName")
+    if attempt is not None and 1 <= attempt <= len(attempts):
+        return group, (attempts[attempt - 1].get("container") or {}).get("logStreamName")
     if attempts and attempts[-1].get("container", {}).get("logStreamName"):
         stream = attempts[-1]["container"]["logStreamName"]
     return group, stream
@@ -116,13 +120,15 @@ def read_log(
     *,
     tail: int | None = None,
     limit: int = DEFAULT_LIMIT,
+    attempt: int | None = None,
 ) -> LogStream:
-    """The latest attempt's log: the last ``tail`` lines, or up to ``limit`` from the head."""
+    """The latest attempt's log (or attempt ``attempt``'s): the last ``tail`` lines, or up to
+    ``limit`` from the head."""
     job = describe_job(batch, job_id)
     size = (job.get("arrayProperties") or {}).get("size")
     if size:
         raise _index_needed(job_id, size)
-    group, stream = log_location(job, default_group)
+    group, stream = log_location(job, default_group, attempt)
     if not stream:
         raise RunnerError(
             f"job {job_id} has no log stream yet (status {job.get('status')}); "

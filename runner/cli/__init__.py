@@ -1,6 +1,6 @@
 """``runner``: the click CLI. Commands parse options, call the run service and core modules, and
 render; option precedence and target choice live in ``context``, shared options in ``options``."""
 
-from runner.cli.commands import cli, main
+from runner.cli.main import cli, main
 
 __all__ = ["cli", "main"]

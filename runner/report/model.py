@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from runner.analysis.failure_classes import CLASSES, hint
-from runner.analysis.lineage import RunPart, latest_attempts
-from runner.analysis.summary import EVERY_ATTEMPT_BASIS, Failure, RuntimeStats, Summary, sorted_runtime_stats
+from runner.analysis.lineage import RunPart, latest_attempts, latest_runtime_stats
+from runner.analysis.summary import EVERY_ATTEMPT_BASIS, Failure, RuntimeStats, Summary
 from runner.analysis.timeline import EARLIER_RECLAIMED, RECLAIMED, SUCCEEDED
 from runner.aws.job_logs import LogTail
 from runner.indices import format_ranges
@@ -223,7 +223,7 @@ def build_report(
     curve = concurrency(parts)
     latest = latest_attempts(parts)
     runtimes = np.fromiter((seconds for seconds, _, _ in latest.values()), dtype=float, count=len(latest))
-    stats = sorted_runtime_stats(np.sort(runtimes)) or folded.runtime
+    stats = latest_runtime_stats(parts) or folded.runtime
     top = sorted(latest.items(), key=lambda item: item[1][0], reverse=True)[:SLOWEST_SHOWN]
     slowest = [
         Slowest(index, seconds, "succeeded" if kind == SUCCEEDED else "failed", run_id)

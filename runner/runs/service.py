@@ -14,21 +14,44 @@ from dataclasses import dataclass, replace
 from infra.limits import MAX_DEPENDS_ON
 from runner.analysis.cost import reprice, stack_prices
 from runner.analysis.lineage import RunPart, fold_retries
-from runner.analysis.results import RowResults, row_results, task_outcomes
 from runner.analysis.summary import EVERY_ATTEMPT_BASIS, Failure, Summary, counts_line, summarize
 from runner.aws.batch_jobs import JobsForgottenError, describe_all
 from runner.aws.clients import AwsTarget
-from runner.aws.data_store import row_outputs
-from runner.aws.job_logs import LogTail, stream_tail, task_job_id
+from runner.aws.data_store import list_keys
+from runner.aws.job_logs import LogTail, read_log, stream_tail, task_job_id
 from runner.aws.stack_outputs import StackOutputs
 from runner.errors import AwsError, InvalidInputError, RunnerError, RunNotFoundError
 from runner.indices import format_ranges
+from runner.runs.results import SHOWN_ROWS, RowResults, sweep_results
+from runner.runs.rows import RowState, job_of_attempt, latest_records, parse_record, row_lines
 from runner.runs.store import RunRecord, RunStore, is_run_id
 from runner.runs.submit import recover_shards
 from runner.runs.sweep import Sweep
 
 # Lines of a failed task's log a report shows.
 LOG_TAIL_LINES = 20
+# Lines of a task's log read to find one row's.
+ROW_LOG_LIMIT = 100_000
+
+
+@dataclass(frozen=True)
+class RowLog:
+    """A row's lines, and which task attempt's log they come from."""
+
+    row: int
+    job_id: str
+    attempt: int | None  # None: the task's latest
+    stream: str
+    lines: list[str]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "row": self.row,
+            "jobId": self.job_id,
+            "attempt": self.attempt,
+            "logStreamName": self.stream,
+            "lines": self.lines,
+        }
 
 
 @dataclass(frozen=True)
@@ -199,7 +222,9 @@ class RunService:
         A complete run's summary is cached in its record, so it needs no AWS call and outlives
         AWS's memory of the jobs; ``all_attempts`` is paid for once and cached the same way.
         """
-        parts = self.lineage(ref, refresh=refresh, all_attempts=all_attempts)
+        retried = ref.whole_run and ref.record is not None and bool(ref.record.retry_run_ids)
+        # Task times (cached beside complete runs) give a lineage's runtimes their latest attempts.
+        parts = self.lineage(ref, refresh=refresh, all_attempts=all_attempts, with_times=retried)
         return self.fold(ref, parts, price)
 
     def lineage(
@@ -266,27 +291,102 @@ class RunService:
             self.store.save_log_tails(run_id, {**cached, **fresh})
         return tails
 
+    def root(self, ref: JobRef) -> JobRef:
+        """The run a lineage started from: ``ref`` itself, or the run a retry was made from."""
+        record = ref.record
+        seen: set[str] = set()
+        while record is not None and record.parent_run_id and record.run_id not in seen and ref.whole_run:
+            seen.add(record.run_id)
+            ref = self.resolve(record.parent_run_id)
+            record = ref.record
+        return ref
+
     def sweep(self, ref: JobRef) -> Sweep:
         """The sweep a run was submitted as (``submit --tasks``), or one line saying it was not."""
         sweep = ref.sweep
         if sweep is None:
             raise InvalidInputError(
-                f"{ref.run_id or ref.job_id} is not a run submitted with --tasks; `runner results` and "
-                "`runner collect` read the outputs of a table's rows"
+                f"{ref.run_id or ref.job_id} is not a run submitted with --tasks; `runner results`, "
+                "`runner collect` and `--row` read a table's rows"
             )
         return sweep
 
-    def results(self, ref: JobRef) -> RowResults:
-        """Each row's outcome (its task's latest, retries folded in) and its outputs in S3.
+    def results(
+        self,
+        ref: JobRef,
+        *,
+        shown: int | None = SHOWN_ROWS,
+        state: RowState | None = None,
+        every_key: bool = False,
+    ) -> RowResults:
+        """Every row's latest fate over the lineage (a retry's id reads its whole lineage).
 
-        Calls: the summary's (none for a complete, cached run) and one ListObjectsV2 per 1,000
-        output files.
+        Calls: the summaries' (none for complete, cached runs), one ListObjectsV2 per 1,000 row
+        records, and one read per row shown in detail.
         """
-        sweep = self.sweep(ref)
-        parts = self.lineage(ref, with_times=True)
-        outputs = row_outputs(ref.target.client("s3"), sweep.data.bucket, sweep.outputs_key)
-        outcomes = task_outcomes(parts)
-        return row_results(sweep.run_id, sweep.rows, sweep.per_task, sweep.outputs_uri, outcomes, outputs)
+        root = self.root(ref)
+        sweep = self.sweep(root)
+        parts = self.lineage(root, with_times=True)
+        return sweep_results(
+            root.target.client("s3"), sweep, parts, shown=shown, state=state, every_key=every_key
+        )
+
+    def tasks_not_done(self, ref: JobRef) -> str:
+        """The tasks (as ranges) holding a sweep's rows not done: what ``retry --skip-existing`` runs."""
+        found = self.results(ref, shown=0)
+        tasks = sorted({found.sweep.task_of(fate.row) for fate in found.not_done})
+        if not tasks:
+            raise RunnerError(f"every row of run {found.run_id} is done; there is nothing to retry")
+        if not found.fates or any(fate.reason == "its task has not finished" for fate in found.not_done):
+            raise RunnerError(
+                f"run {found.run_id} is still going; wait for it (`runner watch {found.run_id}`) "
+                "or name --indices"
+            )
+        return format_ranges(tasks)
+
+    def row_log(self, ref: JobRef, row: int) -> RowLog:
+        """A row's lines from the attempt that ran it last.
+
+        That is its task's latest attempt when that attempt ran the row; otherwise (it skipped
+        the row, or never reached it) the attempt its latest record names.
+        """
+        root = self.root(ref)
+        sweep = self.sweep(root)
+        if not 0 <= row < sweep.rows:
+            raise InvalidInputError(f"--row {row} is out of range; use 0..{sweep.rows - 1}")
+        target, job_id, outputs = self.task(root, sweep.task_of(row))
+        candidates: list[tuple[AwsTarget, str, int | None]] = [(target, job_id, None)]
+        s3 = root.target.client("s3")
+        record = latest_records(
+            key
+            for relative, _ in list_keys(s3, sweep.data.bucket, f"{sweep.rows_key}{row}/")
+            for key in [parse_record(f"{row}/{relative}")]
+            if key is not None
+        ).get(row)
+        if record is not None:
+            recorded_job, attempt = job_of_attempt(record.attempt)
+            candidates.append((target, recorded_job, attempt))
+            if root.target != target:
+                candidates.append((root.target, recorded_job, attempt))
+        problems = []
+        for where, job, attempt in candidates:
+            try:
+                log = read_log(
+                    where.client("batch"),
+                    where.client("logs"),
+                    job,
+                    outputs.log_group_name,
+                    limit=ROW_LOG_LIMIT,
+                    attempt=attempt,
+                )
+            except RunnerError as err:
+                problems.append(str(err))
+                continue
+            lines = row_lines((event.message for event in log.events), row)
+            if lines is not None:
+                return RowLog(row, log.job_id, attempt, log.stream, lines)
+        said = f" ({problems[0]})" if problems else ""
+        raise RunnerError(f"no log holds row {row} of run {sweep.run_id}: it has not run yet{said}")
 
     def _own_summary(self, ref: JobRef, *, refresh: bool, all_attempts: bool, with_times: bool) -> Summary:
         record = ref.record if ref.whole_run else None

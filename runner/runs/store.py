@@ -73,6 +73,8 @@ class RunRecord:
     retry_run_ids: list[str] = field(default_factory=list)
     # A sweep over a table (``submit --tasks``): where its rows and outputs are (Sweep.to_json).
     sweep: dict[str, Any] | None = None
+    # When `runner cancel` stopped it (ISO time): it shows as cancelled, not running.
+    cancelled_at: str | None = None
 
     @property
     def job_ids(self) -> list[str]:
@@ -126,14 +128,18 @@ class RunRecord:
 
     @property
     def outcome(self) -> str:
-        """What ``runner runs`` shows: running, succeeded, failed or incomplete.
+        """What ``runner runs`` shows: running, succeeded, failed, cancelled or incomplete.
 
         Incomplete means not all of the run reached AWS (``runner submit`` was interrupted or
         refused; ``runner submit --resume`` completes it); a run is running until a summary found
-        every task finished.
+        every task finished, or until ``runner cancel`` stopped it.
         """
         if self.state != "submitted" or self.missing_shards:
             return "incomplete"
+        if self.cancelled_at and not (
+            self.finished and not (self.summary or {}).get("counts", {}).get("FAILED")
+        ):
+            return "cancelled"
         if not self.finished:
             return "running"
         return "failed" if (self.summary or {}).get("counts", {}).get("FAILED") else "succeeded"
@@ -155,6 +161,7 @@ class RunRecord:
             "retryRunIds": list(self.retry_run_ids),
             "local": self.endpoint_url is not None,
             "error": self.error,
+            "cancelledAt": self.cancelled_at,
             "counts": self.summary["counts"] if self.summary else None,
         }
 
@@ -209,6 +216,7 @@ _OPTIONAL = (
     ("error", str, "a string"),
     ("summary", dict, "an object"),
     ("sweep", dict, "an object"),
+    ("cancelled_at", str, "a timestamp"),
 )
 _FIELDS = frozenset(f.name for f in fields(RunRecord))
 

@@ -23,6 +23,7 @@ from runner.aws.data_store import put_pieces
 from runner.aws.stack_outputs import DataLocation, StackOutputs
 from runner.errors import InvalidInputError
 from runner.indices import format_ranges
+from runner.runs.rows import OUTPUTS_FOLDER, ROWS_FOLDER, TABLE_FOLDER
 from runner.runs.shards import RateLimiter
 from runner.runs.store import RunRecord, RunStore, new_run_id
 from runner.runs.submit import SubmitOptions, definition_command, prepare_run, submit_shards
@@ -39,6 +40,8 @@ PER_TASK_ENV = "RUNNER_PER_TASK"
 PIECE_ROWS_ENV = "RUNNER_PIECE_ROWS"
 COMMAND_ENV = "RUNNER_COMMAND"
 SKIP_EXISTING_ENV = "RUNNER_SKIP_EXISTING"
+ROWS_URI_ENV = "RUNNER_ROWS_URI"
+KEY_COLUMN_ENV = "RUNNER_KEY_COLUMN"
 
 
 def local_launcher() -> tuple[str, str]:
@@ -55,6 +58,11 @@ class Sweep:
     rows: int
     per_task: int
     columns: tuple[str, ...]
+    key: str = ""  # the column that names rows (``--key``; the first column by default)
+
+    @property
+    def key_column(self) -> str:
+        return self.key or self.columns[0]
 
     @property
     def tasks(self) -> int:
@@ -66,19 +74,30 @@ class Sweep:
 
     @property
     def tasks_key(self) -> str:
-        return self.data.key(self.run_id, "/tasks/")
+        return self.data.key(self.run_id, "/" + TABLE_FOLDER)
 
     @property
     def outputs_key(self) -> str:
-        return self.data.key(self.run_id, "/out/")
+        return self.data.key(self.run_id, "/" + OUTPUTS_FOLDER)
+
+    @property
+    def rows_key(self) -> str:
+        return self.data.key(self.run_id, "/" + ROWS_FOLDER)
 
     @property
     def tasks_uri(self) -> str:
-        return self.data.uri(self.run_id, "/tasks/")
+        return self.data.uri(self.run_id, "/" + TABLE_FOLDER)
 
     @property
     def outputs_uri(self) -> str:
-        return self.data.uri(self.run_id, "/out/")
+        return self.data.uri(self.run_id, "/" + OUTPUTS_FOLDER)
+
+    @property
+    def rows_uri(self) -> str:
+        return self.data.uri(self.run_id, "/" + ROWS_FOLDER)
+
+    def task_of(self, row: int) -> int:
+        return row // self.per_task
 
     def task_rows(self, task: int) -> range:
         return range(task * self.per_task, min((task + 1) * self.per_task, self.rows))
@@ -100,6 +119,8 @@ class Sweep:
         return {
             TASKS_URI_ENV: self.tasks_uri,
             OUTPUT_URI_ENV: self.outputs_uri,
+            ROWS_URI_ENV: self.rows_uri,
+            KEY_COLUMN_ENV: self.key_column,
             ROWS_ENV: str(self.rows),
             PER_TASK_ENV: str(self.per_task),
             PIECE_ROWS_ENV: str(self.piece_rows),
@@ -117,17 +138,24 @@ class Sweep:
             "perTask": self.per_task,
             "pieceRows": self.piece_rows,
             "columns": list(self.columns),
+            "key": self.key_column,
             "tasksUri": self.tasks_uri,
             "outputsUri": self.outputs_uri,
+            "rowsUri": self.rows_uri,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Sweep:
         location = DataLocation(data["bucket"], data["prefix"], data["access"])
-        return cls(location, data["runId"], int(data["rows"]), int(data["perTask"]), tuple(data["columns"]))
+        columns = tuple(data["columns"])
+        return cls(
+            location, data["runId"], int(data["rows"]), int(data["perTask"]), columns, data.get("key", "")
+        )
 
 
-def plan_sweep(table: TaskTable, outputs: StackOutputs, run_id: str, per_task: int) -> Sweep:
+def plan_sweep(
+    table: TaskTable, outputs: StackOutputs, run_id: str, per_task: int, key: str | None = None
+) -> Sweep:
     """Check the stack can take the sweep, before anything is uploaded or submitted."""
     if not 1 <= per_task <= MAX_PER_TASK:
         raise InvalidInputError(f"--per-task {per_task} is out of range; use 1 to {MAX_PER_TASK:,}")
@@ -141,7 +169,7 @@ def plan_sweep(table: TaskTable, outputs: StackOutputs, run_id: str, per_task: i
             f"stack '{outputs.stack}' may only read its data bucket (data.access: read), so tasks "
             "could not upload their outputs; use a stack with data.access: read-write"
         )
-    return Sweep(outputs.data, run_id, len(table), per_task, table.columns)
+    return Sweep(outputs.data, run_id, len(table), per_task, table.columns, table.key_column(key))
 
 
 def pieces(table: TaskTable, sweep: Sweep) -> list[bytes]:
@@ -170,6 +198,7 @@ def submit_sweep(
     *,
     per_task: int,
     now: datetime,
+    key: str | None = None,
     launcher: tuple[str, str] = IMAGE_LAUNCHER,
     depends_on_job_ids: Sequence[str] = (),
     endpoint_url: str | None = None,
@@ -181,7 +210,7 @@ def submit_sweep(
     container runs the launcher, which reads its rows and runs it.
     """
     run_id = new_run_id(now)
-    sweep = plan_sweep(table, outputs, run_id, per_task)
+    sweep = plan_sweep(table, outputs, run_id, per_task, key)
     if options.array_size is not None and options.array_size != sweep.tasks:
         raise InvalidInputError(
             f"--array {options.array_size} disagrees with --tasks: {len(table):,} rows at --per-task "

@@ -1,9 +1,10 @@
 """A sweep's table: one row per task (or per item of a chunked task), read and checked whole.
 
 CSV and TSV take their column names from the header line; JSON Lines from each object's keys.
-Every value reaches the task as a string: JSON strings as they are, other JSON values as their JSON
-text. Every mistake is one line naming the file, the line and the rule, before anything is
-uploaded or submitted.
+Values are kept as they were (CSV: strings; JSON Lines: any JSON value), so ``RUNNER_ROW_FILE``
+holds objects as objects; each reaches the task's environment as a string: JSON strings as they
+are, other JSON values as their JSON text. Every mistake is one line naming the file, the line and
+the rule, before anything is uploaded or submitted.
 """
 
 from __future__ import annotations
@@ -24,10 +25,15 @@ TableFormat = Literal["csv", "tsv", "jsonl"]
 FORMATS: tuple[TableFormat, ...] = get_args(TableFormat)
 EXTENSIONS: dict[str, TableFormat] = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 MAX_ROWS = 1_000_000
+# Linux's limit on one environment variable (MAX_ARG_STRLEN): a longer value could never reach
+# the task's command, so it is refused here rather than failing its row.
+MAX_VALUE_BYTES = 128 * 1024
+# What the CSV reader accepts in one field before the size check names the real limit.
+_CSV_FIELD_LIMIT = 64 * 1024 * 1024
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_PREFIXES = ("AWS_", "RUNNER_")
 
-Row = dict[str, str]
+Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,16 @@ class TaskTable:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def key_column(self, given: str | None) -> str:
+        """The column that names rows: ``--key``, checked, else the first column."""
+        if given is None:
+            return self.columns[0]
+        if given not in self.columns:
+            raise InvalidInputError(
+                f"--key {given}: {self.source} has no such column; use one of {', '.join(self.columns)}"
+            )
+        return given
 
 
 def table_format(source: str, given: str | None) -> TableFormat:
@@ -83,6 +99,22 @@ def _check_names(names: list[str], source: str, where: str) -> None:
         seen.add(name)
 
 
+def env_text(value: object) -> str:
+    """A value as its row's environment variable holds it: strings as they are, the rest as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _check_sizes(row: Row, source: str, line: int) -> None:
+    for name, value in row.items():
+        size = len(env_text(value).encode("utf-8"))
+        if size > MAX_VALUE_BYTES:
+            raise InvalidInputError(
+                f"--tasks {source}: line {line}: the value of {name} is {size:,} bytes, over the "
+                f"{MAX_VALUE_BYTES:,} bytes one environment variable can hold; put large data in a file "
+                "(e.g. on S3) and give its address in the table"
+            )
+
+
 def _too_many(source: str) -> InvalidInputError:
     return InvalidInputError(
         f"--tasks {source}: more than {MAX_ROWS:,} rows; split the table into several runs"
@@ -90,6 +122,7 @@ def _too_many(source: str) -> InvalidInputError:
 
 
 def _delimited(text: str, source: str, delimiter: str) -> TaskTable:
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)
@@ -109,6 +142,7 @@ def _delimited(text: str, source: str, delimiter: str) -> TaskTable:
                     f"{len(header)} (quote values that hold the delimiter)"
                 )
             rows.append(dict(zip(header, fields, strict=True)))
+            _check_sizes(rows[-1], source, line)
             if len(rows) > MAX_ROWS:
                 raise _too_many(source)
             line = reader.line_num + 1
@@ -117,10 +151,6 @@ def _delimited(text: str, source: str, delimiter: str) -> TaskTable:
     if not rows:
         raise InvalidInputError(f"--tasks {source} has a header but no rows; add one row per task")
     return TaskTable(source, tuple(header), rows)
-
-
-def _json_value(value: object) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _lines(text: str) -> Iterator[tuple[int, str]]:
@@ -143,7 +173,8 @@ def _json_lines(text: str, source: str) -> TaskTable:
                 'e.g. {"sample": "a", "depth": 30}'
             )
         _check_names(list(value), source, f"line {number}: key")
-        rows.append({key: _json_value(item) for key, item in value.items()})
+        rows.append(value)
+        _check_sizes(value, source, number)
         columns.update(dict.fromkeys(value))
         if len(rows) > MAX_ROWS:
             raise _too_many(source)

@@ -16,18 +16,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from runner.analysis.failure_classes import hint
-from runner.analysis.results import RowResults
 from runner.analysis.summary import EVERY_ATTEMPT_BASIS, Summary
 from runner.aws.job_logs import LogStream
 from runner.aws.job_status import STATUSES
 from runner.aws.job_status import Progress as JobProgress
 from runner.indices import format_ranges
 from runner.runs.collect import Collected
+from runner.runs.results import RowResults
+from runner.runs.rows import ROW_STATES, STATE_TITLES
+from runner.runs.service import RowLog
 from runner.runs.store import Pruned, RunRecord
 
 FAILURES_SHOWN = 20
 STATUS_STYLE = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "cyan", "RUNNABLE": "yellow"}
-OUTCOME_STYLE = {"failed": "red", "incomplete": "yellow"}
+OUTCOME_STYLE = {"failed": "red", "incomplete": "yellow", "cancelled": "yellow"}
 CLASS_STYLE = {"spot": "yellow", "infra": "yellow", "app": "red", "oom": "magenta", "timeout": "magenta"}
 
 
@@ -279,6 +281,13 @@ def show_log(console: Console, log: LogStream) -> None:
         console.print(f"[dim]... truncated after {len(log.events)} lines; use --tail N[/dim]")
 
 
+def show_row_log(console: Console, log: RowLog) -> None:
+    attempt = f", attempt {log.attempt}" if log.attempt else ", latest attempt"
+    console.print(f"[dim]row {log.row}: job {log.job_id}{attempt}, {log.stream}[/dim]")
+    for line in log.lines:
+        console.print(line, markup=False)
+
+
 def show_stacks(console: Console, rows: Sequence[dict[str, Any]], work: Any = None) -> None:
     """Stacks as columns, what they are and cost as rows; a stack that cannot be read shows its error."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
@@ -339,47 +348,92 @@ def _bytes(size: int) -> str:
     return f"{size} TiB"
 
 
-RESULT_STYLE = {
-    "succeeded with outputs": "green",
-    "succeeded without outputs": "yellow",
+ROW_STYLE = {
+    "succeeded": "green",
+    "no-outputs": "yellow",
     "failed": "red",
-    "not run": "dim",
+    "killed": "magenta",
+    "not-run": "dim",
 }
 
 
-def show_sweep_rows(console: Console, rows: dict[str, Any], run: str) -> None:
-    """The summary's line for a sweep: its rows, and the rows its failed tasks hold."""
-    per_task = f", {rows['perTask']} per task" if rows["perTask"] > 1 else ""
-    failed = f"; failed tasks hold rows {rows['failedRows']}" if rows["failedRows"] else ""
-    console.print(f"rows     {rows['rows']:,} rows{per_task}{failed} (`runner results {run}`)")
+def rows_counts_text(results: RowResults) -> str:
+    """``97 succeeded with outputs, 93 failed, 2 killed, ...``: the states some row is in."""
+    counts = results.counts
+    return ", ".join(f"{counts[state]:,} {STATE_TITLES[state]}" for state in ROW_STATES if counts[state])
+
+
+def show_row_fates(console: Console, results: RowResults, *, label: str = "") -> None:
+    """The rows that did not succeed, by name: row, key, state, exit code, reason, last output line."""
+    if not results.details:
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, title=label or None, title_justify="left")
+    for column, justify in (("row", "right"), (results.sweep.key_column, "left"), ("state", "left")):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    table.add_column("exit", justify="right")
+    table.add_column("reason", overflow="fold")
+    table.add_column("last output line", overflow="fold")
+    for item in results.details:
+        style = ROW_STYLE[item.state]
+        table.add_row(
+            str(item.row),
+            item.key,
+            f"[{style}]{STATE_TITLES[item.state]}[/]",
+            "" if item.exit_code is None else str(item.exit_code),
+            item.reason,
+            item.last_line,
+        )
+    console.print(table)
+    hidden = len(results.not_done) - len(results.details)
+    if hidden > 0:
+        console.print(
+            f"... and {hidden:,} more; `runner results {results.run_id} --all` shows every one, "
+            f"`--state STATE` lists a state's rows"
+        )
 
 
 def show_results(console: Console, results: RowResults) -> None:
-    """A sweep's rows by group, with ranges, and where the outputs are."""
-    per_task = f", {results.per_task} per task" if results.per_task > 1 else ""
-    console.print(f"Run {results.run_id}: {results.rows:,} rows{per_task}")
+    """A sweep's rows by state, the rows that did not succeed by name, and what to do next."""
+    sweep = results.sweep
+    per_task = f", {sweep.per_task} per task" if sweep.per_task > 1 else ""
+    console.print(f"Run {results.run_id}: {sweep.rows:,} rows{per_task}, named by {sweep.key_column}")
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
     table.add_column("rows", justify="right")
-    table.add_column("outcome")
+    table.add_column("state")
     table.add_column("which")
-    for name, rows in results.groups.items():
+    for state in ROW_STATES:
+        rows = results.rows_in(state)
         if rows:
-            style = RESULT_STYLE[name]
-            label = f"[{style}]{name}[/]"
-            if name == "failed" and results.failed_with_outputs:
-                label += f" ({results.failed_with_outputs:,} with outputs from before the task failed)"
-            table.add_row(f"{len(rows):,}", label, format_ranges(rows, limit=12))
+            title = f"[{ROW_STYLE[state]}]{STATE_TITLES[state]}[/]"
+            table.add_row(f"{len(rows):,}", title, format_ranges(rows, limit=12))
     console.print(table)
-    console.print(
-        f"outputs  {results.output_files:,} file(s), {_bytes(results.output_bytes)} in {results.outputs_uri}"
-    )
-    if results.groups["failed"]:
+    show_row_fates(console, results)
+    console.print(f"outputs  {sweep.outputs_uri} (each done row's manifest under {sweep.rows_uri})")
+    if results.not_done:
         console.print(
-            f"next     `runner retry {results.run_id} --skip-existing` runs the failed rows again; "
-            f"`runner collect {results.run_id} --to DIR` downloads what there is"
+            f"next     `runner retry {results.run_id} --skip-existing` runs the rows not done again; "
+            f"`runner logs {results.run_id} --row R` shows a row's output; "
+            f"`runner collect {results.run_id} --to DIR` downloads the done rows'"
         )
-    elif not results.groups["not run"]:
+    else:
         console.print(f"next     `runner collect {results.run_id} --to DIR` downloads the outputs")
+
+
+def show_rows_in_state(results: RowResults, state: str) -> None:
+    """``--state``: one row a line, its number and key separated by a tab, for scripts."""
+    for fate in results.fates:
+        if fate.state == state:
+            sys.stdout.write(f"{fate.row}\t{results.keys.get(fate.row, '')}\n")
+
+
+def show_sweep_rows(console: Console, results: RowResults) -> None:
+    """The summary's lines for a sweep: rows by state beside the tasks, then the rows not done."""
+    sweep = results.sweep
+    per_task = f", {sweep.per_task} per task" if sweep.per_task > 1 else ""
+    console.print(f"rows     {sweep.rows:,} rows{per_task}: {rows_counts_text(results)}")
+    if results.not_done:
+        show_row_fates(console, results)
+        console.print(f"         every row's fate: `runner results {results.run_id}`")
 
 
 class Transfer:
@@ -417,8 +471,14 @@ class Transfer:
 
 
 def show_collected(console: Console, done: Collected, dest: Path) -> None:
-    skipped = f"; {done.skipped:,} already there" if done.skipped else ""
+    skipped = f"; {done.skipped:,} already there and matching" if done.skipped else ""
+    replaced = f"; {done.replaced:,} that differed replaced" if done.replaced else ""
     console.print(
-        f"Collected {done.downloaded:,} file(s), {_bytes(done.bytes)}, of {done.rows:,} row(s) "
-        f"into {dest}{skipped}"
+        f"Collected {done.downloaded:,} file(s), {_bytes(done.bytes)}, of {done.rows:,} done row(s) "
+        f"into {dest}{skipped}{replaced}"
     )
+    if done.not_done:
+        console.print(
+            f"Skipped {len(done.not_done):,} row(s) with no outputs (not done): "
+            f"{format_ranges(done.not_done, limit=12)}"
+        )

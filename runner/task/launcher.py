@@ -1,25 +1,44 @@
-"""batch-stacks task launcher: runs a sweep's rows inside one AWS Batch task.
+"""batch-stacks task launcher: runs a sweep's rows inside one AWS Batch task, and leaves every row's fate.
 
 It needs only Python 3.8+ and boto3 in the image: copy this one file in (see examples/Dockerfile);
 it imports nothing of batch-stacks. The runner sets everything it reads:
 
     RUNNER_TASKS_URI   s3://bucket/prefix<run id>/tasks/   the table in pieces of JSON Lines
-    RUNNER_OUTPUT_URI  s3://bucket/prefix<run id>/out/     where each row's outputs go
+    RUNNER_OUTPUT_URI  s3://bucket/prefix<run id>/out/     each row's outputs, an attempt a folder
+    RUNNER_ROWS_URI    s3://bucket/prefix<run id>/rows/    each row's records (manifest or fate)
     RUNNER_ROWS        rows in the table
     RUNNER_PER_TASK    rows per task (K); task i runs rows iK .. iK+K-1
     RUNNER_PIECE_ROWS  rows per piece (a multiple of K, at most 1,000)
     RUNNER_COMMAND     the command to run once per row, as a JSON list
-    RUNNER_SKIP_EXISTING=1  skip rows that already have outputs (a retry with --skip-existing)
+    RUNNER_KEY_COLUMN  the column that names a row (in its records and log lines)
+    RUNNER_SKIP_EXISTING=1  skip rows that are done already (a retry with --skip-existing)
 
-For each row, in order, the command runs with the row's columns as environment variables, plus
-RUNNER_ROW (the row number), RUNNER_ROW_FILE (the row as a JSON object) and RUNNER_OUTPUT_DIR (an
-empty folder). When it exits 0, what it wrote there is uploaded to RUNNER_OUTPUT_URI<row>/, keeping
-relative paths; a row that fails uploads nothing. The task exits with the first failed row's exit
-code (128 + N for a signal, as Docker reports), after every row has run, or 0.
+For each row, in order, the command runs in a fresh folder with the row's columns as environment
+variables (strings as they are, other JSON values as JSON text), plus RUNNER_ROW (the row number),
+RUNNER_ROW_FILE (the row as a JSON object, values as they were) and RUNNER_OUTPUT_DIR (an empty
+folder). Its output is forwarded line by line, between a "row R: running" and a "row R: <fate>" line.
+
+Every row leaves one record under RUNNER_ROWS_URI<row>/, written last (the names are the runner's
+``runner/runs/rows.py``):
+
+- exit 0: every file in RUNNER_OUTPUT_DIR is uploaded to RUNNER_OUTPUT_URI<row>/<attempt>/, then the
+  manifest (``succeeded``, or ``no-outputs``) lists each with its size and SHA-256. Only a manifest
+  makes a row done; a kill before it leaves the row not done.
+- otherwise: ``failed`` with the exit code in words, the duration and the last lines of output. A
+  command that cannot start (not found 127, not executable 126, argument list too long 126) is a
+  failed row, never the launcher's crash: the next row runs.
+- SIGTERM (a timeout, a terminate): the running row is stopped and recorded ``killed``; the rows
+  after it are not run, and the task exits 143.
+
+The task exits with the first failed row's exit code, or 0 when every row succeeded.
 """
 
 from __future__ import annotations
 
+import collections
+import datetime
+import errno
+import hashlib
 import json
 import os
 import shutil
@@ -27,6 +46,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -34,10 +54,21 @@ from urllib.parse import urlparse
 import boto3
 
 PIECE_NAME = "piece-{:05d}.jsonl"
+DONE_STATES = ("succeeded", "no-outputs")
+TAIL_LINES, TAIL_BYTES = 20, 4096
+RECORD_VERSION = 1
+# After SIGTERM: how long the row's command may take to stop before it is killed.
+STOP_WAIT_SECONDS = 2.0
+EXIT_STOPPED = 128 + signal.SIGTERM
+
+
+class Stopped(Exception):
+    """The task was told to stop (SIGTERM): a timeout or a terminate."""
 
 
 def log(message: str) -> None:
-    print(f"[batch-stacks] {message}", flush=True)
+    sys.stdout.buffer.write(f"[batch-stacks] {message}\n".encode())
+    sys.stdout.flush()
 
 
 def split(uri: str) -> tuple[str, str]:
@@ -49,7 +80,32 @@ def task_index(env: dict[str, str]) -> int:
     return int(env.get("RUNNER_INDEX_OFFSET") or 0) + int(env.get("AWS_BATCH_JOB_ARRAY_INDEX") or 0)
 
 
-def my_rows(env: dict[str, str], s3: object) -> list[tuple[int, dict[str, str]]]:
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def iso(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).isoformat(
+        timespec="milliseconds"
+    )
+
+
+def attempt_name(env: dict[str, str]) -> str:
+    """This task attempt in keys (mirrors ``runner.runs.rows.attempt_name``)."""
+    job_id = env.get("AWS_BATCH_JOB_ID") or "local"
+    return f"{job_id.replace(':', '_')}-a{env.get('AWS_BATCH_JOB_ATTEMPT') or 1}"
+
+
+def record_name(row: int, stamp: int, attempt: str, state: str) -> str:
+    """A record's key under RUNNER_ROWS_URI (mirrors ``runner.runs.rows.record_name``)."""
+    return f"{row}/{stamp:013d}-{attempt}.{state}.json"
+
+
+def env_value(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def my_rows(env: dict[str, str], s3: object) -> list[tuple[int, dict]]:
     """This task's rows, read from the one piece that holds them."""
     total, per_task = int(env["RUNNER_ROWS"]), int(env["RUNNER_PER_TASK"])
     piece_rows = int(env["RUNNER_PIECE_ROWS"])
@@ -65,77 +121,245 @@ def my_rows(env: dict[str, str], s3: object) -> list[tuple[int, dict[str, str]]]
     return [(row, json.loads(lines[row - start])) for row in range(first, last)]
 
 
-def has_outputs(s3: object, bucket: str, prefix: str) -> bool:
-    found = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)  # type: ignore[attr-defined]
-    return bool(found.get("KeyCount"))
+def is_done(s3: object, rows_uri: str, row: int) -> bool:
+    """Whether the row's latest record is a manifest (mirrors ``runner.runs.rows.latest_records``)."""
+    bucket, prefix = split(rows_uri)
+    latest = None
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}{row}/"):  # type: ignore[attr-defined]
+        for item in page.get("Contents") or []:
+            name = item["Key"].rsplit("/", 1)[-1]
+            stamp, _, rest = name.partition("-")
+            state = rest[: -len(".json")].rsplit(".", 1)[-1] if rest.endswith(".json") else ""
+            if stamp.isdigit() and state:
+                candidate = (int(stamp), state not in DONE_STATES, state)
+                latest = candidate if latest is None or candidate[:2] > latest[:2] else latest
+    return latest is not None and latest[2] in DONE_STATES
 
 
-def upload(s3: object, folder: Path, bucket: str, prefix: str) -> tuple[int, int]:
-    files = sizes = 0
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        s3.upload_file(str(path), bucket, prefix + path.relative_to(folder).as_posix())  # type: ignore[attr-defined]
-        files, sizes = files + 1, sizes + path.stat().st_size
-    return files, sizes
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def exit_code(returncode: int) -> int:
-    return 128 - returncode if returncode < 0 else returncode
+class Output:
+    """A row's output, forwarded line by line to the task's log, its last lines kept."""
+
+    def __init__(self, stream: object) -> None:
+        self.lines: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.thread = threading.Thread(target=self._forward, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _forward(self, stream: object) -> None:
+        for line in iter(stream.readline, b""):  # type: ignore[attr-defined]
+            sys.stdout.buffer.write(line if line.endswith(b"\n") else line + b"\n")
+            sys.stdout.flush()
+            self.lines.append(line.decode("utf-8", "replace").rstrip("\r\n"))
+
+    def tail(self, wait: float) -> list[str]:
+        """The last lines (at most TAIL_LINES and TAIL_BYTES), once the pipe is drained or ``wait`` is up."""
+        self.thread.join(wait)
+        kept: list[str] = []
+        size = 0
+        for line in reversed(list(self.lines)):
+            size += len(line.encode()) + 1
+            if size > TAIL_BYTES:
+                break
+            kept.append(line)
+        return kept[::-1]
 
 
-def run_row(
-    row: int, values: dict[str, str], command: list[str], env: dict[str, str], s3: object, work: Path
-) -> int:
-    """One row, in a fresh folder under ``work`` that is removed afterwards (disk stays bounded)."""
-    home = work / str(row)
-    try:
-        return _run_in(home, row, values, command, env, s3)
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+def start_failure(err: OSError, program: str) -> tuple[int, str]:
+    """Why a command could not start, as the exit code a shell would give and words."""
+    if isinstance(err, FileNotFoundError):
+        return 127, f"command not found: {program}"
+    if isinstance(err, PermissionError):
+        return 126, f"not executable: {program}"
+    if err.errno == errno.E2BIG:
+        return 126, "argument list too long: the row's values and environment exceed what a command can take"
+    return 126, f"cannot run {program}: {err.strerror or err}"
 
 
-def _run_in(
-    home: Path, row: int, values: dict[str, str], command: list[str], env: dict[str, str], s3: object
-) -> int:
-    outputs = home / "out"
-    outputs.mkdir(parents=True)
-    row_file = home / "row.json"
-    row_file.write_text(json.dumps(values, ensure_ascii=False), encoding="utf-8")
-    child = {**env, **values}
-    child.update(RUNNER_ROW=str(row), RUNNER_ROW_FILE=str(row_file), RUNNER_OUTPUT_DIR=str(outputs))
-    log(f"row {row}: running")
-    started = time.monotonic()
-    code = exit_code(subprocess.call(command, env=child, cwd=home))
-    seconds = time.monotonic() - started
-    if code != 0:
-        log(f"row {row}: failed with exit code {code} after {seconds:.1f} s; nothing uploaded")
-        return code
-    bucket, prefix = split(env["RUNNER_OUTPUT_URI"])
-    files, size = upload(s3, outputs, bucket, f"{prefix}{row}/")
-    log(f"row {row}: succeeded in {seconds:.1f} s; uploaded {files} file(s), {size} bytes")
-    return 0
+def exit_reason(code: int) -> str:
+    """An exit code in words (mirrors ``runner.runs.rows.exit_reason``)."""
+    if code == 126:
+        return "exit code 126: the command is not executable"
+    if code == 127:
+        return "exit code 127: command not found"
+    if code > 128:
+        return f"exit code {code}: killed by signal {code - 128}"
+    return f"exit code {code}"
+
+
+class Launcher:
+    def __init__(self, env: dict[str, str], s3: object, work: Path) -> None:
+        self.env, self.s3, self.work = env, s3, work
+        self.command = json.loads(env["RUNNER_COMMAND"])
+        self.key_column = env.get("RUNNER_KEY_COLUMN") or ""
+        output_uri = env["RUNNER_OUTPUT_URI"]
+        self.rows_uri = env.get("RUNNER_ROWS_URI") or output_uri[: -len("out/")] + "rows/"
+        self.outputs = split(output_uri)
+        self.attempt = attempt_name(env)
+        self.identity = {
+            "runId": env.get("RUNNER_RUN_ID"),
+            "rootRunId": env.get("RUNNER_PARENT_RUN_ID") or env.get("RUNNER_RUN_ID"),
+            "jobId": env.get("AWS_BATCH_JOB_ID"),
+            "attempt": int(env.get("AWS_BATCH_JOB_ATTEMPT") or 1),
+            "task": task_index(env),
+        }
+
+    def write_record(self, row: int, key: str, state: str, fields: dict) -> None:
+        stamp = now_ms()
+        bucket, prefix = split(self.rows_uri)
+        body = {"version": RECORD_VERSION, "row": row, "key": key, "state": state, **self.identity, **fields}
+        self.s3.put_object(  # type: ignore[attr-defined]
+            Bucket=bucket,
+            Key=prefix + record_name(row, stamp, self.attempt, state),
+            Body=json.dumps(body, ensure_ascii=False).encode(),
+            ContentType="application/json",
+        )
+
+    def upload(self, folder: Path, row: int, started: int) -> list[dict]:
+        bucket, prefix = self.outputs
+        base = f"{prefix}{row}/{started:013d}-{self.attempt}/"
+        outputs = []
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            relative = path.relative_to(folder).as_posix()
+            entry = {
+                "path": relative,
+                "key": base + relative,
+                "size": path.stat().st_size,
+                "sha256": sha256(path),
+            }
+            self.s3.upload_file(str(path), bucket, entry["key"])  # type: ignore[attr-defined]
+            outputs.append(entry)
+        return outputs
+
+    def run_row(self, row: int, values: dict) -> int:
+        """One row in a fresh folder (removed afterwards); returns its exit code. Raises only Stopped."""
+        home = self.work / str(row)
+        try:
+            return self._run_in(home, row, values)
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+
+    def _run_in(self, home: Path, row: int, values: dict) -> int:
+        key = env_value(values.get(self.key_column, "")) if self.key_column else str(row)
+        outputs = home / "out"
+        outputs.mkdir(parents=True)
+        row_file = home / "row.json"
+        row_file.write_text(json.dumps(values, ensure_ascii=False), encoding="utf-8")
+        child_env = {**self.env, **{name: env_value(value) for name, value in values.items()}}
+        child_env.update(RUNNER_ROW=str(row), RUNNER_ROW_FILE=str(row_file), RUNNER_OUTPUT_DIR=str(outputs))
+        log(f"row {row}: running ({self.key_column or 'row'} {key})")
+        started = now_ms()
+        output: Output | None = None
+        child: subprocess.Popen | None = None
+        stage = "before its command"
+        try:
+            try:
+                child = subprocess.Popen(
+                    self.command, env=child_env, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                )
+            except OSError as err:
+                code, reason = start_failure(err, str(self.command[0]))
+                return self.failed(row, key, started, code, reason, [])
+            stage = "while its command ran"
+            output = Output(child.stdout)
+            returncode = child.wait()
+            code = 128 - returncode if returncode < 0 else returncode
+            if code != 0:
+                return self.failed(row, key, started, code, exit_reason(code), output.tail(STOP_WAIT_SECONDS))
+            output.tail(STOP_WAIT_SECONDS)
+            stage = "while its outputs were uploaded"
+            try:
+                uploaded = self.upload(outputs, row, started)
+            except Exception as err:  # S3 said no (permissions, a vanished bucket): this row fails
+                return self.failed(row, key, started, 0, f"outputs not uploaded: {err}", [])
+            stage = "before its manifest was written"
+            ended = now_ms()
+            state = "succeeded" if uploaded else "no-outputs"
+            fields = {"exitCode": 0, "startedAt": iso(started), "endedAt": iso(ended)}
+            fields.update(seconds=(ended - started) / 1000, outputs=uploaded)
+            self.write_record(row, key, state, fields)
+            size = sum(entry["size"] for entry in uploaded)
+            log(
+                f"row {row}: succeeded in {(ended - started) / 1000:.1f} s; {len(uploaded)} file(s), {size} bytes"
+            )
+            return 0
+        except Stopped:
+            tail = stop(child, output)
+            ended = now_ms()
+            reason = f"the task was stopped (SIGTERM) {stage}"
+            log(f"row {row}: killed {stage}")
+            fields = {"exitCode": None, "reason": reason, "startedAt": iso(started), "endedAt": iso(ended)}
+            fields.update(seconds=(ended - started) / 1000, tail=tail)
+            self.write_record(row, key, "killed", fields)
+            raise
+
+    def failed(self, row: int, key: str, started: int, code: int, reason: str, tail: list[str]) -> int:
+        ended = now_ms()
+        log(f"row {row}: failed after {(ended - started) / 1000:.1f} s: {reason}")
+        fields = {"exitCode": code, "reason": reason, "startedAt": iso(started), "endedAt": iso(ended)}
+        fields.update(seconds=(ended - started) / 1000, tail=tail)
+        self.write_record(row, key, "failed", fields)
+        return code or 1
+
+
+def stop(child: subprocess.Popen | None, output: Output | None) -> list[str]:
+    """Stop the row's command (it may have had the signal already), keeping its last lines."""
+    if child is not None and child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(STOP_WAIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return output.tail(0.5) if output is not None else []
 
 
 def main() -> int:
     env = dict(os.environ)
-    # A stop (timeout, terminate) reaches the whole process group; leave with the signal's code.
-    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-    s3 = boto3.client("s3")
-    command = json.loads(env["RUNNER_COMMAND"])
-    rows = my_rows(env, s3)
-    log(f"task {task_index(env)}: rows {rows[0][0]}-{rows[-1][0]}" if rows else "task has no rows")
-    skip = env.get("RUNNER_SKIP_EXISTING") == "1"
-    bucket, prefix = split(env["RUNNER_OUTPUT_URI"])
-    first_failure = 0
+    stopping = []
+
+    def on_term(signum: int, _frame: object) -> None:
+        if not stopping:  # once: the cleanup that follows must not be interrupted again
+            stopping.append(signum)
+            raise Stopped
+
+    signal.signal(signal.SIGTERM, on_term)
     # The job may run as an unprivileged user in a read-only folder: work in the temp directory.
     work = Path(tempfile.mkdtemp(prefix="batch-stacks-rows-"))
-    for row, values in rows:
-        if skip and has_outputs(s3, bucket, f"{prefix}{row}/"):
-            log(f"row {row}: has outputs already; skipped")
-            continue
-        code = run_row(row, values, command, env, s3, work)
-        first_failure = first_failure or code
-    shutil.rmtree(work, ignore_errors=True)
-    return first_failure
+    try:
+        s3 = boto3.client("s3")
+        try:
+            rows = my_rows(env, s3)
+        except Exception as err:  # the table cannot be read: no row can run
+            log(f"task {task_index(env)}: its rows cannot be read from {env.get('RUNNER_TASKS_URI')}: {err}")
+            return 1
+        log(f"task {task_index(env)}: rows {rows[0][0]}-{rows[-1][0]}" if rows else "task has no rows")
+        launcher = Launcher(env, s3, work)
+        skip = env.get("RUNNER_SKIP_EXISTING") == "1"
+        first_failure = 0
+        for row, values in rows:
+            try:
+                if skip and is_done(s3, launcher.rows_uri, row):
+                    log(f"row {row}: done already; skipped")
+                    continue
+                code = launcher.run_row(row, values)
+            except Stopped:
+                raise
+            except Exception as err:  # S3 refused the row's record: the row is not done; go on
+                log(f"row {row}: its record could not be written: {err}")
+                code = 1
+            first_failure = first_failure or code
+        return first_failure
+    except Stopped:
+        log("stopped (SIGTERM); the rows after this one were not run")
+        return EXIT_STOPPED
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from runner.aws.stack_outputs import StackOutputs
 from runner.cli import cli
-from runner.cli import commands as cli_module
+from runner.cli import submit as cli_module
 from tests.runner.conftest import Runner, moto_jobs
 
 

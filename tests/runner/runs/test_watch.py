@@ -13,7 +13,7 @@ from rich.console import Console
 
 from runner.aws.job_status import progress_of
 from runner.aws.stack_outputs import StackOutputs
-from runner.cli import commands as cli_module
+from runner.cli import follow as cli_module
 from runner.errors import AwsError, RunNotFoundError
 from runner.runs.watch import MAX_INTERVAL, watch
 from runner.show.terminal import ProgressView

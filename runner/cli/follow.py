@@ -1,0 +1,73 @@
+"""What several commands end with: watching a run with live progress, then its summary (in rows,
+for a sweep)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from runner.analysis.summary import Summary
+from runner.aws.job_status import Progress
+from runner.cli.context import CliContext
+from runner.cli.group import EXIT_INTERRUPTED, EXIT_JOBS_FAILED
+from runner.runs.service import JobRef
+from runner.runs.watch import watch
+from runner.show import terminal
+
+# Rows not done that a summary names (results shows more).
+SUMMARY_ROWS = 10
+
+
+def watch_with_progress(ref: JobRef, interval: float) -> Progress:
+    """Watch with live progress; Ctrl-C stops watching, never the jobs."""
+    console = terminal.make_console(stderr=True)
+    view = terminal.ProgressView(console)
+    try:
+        with view.running():
+            return watch(
+                ref.target.client("batch"),
+                ref.job_ids,
+                interval=interval,
+                on_progress=view.update,
+                on_retry=view.retrying,
+                on_stuck=lambda p: view.stuck(p, ref.run_id or ref.job_id),
+            )
+    except KeyboardInterrupt:
+        resume = ref.run_id or ref.job_id
+        click.echo(
+            f"Stopped watching; the jobs keep running. Resume with `runner watch {resume}`, "
+            f"stop them with `runner cancel {resume}`.",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def show_summary(
+    context: CliContext,
+    summary: Summary,
+    as_json: bool,
+    submitted: dict[str, Any] | None = None,
+    ref: JobRef | None = None,
+) -> None:
+    """The summary, a sweep's rows by state beside its tasks; exits 3 when a task or row failed."""
+    rows = context.service().results(ref, shown=SUMMARY_ROWS) if ref is not None and ref.sweep else None
+    if as_json:
+        document = summary.to_json()
+        if rows is not None:
+            document["rows"] = {
+                "rows": rows.sweep.rows,
+                "perTask": rows.sweep.per_task,
+                "keyColumn": rows.sweep.key_column,
+                "counts": rows.counts_json(),
+                "notDone": [item.to_json() for item in rows.details],
+            }
+        terminal.print_json(document if submitted is None else {**submitted, "summary": document})
+    else:
+        console = terminal.make_console()
+        terminal.show_summary(console, summary, memory_mib=ref.memory_mib if ref else None)
+        if rows is not None:
+            terminal.show_sweep_rows(console, rows)
+    if summary.failed or (rows is not None and summary.complete and not rows.complete):
+        sys.exit(EXIT_JOBS_FAILED)
