@@ -179,10 +179,16 @@ def read_record(s3: Any, sweep: Sweep, record: RecordKey) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def read_details(s3: Any, sweep: Sweep, fates: Sequence[RowFate]) -> list[RowDetail]:
-    """The rows' fates with what their records say; a row without a record is named from the table."""
+def read_details(
+    s3: Any, sweep: Sweep, fates: Sequence[RowFate], known: Mapping[int, str] | None = None
+) -> list[RowDetail]:
+    """The rows' fates with what their records say; a row without a record is named from the table
+    (``known`` names already read)."""
     from_records = {f.row: read_record(s3, sweep, f.record) for f in fates if f.record and not f.inferred}
-    names = row_keys(s3, sweep, (f.row for f in fates if f.row not in from_records))
+    names = dict(known or {})
+    names.update(
+        row_keys(s3, sweep, (f.row for f in fates if f.row not in from_records and f.row not in names))
+    )
     return [detail(f, from_records.get(f.row), names.get(f.row, "")) for f in fates]
 
 
@@ -207,7 +213,7 @@ def sweep_results(
         return RowResults(sweep, fates, [], keys)
     chosen = not_done if every_key or shown is None else not_done[:shown]
     keys = row_keys(s3, sweep, range(sweep.rows)) if every_key else {}
-    return RowResults(sweep, fates, read_details(s3, sweep, chosen), keys)
+    return RowResults(sweep, fates, read_details(s3, sweep, chosen, keys), keys)
 
 
 def state_title(state: RowState) -> str:

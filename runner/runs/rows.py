@@ -45,8 +45,9 @@ RECORD_VERSION = 1
 ROWS_FOLDER = "rows/"
 OUTPUTS_FOLDER = "out/"
 TABLE_FOLDER = "tasks/"
-# What a row's record keeps of its output: its last lines, bounded both ways.
+# What a record keeps of its output: its last lines, bounded both ways (the launcher mirrors it).
 TAIL_LINES, TAIL_BYTES = 20, 4096
+NOT_FINISHED = "its task has not finished"
 
 _RECORD = re.compile(
     r"^(?P<row>\d+)/(?P<stamp>\d{13})-(?P<attempt>[A-Za-z0-9._-]+)\.(?P<state>"
@@ -186,7 +187,7 @@ def row_fates(
                 stopped_here = stopped_here or record.state == "killed"
                 continue
             if end is None:
-                reason = "its task has not finished"
+                reason = NOT_FINISHED
             elif end.succeeded:
                 reason = "its task ended without a record of it"
             elif end.killed and end.started_ms is not None and not stopped_here:
@@ -194,7 +195,7 @@ def row_fates(
                 stopped_here = True
                 continue
             else:
-                reason = f"its task ended before it ran: {end.reason}"
+                reason = f"its task stopped before it ran ({end.reason})"
             fates.append(RowFate(row, "not-run", record, reason, inferred=True))
     return fates
 

@@ -23,7 +23,7 @@ from runner.aws.stack_outputs import StackOutputs
 from runner.errors import AwsError, InvalidInputError, RunnerError, RunNotFoundError
 from runner.indices import format_ranges
 from runner.runs.results import SHOWN_ROWS, RowResults, sweep_results
-from runner.runs.rows import RowState, job_of_attempt, latest_records, parse_record, row_lines
+from runner.runs.rows import NOT_FINISHED, RowState, job_of_attempt, latest_records, parse_record, row_lines
 from runner.runs.store import RunRecord, RunStore, is_run_id
 from runner.runs.submit import recover_shards
 from runner.runs.sweep import Sweep
@@ -337,7 +337,7 @@ class RunService:
         tasks = sorted({found.sweep.task_of(fate.row) for fate in found.not_done})
         if not tasks:
             raise RunnerError(f"every row of run {found.run_id} is done; there is nothing to retry")
-        if not found.fates or any(fate.reason == "its task has not finished" for fate in found.not_done):
+        if not found.fates or any(fate.reason == NOT_FINISHED for fate in found.not_done):
             raise RunnerError(
                 f"run {found.run_id} is still going; wait for it (`runner watch {found.run_id}`) "
                 "or name --indices"

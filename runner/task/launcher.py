@@ -62,8 +62,9 @@ STOP_WAIT_SECONDS = 2.0
 EXIT_STOPPED = 128 + signal.SIGTERM
 
 
-class Stopped(Exception):
-    """The task was told to stop (SIGTERM): a timeout or a terminate."""
+class Stopped(BaseException):
+    """The task was told to stop (SIGTERM): a timeout or a terminate. Not an Exception, so no
+    handler of a row's own problems can swallow it."""
 
 
 def log(message: str) -> None:
@@ -153,10 +154,13 @@ class Output:
         self.thread.start()
 
     def _forward(self, stream: object) -> None:
-        for line in iter(stream.readline, b""):  # type: ignore[attr-defined]
-            sys.stdout.buffer.write(line if line.endswith(b"\n") else line + b"\n")
-            sys.stdout.flush()
-            self.lines.append(line.decode("utf-8", "replace").rstrip("\r\n"))
+        try:
+            for line in iter(stream.readline, b""):  # type: ignore[attr-defined]
+                sys.stdout.buffer.write(line if line.endswith(b"\n") else line + b"\n")
+                sys.stdout.flush()
+                self.lines.append(line.decode("utf-8", "replace").rstrip("\r\n"))
+        finally:
+            stream.close()  # type: ignore[attr-defined]
 
     def tail(self, wait: float) -> list[str]:
         """The last lines (at most TAIL_LINES and TAIL_BYTES), once the pipe is drained or ``wait`` is up."""
@@ -348,8 +352,6 @@ def main() -> int:
                     log(f"row {row}: done already; skipped")
                     continue
                 code = launcher.run_row(row, values)
-            except Stopped:
-                raise
             except Exception as err:  # S3 refused the row's record: the row is not done; go on
                 log(f"row {row}: its record could not be written: {err}")
                 code = 1

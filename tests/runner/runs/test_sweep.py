@@ -4,6 +4,7 @@ and `results` reading outputs page by page."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -12,6 +13,7 @@ import boto3
 import pytest
 
 from runner.aws.stack_outputs import DataLocation, StackOutputs
+from runner.runs import rows
 from tests.runner.conftest import REGION, Runner, moto_jobs
 
 BUCKET = "lab-data"
@@ -117,24 +119,56 @@ def test_a_stack_without_a_data_bucket_or_read_only_is_refused(
     assert moto_jobs() == {}
 
 
-def test_results_page_through_outputs_and_never_call_per_row(
+def record(run: str, row: int, state: str, **fields: object) -> None:
+    """A row's record as the launcher writes it (after its task started)."""
+    stamp = int(time.time() * 1000) + 60_000
+    body = {"row": row, "key": f"s{row}", "state": state, "runId": run, **fields}
+    name = rows.record_name(row, stamp, rows.attempt_name("job-1:0", 1), state)
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket=BUCKET, Key=f"runs/{run}/rows/{name}", Body=json.dumps(body).encode()
+    )
+
+
+def test_results_list_records_a_thousand_a_call_and_read_only_the_rows_shown(
     data_stack: Runner, tmp_path: Path, api_calls: Counter
 ):
-    run = data_stack.json("submit", "--tasks", str(table(tmp_path, 2_500)), "--command", "true")["runId"]
-    s3 = boto3.client("s3", region_name=REGION)
-    for row in range(0, 2_500, 2):  # every other row left a file
-        s3.put_object(Bucket=BUCKET, Key=f"runs/{run}/out/{row}/result.txt", Body=b"12345")
+    run = data_stack.json("submit", "--tasks", str(table(tmp_path, 1_100)), "--command", "true")["runId"]
+    failed = set(range(7, 1_050, 25))  # 42 rows failed
+    for row in range(1_050):  # rows from 1,050 on left no record (moto's tasks "succeed" at once)
+        if row in failed:
+            record(run, row, "failed", exitCode=3, reason="exit code 3", tail=["x", f"bad input s{row}"])
+        else:
+            record(run, row, "succeeded" if row % 2 else "no-outputs", outputs=[])
+    data_stack("summary", run)  # the summary is cached: what follows is S3 alone
     api_calls.clear()
-    results = data_stack.json("results", run)
-    assert api_calls["ListObjectsV2"] == 2  # 1,250 files, 1,000 a page
-    groups = results["groups"]
-    assert (
-        groups["succeeded with outputs"]["rows"] == 1_250
-        and groups["succeeded without outputs"]["rows"] == 1_250
+    found = data_stack.json("results", run)  # --json: every row's entry, by name
+    assert api_calls["ListObjectsV2"] == 2  # 1,050 records, 1,000 a call
+    assert api_calls["GetObject"] == 42 + 2  # each failed row's record, each piece once for the keys
+    counts = found["counts"]
+    assert (counts["failed"]["rows"], counts["not-run"]["rows"]) == (42, 50)
+    assert counts["succeeded"]["rows"] + counts["no-outputs"]["rows"] == 1_008
+    entry = found["entries"][7]
+    assert (entry["key"], entry["state"], entry["exitCode"], entry["lastLine"]) == (
+        "s7",
+        "failed",
+        3,
+        "bad input s7",
     )
-    assert groups["succeeded with outputs"]["ranges"].startswith("0,2,4,")
-    assert results["outputFiles"] == 1_250 and results["outputBytes"] == 6_250
-    assert data_stack("results", run).exit_code == 0
+    late = found["entries"][1_060]
+    assert (late["key"], late["state"], late["reason"]) == (
+        "s1060",
+        "not-run",
+        "its task ended without a record of it",
+    )
+
+    api_calls.clear()
+    shown = data_stack("results", run)
+    assert shown.exit_code == 3
+    # The 50 shown: 42 failed rows (a record read each), 8 without a record (named from one piece).
+    assert api_calls["ListObjectsV2"] == 2 and api_calls["GetObject"] == 42 + 1
+    assert "   7   s7       failed" in shown.output and "... and 42 more" in shown.output
+    listed = data_stack("results", run, "--state", "not-run")
+    assert listed.output.splitlines()[:2] == ["1050\ts1050", "1051\ts1051"] and listed.exit_code == 3
 
 
 def test_results_and_collect_need_a_table_run(data_stack: Runner):

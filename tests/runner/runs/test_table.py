@@ -7,7 +7,7 @@ import io
 import pytest
 
 from runner.errors import InvalidInputError
-from runner.runs.table import MAX_ROWS, parse_table, read_table
+from runner.runs.table import MAX_ROWS, env_text, parse_table, read_table
 
 
 def test_csv_values_arrive_exactly_quotes_commas_newlines_and_non_ascii():
@@ -17,13 +17,34 @@ def test_csv_values_arrive_exactly_quotes_commas_newlines_and_non_ascii():
     assert table.rows == [{"sample": "be,ta", "note": 'say "hi"\r\nthere'}, {"sample": "ünï", "note": ""}]
 
 
-def test_tsv_and_json_lines_and_their_values_as_strings():
+def test_tsv_and_json_lines_keep_their_values_and_the_environment_gets_json_text():
     assert parse_table(b"a\tb\n1\t2\n", "t.tsv", "tsv").rows == [{"a": "1", "b": "2"}]
     table = parse_table(
-        b'{"a": 1, "b": [1, 2]}\n\n{"c": "x", "d": null, "e": "\\u00e9"}\n', "t.jsonl", "jsonl"
+        b'{"a": 1, "b": {"c": [1, 2]}}\n\n{"c": "x", "d": null, "e": "\\u00e9"}\n', "t.jsonl", "jsonl"
     )
-    assert table.rows == [{"a": "1", "b": "[1, 2]"}, {"c": "x", "d": "null", "e": "é"}]
+    assert table.rows == [{"a": 1, "b": {"c": [1, 2]}}, {"c": "x", "d": None, "e": "é"}]
+    assert [env_text(v) for v in table.rows[0].values()] == ["1", '{"c": [1, 2]}']
+    assert env_text(None) == "null" and env_text("é") == "é"
     assert table.columns == ("a", "b", "c", "d", "e")
+
+
+def test_a_cell_too_large_for_the_environment_names_the_limit_not_the_quoting():
+    big = "x" * (5 * 1024 * 1024)
+    for data, kind in ((f"a,b\nok,{big}\n".encode(), "csv"), (f'{{"a": "{big}"}}\n'.encode(), "jsonl")):
+        with pytest.raises(InvalidInputError) as err:
+            parse_table(data, "t", kind)  # type: ignore[arg-type]
+        assert "is 5,242,880 bytes, over the 131,072 bytes one environment variable can hold" in str(
+            err.value
+        )
+
+
+def test_the_key_column_is_the_first_by_default_and_must_exist():
+    table = parse_table(b"sample,depth\na,1\n", "t.csv", "csv")
+    assert table.key_column(None) == "sample" and table.key_column("depth") == "depth"
+    with pytest.raises(
+        InvalidInputError, match="--key reads: t.csv has no such column; use one of sample, depth"
+    ):
+        table.key_column("reads")
 
 
 @pytest.mark.parametrize(
