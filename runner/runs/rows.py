@@ -239,9 +239,10 @@ def detail(fate: RowFate, record: Mapping[str, Any] | None, key: str) -> RowDeta
     """A row's fate with its record's content (``record``: the parsed JSON, None if not read)."""
     data = (record or {}) if not fate.inferred else {}
     tail = data.get("tail") or []
-    reason = fate.reason or str(data.get("reason") or "")
-    if fate.state == "killed" and not fate.reason:
-        reason = f"killed: {data.get('reason') or 'stopped'}"
+    said = str(data.get("reason") or "")
+    reason = fate.reason or said
+    if fate.state == "killed":  # the task's reason, and when the row was stopped if it said
+        reason = "; ".join(filter(None, (fate.reason or "killed", said)))
     return RowDetail(
         row=fate.row,
         state=fate.state,

@@ -106,14 +106,6 @@ class Sweep:
         """The rows these tasks hold, in order."""
         return [row for task in sorted(set(tasks)) for row in self.task_rows(task)]
 
-    def rows_json(self, failed_tasks: Iterable[int]) -> dict[str, Any]:
-        """What ``summary --json`` adds for a sweep: its rows, and those its failed tasks hold."""
-        return {
-            "rows": self.rows,
-            "perTask": self.per_task,
-            "failedRows": format_ranges(self.rows_of(failed_tasks)),
-        }
-
     def environment(self, command: list[str]) -> dict[str, str]:
         """What the launcher reads, set on every task of the run (and inherited by its retries)."""
         return {
