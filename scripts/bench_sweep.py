@@ -1,7 +1,8 @@
 """Benchmark: a sweep's S3 calls for 100,000 rows, and the launcher's own cost per row.
 
-1. Uploading a 100,000-row table and `runner results` over 100,000 output files, against a fake S3
-   client that pages like AWS (1,000 keys a ListObjectsV2): calls and the runner's CPU.
+1. Uploading a 100,000-row table, and `runner results` over 100,000 row records of which 1,000 are
+   failed rows, against a fake S3 client that pages like AWS (1,000 keys a ListObjectsV2): calls
+   and the runner's CPU.
 2. 1,000 rows through the emulator, 100 per task, each running `true`: the launcher's overhead per
    row (reading its piece, a process per row, the log lines), wall time x slots / rows.
 Run with `make bench`; the tables are in the README.
@@ -9,6 +10,8 @@ Run with `make bench`; the tables are in the README.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import sys
 import tempfile
@@ -21,13 +24,14 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from runner.analysis.results import row_results
-from runner.aws.data_store import row_outputs
 from runner.aws.stack_outputs import DataLocation
 from runner.cli import cli
 from runner.local.deploy import deploy_or_keep
 from runner.local.process import ExecutorOptions, start_server, stop_server
 from runner.local.state import LocalState
+from runner.runs import rows as row_contract
+from runner.runs.results import SHOWN_ROWS, list_fates, read_details
+from runner.runs.rows import DONE_STATES, TaskEnd
 from runner.runs.sweep import Sweep, upload_table
 from runner.runs.table import parse_table
 
@@ -45,6 +49,12 @@ class PagingS3:
     def put_object(self, **params: Any) -> None:
         self.calls["PutObject"] += 1
         self.keys[params["Key"]] = len(params["Body"])
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        self.calls["GetObject"] += 1
+        row = int(Key.rsplit("/", 2)[-2])
+        body = {"row": row, "key": f"s{row}", "state": "failed", "exitCode": 3, "tail": ["bad input"]}
+        return {"Body": io.BytesIO(json.dumps(body).encode())}
 
     def get_paginator(self, _name: str) -> PagingS3:
         return self
@@ -65,25 +75,28 @@ def s3_calls() -> None:
     started = time.process_time()
     upload_table(s3, table, sweep)
     upload_cpu = time.process_time() - started
-    outputs = PagingS3({f"{sweep.outputs_key}{row}/result.txt": 100 for row in range(ROWS)})
+    attempt = row_contract.attempt_name("job-1:0", 1)
+    failed = set(range(0, ROWS, ROWS // 1_000))
+    records = PagingS3(
+        {
+            sweep.rows_key
+            + row_contract.record_name(row, 10**12, attempt, "failed" if row in failed else "succeeded"): 300
+            for row in range(ROWS)
+        }
+    )
     started = time.process_time()
-    found = row_results(
-        sweep.run_id,
-        sweep.rows,
-        sweep.per_task,
-        sweep.outputs_uri,
-        dict.fromkeys(range(ROWS), True),
-        row_outputs(outputs, "bench", sweep.outputs_key),
-    )
+    fates = list_fates(records, sweep, dict.fromkeys(range(ROWS), TaskEnd(True, 0)))
+    shown = read_details(records, sweep, [f for f in fates if f.state not in DONE_STATES][:SHOWN_ROWS])
     results_cpu = time.process_time() - started
-    assert found.groups["succeeded with outputs"] == list(range(ROWS))
+    assert sum(f.state == "failed" for f in fates) == 1_000 and len(shown) == SHOWN_ROWS
+    calls = records.calls["ListObjectsV2"] + records.calls["GetObject"]
     print(
-        "| rows | upload: PutObject calls | upload: runner CPU s | results: ListObjectsV2 calls | results: runner CPU s | naive: calls (one per row) |"
+        "| rows (failed) | upload: PutObject calls | upload: runner CPU s | results: ListObjectsV2 + GetObject calls | results: runner CPU s | budget: 2 x listings + one read per row shown | naive: calls (one per row) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     print(
-        f"| {ROWS:,} | {s3.calls['PutObject']} | {upload_cpu:.2f} | {outputs.calls['ListObjectsV2']} "
-        f"| {results_cpu:.2f} | {ROWS:,} |"
+        f"| {ROWS:,} (1,000) | {s3.calls['PutObject']} | {upload_cpu:.2f} | {records.calls['ListObjectsV2']} + "
+        f"{records.calls['GetObject']} = {calls} | {results_cpu:.2f} | {2 * ROWS // 1000 + SHOWN_ROWS} | {ROWS:,} |"
     )
 
 
