@@ -2,7 +2,7 @@
 # The main job on the embedded local default, as a story: deploy the lab stack into the emulator,
 # run 100 real tasks (a few fail the first time, some Spot attempts are reclaimed), read the
 # summary and a failed task's log, retry only the failures, and end with every task succeeded;
-# then a sweep over a table's rows, its results, a retry of the rows without outputs, and collect.
+# then a sweep over a table's rows, its results by row, a retry of the rows not done, and collect.
 # Stops the emulator afterwards only if this script started it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,7 +71,7 @@ set -e
 sweep=$("$runner" runs --json | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)[0]["runId"])')
 "$runner" results "$sweep" || true
 
-step "Retry only the rows without outputs, then gather every row's outputs"
+step "Retry exactly the rows not done, then gather every row's outputs, checked against their manifests"
 "$runner" retry "$sweep" --skip-existing --wait --interval 1 >/dev/null
 "$runner" results "$sweep"
 "$runner" collect "$sweep" --to "reports/$sweep-outputs"

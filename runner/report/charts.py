@@ -199,7 +199,8 @@ def runtimes(report: Report) -> Chart | None:
 def outcomes(report: Report) -> Chart | None:
     """Each logical index's latest outcome, as a strip over the index space."""
     codes = report.outcomes
-    if codes is None or not len(codes) or not (report.has_retries or report.summary.failures):
+    unfinished = report.rows is not None and not report.rows.complete
+    if codes is None or not len(codes) or not (report.has_retries or report.summary.failures or unfinished):
         return None  # every index succeeded the first time: nothing to see
     with matplotlib.rc_context(STYLE):
         figure, (ax,) = _figure(1.9)
@@ -223,12 +224,12 @@ def outcomes(report: Report) -> Chart | None:
             )
             bottom += counts
         ax.set_xlim(0, len(codes))
-        ax.set_xlabel("logical index")
-        ax.set_ylabel("tasks" if bins < len(codes) else "")
+        ax.set_xlabel(report.outcome_unit)
+        ax.set_ylabel(("rows" if report.rows is not None else "tasks") if bins < len(codes) else "")
         if bins == len(codes):
             ax.set_yticks([])
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=4)
-    return Chart("outcomes", "Latest outcome by logical index", figure)
+    return Chart("outcomes", f"Latest outcome by {report.outcome_unit}", figure)
 
 
 def failures(report: Report) -> Chart | None:

@@ -17,6 +17,9 @@ from runner.report.html import write_report
 from runner.report.model import build_report, failures_to_read
 from runner.runs.service import JobRef, RunService
 
+# A sweep's rows not done that the report names (`runner results` names every one).
+ROWS_SHOWN = 20
+
 
 @dataclass(frozen=True)
 class Written:
@@ -50,7 +53,17 @@ def make_report(
     stack = ref.record.stack if ref.record else ref.outputs.stack
     endpoint = ref.target.endpoint_url
     where = f"local emulator on {urlparse(endpoint).netloc}" if endpoint else f"AWS {ref.target.region}"
-    report = build_report(parts, folded, stack=stack, where=where, log_tails=tails, memory_mib=ref.memory_mib)
+    rows = service.results(ref, shown=ROWS_SHOWN) if ref.sweep is not None else None
+    report = build_report(
+        parts,
+        folded,
+        stack=stack,
+        where=where,
+        log_tails=tails,
+        memory_mib=ref.memory_mib,
+        rows=rows,
+        first_job_ids=ref.job_ids,
+    )
     html = out or default_path(ref)
     try:
         written = write_report(report, html, png_dir, now)

@@ -18,6 +18,8 @@ from runner.analysis.summary import EVERY_ATTEMPT_BASIS, Failure, RuntimeStats, 
 from runner.analysis.timeline import EARLIER_RECLAIMED, RECLAIMED, SUCCEEDED
 from runner.aws.job_logs import LogTail
 from runner.indices import format_ranges
+from runner.runs.results import RowResults
+from runner.runs.rows import DONE_STATES, job_of_attempt
 
 # Up to this many attempt starts and stops, the concurrency curve has every step; beyond, it is
 # a time-weighted mean over intervals (at most TIME_BINS, about 4 events each) so that the gaps of
@@ -99,6 +101,8 @@ class Report:
     outcomes: np.ndarray | None  # per logical index, one of the outcome codes; None without times
     parts: list[RunPart]  # the run, then its retry runs
     notes: list[str] = field(default_factory=list)
+    rows: RowResults | None = None  # a sweep's rows: the outcome strip is then per row
+    outcome_unit: str = "logical index"
 
     @property
     def has_retries(self) -> bool:
@@ -162,6 +166,19 @@ def outcomes(latest: Mapping[int, tuple[float, str, str]], first_run_id: str, si
     return result
 
 
+def row_outcomes(rows: RowResults, first_job_ids: Sequence[str]) -> np.ndarray:
+    """Per row of a sweep, from its fate: done (by the run itself or a retry), not done, or not run."""
+    first = {job_id.split(":")[0] for job_id in first_job_ids}
+    result = np.full(rows.sweep.rows, NOT_FINISHED, dtype=np.int8)
+    for fate in rows.fates:
+        if fate.state in DONE_STATES and fate.record is not None:
+            job = job_of_attempt(fate.record.attempt)[0].split(":")[0]
+            result[fate.row] = FIRST_TIME if job in first else ON_RETRY
+        elif fate.state in ("failed", "killed"):
+            result[fate.row] = STILL_FAILED
+    return result
+
+
 def all_failures(parts: Sequence[RunPart], folded: Summary) -> list[Failure]:
     """Failures still standing first, then those of each run a retry made up for (by job id)."""
     seen: dict[str, Failure] = {f.job_id: f for f in folded.failures}
@@ -217,8 +234,11 @@ def build_report(
     where: str,
     log_tails: Mapping[str, LogTail],
     memory_mib: int | None = None,
+    rows: RowResults | None = None,
+    first_job_ids: Sequence[str] = (),
 ) -> Report:
-    """The report of a run (``parts[0]``) and its retry runs, from their summaries and times."""
+    """The report of a run (``parts[0]``) and its retry runs, from their summaries and times; a
+    sweep's ``rows`` make its outcome strip one of rows."""
     root = parts[0]
     curve = concurrency(parts)
     latest = latest_attempts(parts)
@@ -264,7 +284,15 @@ def build_report(
             for f in failures_to_read(parts, folded)
             if f.job_id in log_tails
         ],
-        outcomes=None if root.times is None else outcomes(latest, root.run_id, folded.size),
+        outcomes=(
+            row_outcomes(rows, first_job_ids)
+            if rows is not None
+            else None
+            if root.times is None
+            else outcomes(latest, root.run_id, folded.size)
+        ),
         parts=list(parts),
         notes=notes,
+        rows=rows,
+        outcome_unit="row" if rows is not None else "logical index",
     )

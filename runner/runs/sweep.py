@@ -22,7 +22,6 @@ from typing import Any
 from runner.aws.data_store import put_pieces
 from runner.aws.stack_outputs import DataLocation, StackOutputs
 from runner.errors import InvalidInputError
-from runner.indices import format_ranges
 from runner.runs.rows import OUTPUTS_FOLDER, ROWS_FOLDER, TABLE_FOLDER
 from runner.runs.shards import RateLimiter
 from runner.runs.store import RunRecord, RunStore, new_run_id
