@@ -168,8 +168,20 @@ def test_rows_killed_in_every_way_are_never_done_and_a_retry_reruns_exactly_them
         f"MARK={mark}",
     )
     run_id, job_id = submitted["runId"], submitted["jobId"]
+    s3 = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=local["info"].endpoint_url,
+        aws_access_key_id=local["state"].credentials()[0],
+        aws_secret_access_key=local["state"].credentials()[1],
+    )
+    bucket, prefix = local["stacks"]["dev"]["data"]["bucket"], f"runs/{run_id}/out/4/"
     deadline = time.monotonic() + 60
-    while not (mark / "uploading").exists() and time.monotonic() < deadline:
+    # Stop task 1 once row 4's upload has begun (its 1,500 files take seconds to upload).
+    while time.monotonic() < deadline and not (
+        (mark / "uploading").exists()
+        and s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)["KeyCount"]
+    ):
         time.sleep(0.05)
     batch(local).terminate_job(jobId=f"{job_id}:1", reason="stopped mid-upload by the test")
     assert run("watch", run_id, "--interval", "1").exit_code == 3
@@ -194,19 +206,9 @@ def test_rows_killed_in_every_way_are_never_done_and_a_retry_reruns_exactly_them
         "the task was stopped (SIGTERM) while its outputs were uploaded"
     )
     assert entries[6]["reason"].startswith("killed: out of memory")
-    s3 = boto3.client(
-        "s3",
-        region_name="us-east-1",
-        endpoint_url=local["info"].endpoint_url,
-        aws_access_key_id=local["state"].credentials()[0],
-        aws_secret_access_key=local["state"].credentials()[1],
-    )
-    prefix = f"runs/{run_id}/out/4/"
     leftovers = sum(
         page.get("KeyCount", 0)
-        for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=found["outputsUri"].split("/")[2], Prefix=prefix
-        )
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     )
     assert 0 < leftovers < 1501  # the killed attempt's part of an upload is there, but no manifest
     row_log = run("logs", run_id, "--row", "1").output
