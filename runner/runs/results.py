@@ -153,11 +153,17 @@ class RowResults:
         }
 
 
+def list_latest(s3: Any, sweep: Sweep, row: int | None = None) -> dict[int, RecordKey]:
+    """Each row's latest record (of ``row`` only, when given), from one listing, 1,000 keys a call."""
+    under = "" if row is None else f"{row}/"
+    listed = list_keys(s3, sweep.data.bucket, sweep.rows_key + under)
+    records = (parse_record(under + relative) for relative, _ in listed)
+    return latest_records(record for record in records if record is not None)
+
+
 def list_fates(s3: Any, sweep: Sweep, tasks: Mapping[int, TaskEnd]) -> list[RowFate]:
-    """Every row's fate: one listing of the row records (1,000 a call) and how each task ended."""
-    records = (parse_record(relative) for relative, _ in list_keys(s3, sweep.data.bucket, sweep.rows_key))
-    latest = latest_records(record for record in records if record is not None)
-    return row_fates(sweep.rows, sweep.per_task, latest, tasks)
+    """Every row's fate: one listing of the row records and how each task ended."""
+    return row_fates(sweep.rows, sweep.per_task, list_latest(s3, sweep), tasks)
 
 
 def row_keys(s3: Any, sweep: Sweep, rows: Iterable[int]) -> dict[int, str]:

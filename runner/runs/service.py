@@ -17,13 +17,12 @@ from runner.analysis.lineage import RunPart, fold_retries
 from runner.analysis.summary import EVERY_ATTEMPT_BASIS, Failure, Summary, counts_line, summarize
 from runner.aws.batch_jobs import JobsForgottenError, describe_all
 from runner.aws.clients import AwsTarget
-from runner.aws.data_store import list_keys
 from runner.aws.job_logs import LogTail, read_log, stream_tail, task_job_id
 from runner.aws.stack_outputs import StackOutputs
 from runner.errors import AwsError, InvalidInputError, RunnerError, RunNotFoundError
 from runner.indices import format_ranges
-from runner.runs.results import SHOWN_ROWS, RowResults, sweep_results
-from runner.runs.rows import NOT_FINISHED, RowState, job_of_attempt, latest_records, parse_record, row_lines
+from runner.runs.results import SHOWN_ROWS, RowResults, list_latest, sweep_results
+from runner.runs.rows import NOT_FINISHED, RowState, job_of_attempt, row_lines
 from runner.runs.store import RunRecord, RunStore, is_run_id
 from runner.runs.submit import recover_shards
 from runner.runs.sweep import Sweep
@@ -337,7 +336,7 @@ class RunService:
         tasks = sorted({found.sweep.task_of(fate.row) for fate in found.not_done})
         if not tasks:
             raise RunnerError(f"every row of run {found.run_id} is done; there is nothing to retry")
-        if not found.fates or any(fate.reason == NOT_FINISHED for fate in found.not_done):
+        if any(fate.reason == NOT_FINISHED for fate in found.not_done):
             raise RunnerError(
                 f"run {found.run_id} is still going; wait for it (`runner watch {found.run_id}`) "
                 "or name --indices"
@@ -356,13 +355,7 @@ class RunService:
             raise InvalidInputError(f"--row {row} is out of range; use 0..{sweep.rows - 1}")
         target, job_id, outputs = self.task(root, sweep.task_of(row))
         candidates: list[tuple[AwsTarget, str, int | None]] = [(target, job_id, None)]
-        s3 = root.target.client("s3")
-        record = latest_records(
-            key
-            for relative, _ in list_keys(s3, sweep.data.bucket, f"{sweep.rows_key}{row}/")
-            for key in [parse_record(f"{row}/{relative}")]
-            if key is not None
-        ).get(row)
+        record = list_latest(root.target.client("s3"), sweep, row).get(row)
         if record is not None:
             recorded_job, attempt = job_of_attempt(record.attempt)
             candidates.append((target, recorded_job, attempt))
