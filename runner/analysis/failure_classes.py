@@ -11,8 +11,15 @@ from typing import Any
 
 # In the order a summary lists them: what the user can retry first, their own bugs last.
 CLASSES = ("spot", "oom", "timeout", "infra", "config", "cancelled", "dependency", "app", "unknown")
-# Classes of an attempt stopped from outside while it ran (a sweep's running row was killed).
-KILL_CLASSES = ("spot", "oom", "timeout", "cancelled")
+# Classes of an attempt stopped from outside while it ran (a sweep's running row was killed),
+# with how a killed row says it.
+KILLED_AS = {
+    "spot": "Spot capacity reclaimed",
+    "oom": "out of memory",
+    "timeout": "timed out",
+    "cancelled": "cancelled or terminated",
+}
+KILL_CLASSES = tuple(KILLED_AS)
 
 HOST_RECLAIMED = "Host EC2"
 FARGATE_SPOT = "Your Spot Task was interrupted"

@@ -44,7 +44,8 @@ def fold_retries(parent: Summary, retries: Sequence[RunPart]) -> Summary:
         return parent
     runtime = parent.runtime
     if parent.times is not None and all(retry.times is not None for retry in retries):
-        runtime = latest_runtime_stats([RunPart(parent.run_id or parent.job_id, (), parent), *retries])
+        own = RunPart(parent.run_id or parent.job_id, (), parent)
+        runtime = latest_runtime_stats([own, *retries]) or parent.runtime
     failures = {f.index: f for f in parent.failures}
     counts = dict(parent.counts)
     vcpu_hours = parent.vcpu_hours
@@ -79,7 +80,7 @@ def fold_retries(parent: Summary, retries: Sequence[RunPart]) -> Summary:
         vcpu_hours=vcpu_hours,
         cost=cost,
         spot=spot,
-        runtime=runtime or parent.runtime,
+        runtime=runtime,
         folded_run_ids=[retry.run_id for retry in retries],
     )
 

@@ -25,12 +25,16 @@ def split_uri(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
+def get_body(s3: Any, bucket: str, key: str) -> bytes:
+    """A whole object's bytes; AWS's refusals as the runner's errors."""
+    with aws_errors():
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
 def read_object(s3: Any, uri: str) -> bytes:
     """A whole object (a table given as ``s3://``), or one line saying why it cannot be read."""
-    bucket, key = split_uri(uri)
     try:
-        with aws_errors():
-            return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return get_body(s3, *split_uri(uri))
     except RunnerError as err:
         raise InvalidInputError(f"--tasks {uri} cannot be read: {err}") from None
 
@@ -57,16 +61,13 @@ def list_keys(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, int]]:
 
 def read_json(s3: Any, bucket: str, key: str) -> Any:
     """One JSON object; one line naming the key when it is not JSON."""
-    with aws_errors():
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     try:
-        return json.loads(body)
+        return json.loads(get_body(s3, bucket, key))
     except ValueError:
         raise RunnerError(f"s3://{bucket}/{key} is not valid JSON") from None
 
 
 def read_json_lines(s3: Any, bucket: str, key: str) -> list[Any]:
     """A JSON Lines object (a table's piece), a value per line."""
-    with aws_errors():
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    return [json.loads(line) for line in body.decode("utf-8").splitlines() if line.strip()]
+    lines = get_body(s3, bucket, key).decode("utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]

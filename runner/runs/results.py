@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.analysis.failure_classes import KILL_CLASSES
+from runner.analysis.failure_classes import KILL_CLASSES, KILLED_AS
 from runner.analysis.lineage import RunPart
 from runner.analysis.summary import Failure
 from runner.analysis.timeline import SUCCEEDED
@@ -21,7 +21,6 @@ from runner.indices import format_ranges
 from runner.runs.rows import (
     DONE_STATES,
     ROW_STATES,
-    STATE_TITLES,
     RecordKey,
     RowDetail,
     RowFate,
@@ -37,18 +36,12 @@ from runner.runs.table import env_text
 
 # Rows `results` shows in detail unless asked for more (each is one read).
 SHOWN_ROWS = 50
-_KILLED_AS = {
-    "spot": "Spot capacity reclaimed",
-    "oom": "out of memory",
-    "timeout": "timed out",
-    "cancelled": "cancelled or terminated",
-}
 
 
 def task_reason(failure: Failure) -> str:
     """Why a task's latest attempt failed, in words."""
     said = failure.reason or failure.status_reason or ""
-    named = _KILLED_AS.get(failure.failure_class)
+    named = KILLED_AS.get(failure.failure_class)
     if named:
         return f"{named} ({said})" if said else named
     code = f"exit code {failure.exit_code}" if failure.exit_code is not None else ""
@@ -220,7 +213,3 @@ def sweep_results(
     chosen = not_done if every_key or shown is None else not_done[:shown]
     keys = row_keys(s3, sweep, range(sweep.rows)) if every_key else {}
     return RowResults(sweep, fates, read_details(s3, sweep, chosen, keys), keys)
-
-
-def state_title(state: RowState) -> str:
-    return STATE_TITLES[state]

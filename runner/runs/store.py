@@ -136,13 +136,12 @@ class RunRecord:
         """
         if self.state != "submitted" or self.missing_shards:
             return "incomplete"
-        if self.cancelled_at and not (
-            self.finished and not (self.summary or {}).get("counts", {}).get("FAILED")
-        ):
+        failed = bool((self.summary or {}).get("counts", {}).get("FAILED"))
+        if self.cancelled_at and (failed or not self.finished):  # a cancel that stopped something
             return "cancelled"
         if not self.finished:
             return "running"
-        return "failed" if (self.summary or {}).get("counts", {}).get("FAILED") else "succeeded"
+        return "failed" if failed else "succeeded"
 
     def to_json(self) -> dict[str, Any]:
         """The ``runner runs --json`` shape of one run."""
