@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from runner.analysis.summary import Summary
 from runner.aws.job_status import Progress
 from runner.cli.context import CliContext
 from runner.cli.group import EXIT_INTERRUPTED, EXIT_JOBS_FAILED
@@ -44,15 +43,22 @@ def watch_with_progress(ref: JobRef, interval: float) -> Progress:
         sys.exit(EXIT_INTERRUPTED)
 
 
-def show_summary(
+def summarize_and_show(
     context: CliContext,
-    summary: Summary,
+    ref: JobRef,
     as_json: bool,
+    *,
+    price: float | None = None,
+    refresh: bool = False,
+    all_attempts: bool = False,
     submitted: dict[str, Any] | None = None,
-    ref: JobRef | None = None,
 ) -> None:
-    """The summary, a sweep's rows by state beside its tasks; exits 3 when a task or row failed."""
-    rows = context.service().results(ref, shown=SUMMARY_ROWS) if ref is not None and ref.sweep else None
+    """The run's summary, a sweep's rows by state beside its tasks (from the same lineage, read
+    once); exits 3 when a task or row failed."""
+    service = context.service()
+    parts = service.summary_lineage(ref, refresh=refresh, all_attempts=all_attempts)
+    summary = service.fold(ref, parts, price)
+    rows = service.results(ref, shown=SUMMARY_ROWS, parts=parts) if ref.sweep else None
     if as_json:
         document = summary.to_json()
         if rows is not None:
@@ -66,7 +72,7 @@ def show_summary(
         terminal.print_json(document if submitted is None else {**submitted, "summary": document})
     else:
         console = terminal.make_console()
-        terminal.show_summary(console, summary, memory_mib=ref.memory_mib if ref else None)
+        terminal.show_summary(console, summary, memory_mib=ref.memory_mib)
         if rows is not None:
             terminal.show_sweep_rows(console, rows)
     if summary.failed or (rows is not None and summary.complete and not rows.complete):

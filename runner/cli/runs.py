@@ -12,7 +12,7 @@ import click
 from runner.analysis.why import diagnose, diagnose_queue
 from runner.aws.job_logs import read_log
 from runner.cli.context import CliContext
-from runner.cli.follow import show_summary, watch_with_progress
+from runner.cli.follow import summarize_and_show, watch_with_progress
 from runner.cli.group import EXIT_JOBS_FAILED
 from runner.cli.options import interval_option, json_option, pass_context, price_option, target_options
 from runner.errors import InvalidInputError, RunnerError
@@ -70,10 +70,10 @@ def summary_command(
 
     A run's retries are folded in: each index shows its latest outcome. Exits 3 when any task failed.
     """
-    service = context.service()
-    ref = service.resolve(run_or_job_id)
-    summary = service.summary(ref, price=vcpu_hour_price, refresh=refresh, all_attempts=all_attempts)
-    show_summary(context, summary, as_json, ref=ref)
+    ref = context.service().resolve(run_or_job_id)
+    summarize_and_show(
+        context, ref, as_json, price=vcpu_hour_price, refresh=refresh, all_attempts=all_attempts
+    )
 
 
 @click.command()

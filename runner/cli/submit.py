@@ -9,7 +9,7 @@ import click
 
 from runner.analysis.failure_classes import CLASSES
 from runner.cli.context import CliContext
-from runner.cli.follow import show_summary, watch_with_progress
+from runner.cli.follow import summarize_and_show, watch_with_progress
 from runner.cli.options import (
     interval_option,
     json_option,
@@ -208,7 +208,7 @@ def after_submit(
     ref = service.resolve(record.parent_run_id or record.run_id)
     own = service.resolve(record.run_id)
     watch_with_progress(own, interval)
-    show_summary(context, service.summary(ref, price=price), as_json, submitted, ref)
+    summarize_and_show(context, ref, as_json, price=price, submitted=submitted)
 
 
 def rows_note(context: CliContext, record: RunRecord) -> str:

@@ -53,7 +53,7 @@ def make_report(
     stack = ref.record.stack if ref.record else ref.outputs.stack
     endpoint = ref.target.endpoint_url
     where = f"local emulator on {urlparse(endpoint).netloc}" if endpoint else f"AWS {ref.target.region}"
-    rows = service.results(ref, shown=ROWS_SHOWN) if ref.sweep is not None else None
+    rows = service.results(ref, shown=ROWS_SHOWN, parts=parts) if ref.sweep is not None else None
     report = build_report(
         parts,
         folded,

@@ -221,10 +221,17 @@ class RunService:
         A complete run's summary is cached in its record, so it needs no AWS call and outlives
         AWS's memory of the jobs; ``all_attempts`` is paid for once and cached the same way.
         """
-        retried = ref.whole_run and ref.record is not None and bool(ref.record.retry_run_ids)
-        # Task times (cached beside complete runs) give a lineage's runtimes their latest attempts.
-        parts = self.lineage(ref, refresh=refresh, all_attempts=all_attempts, with_times=retried)
-        return self.fold(ref, parts, price)
+        return self.fold(ref, self.summary_lineage(ref, refresh=refresh, all_attempts=all_attempts), price)
+
+    def summary_lineage(
+        self, ref: JobRef, *, refresh: bool = False, all_attempts: bool = False
+    ) -> list[RunPart]:
+        """The lineage a summary folds, with task times (cached beside complete runs) where they
+        shape it: a retried run's runtimes are its latest attempts', a sweep's rows are read from
+        how each task ended. A sweep's ``results`` can take these parts as they are."""
+        record = ref.record if ref.whole_run else None
+        with_times = record is not None and (bool(record.retry_run_ids) or record.sweep is not None)
+        return self.lineage(ref, refresh=refresh, all_attempts=all_attempts, with_times=with_times)
 
     def lineage(
         self, ref: JobRef, *, refresh: bool = False, all_attempts: bool = False, with_times: bool = False
@@ -317,15 +324,18 @@ class RunService:
         shown: int | None = SHOWN_ROWS,
         state: RowState | None = None,
         every_key: bool = False,
+        parts: list[RunPart] | None = None,
     ) -> RowResults:
         """Every row's latest fate over the lineage (a retry's id reads its whole lineage).
 
-        Calls: the summaries' (none for complete, cached runs), one ListObjectsV2 per 1,000 row
-        records, and one read per row shown in detail.
+        ``parts``: the lineage of ``ref`` with task times, when the caller has it already (a
+        summary, a report); otherwise it is read. Calls: the summaries' (none for complete, cached
+        runs), one ListObjectsV2 per 1,000 row records, and one read per row shown in detail.
         """
         root = self.root(ref)
         sweep = self.sweep(root)
-        parts = self.lineage(root, with_times=True)
+        if parts is None or root is not ref:
+            parts = self.lineage(root, with_times=True)
         return sweep_results(
             root.target.client("s3"), sweep, parts, shown=shown, state=state, every_key=every_key
         )

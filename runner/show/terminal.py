@@ -410,11 +410,10 @@ def show_results(console: Console, results: RowResults) -> None:
     show_row_fates(console, results)
     console.print(f"outputs  {sweep.outputs_uri} (each done row's manifest under {sweep.rows_uri})")
     if results.not_done:
-        console.print(
-            f"next     `runner retry {results.run_id} --skip-existing` runs the rows not done again; "
-            f"`runner logs {results.run_id} --row R` shows a row's output; "
-            f"`runner collect {results.run_id} --to DIR` downloads the done rows'"
-        )
+        run = results.run_id
+        console.print(f"next     `runner retry {run} --skip-existing` runs the rows not done again")
+        console.print(f"         `runner logs {run} --row R` shows a row's output")
+        console.print(f"         `runner collect {run} --to DIR` downloads the done rows' outputs")
     else:
         console.print(f"next     `runner collect {results.run_id} --to DIR` downloads the outputs")
 
