@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 
 import pulumi
 
+from infra.choices import DATA_ACCESS, PURCHASE_MODELS, DataAccess, PurchaseModel
 from infra.limits import (
     MAX_ATTEMPTS,
     MAX_JOB_VCPUS,
@@ -28,12 +29,7 @@ from infra.limits import (
 
 PROJECT = "batch-stacks"
 
-PurchaseModel = Literal["spot", "on-demand"]
 Platform = Literal["ec2", "fargate"]
-DataAccess = Literal["read", "read-write"]
-DATA_ACCESS: tuple[DataAccess, ...] = get_args(DataAccess)
-
-PURCHASE_MODELS: tuple[PurchaseModel, ...] = get_args(PurchaseModel)
 PLATFORMS: tuple[Platform, ...] = get_args(Platform)
 # Settings that only mean something when Batch manages EC2 instances.
 EC2_ONLY_KEYS = ("minVcpus", "instanceTypes", "allocationStrategy", "bidPercentage")

@@ -11,11 +11,13 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from infra.settings import PROJECT, SettingsError, StackSettings, parse_settings
 from infra.stack_files import StackFileError, load_stack_config, stack_names
 from runner.errors import RunnerError
+
+if TYPE_CHECKING:
+    from infra.settings import StackSettings
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,12 @@ class StackRow:
 
 
 def read_stack(project_dir: Path, stack: str) -> StackRow:
-    """One stack's settings, or its problems joined into one line."""
+    """One stack's settings, or its problems joined into one line.
+
+    The settings code is the program's, which loads the Pulumi SDK: imported here, when needed.
+    """
+    from infra.settings import PROJECT, SettingsError, parse_settings
+
     try:
         config = load_stack_config(project_dir, stack)
     except StackFileError as err:

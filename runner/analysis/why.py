@@ -12,10 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from runner.aws.batch_jobs import describe_all, describe_many, list_children
-from runner.aws.clients import aws_errors
+from runner.aws.clients import aws_errors, client_errors
 
 SAMPLE = 100  # waiting tasks looked at per shard: their reasons, not their number, matter
 RECENT_MINUTES = 10
@@ -184,7 +182,7 @@ def queue_position(case: Case) -> Verdict | None:
     """Where the run stands in the queue, as evidence, when the API offers a snapshot."""
     try:
         snapshot = case.batch.get_job_queue_snapshot(jobQueue=case.queue_arn).get("frontOfQueue") or {}
-    except (ClientError, BotoCoreError, AttributeError):
+    except (*client_errors(), AttributeError):
         return None  # not every endpoint (or emulator) offers GetJobQueueSnapshot
     front = [entry.get("jobArn", "").rsplit("/", 1)[-1] for entry in snapshot.get("jobs") or []]
     ours = {job["jobId"] for job in case.waiting} | set(case.job_ids)

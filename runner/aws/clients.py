@@ -1,39 +1,39 @@
-"""The one place boto3 clients are made and AWS errors become one-line RunnerErrors."""
+"""The one place boto3 clients are made and AWS errors become one-line RunnerErrors.
+
+boto3 and botocore load on the first client or the first error, never on import: the CLI's
+``--help`` and option parsing do not pay for them.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-    ReadTimeoutError,
-)
-
 from runner.errors import AwsError
 
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 6.0
 MAX_ATTEMPTS = 4
-# Adaptive mode retries throttling (429, TooManyRequests) with client-side rate limiting. The
-# timeouts and attempts bound a dead or silent endpoint to about 30 s before one clear line.
-CLIENT_CONFIG = Config(
-    retries={"mode": "adaptive", "total_max_attempts": MAX_ATTEMPTS},
-    connect_timeout=CONNECT_TIMEOUT,
-    read_timeout=READ_TIMEOUT,
-    user_agent_extra="batch-stacks-runner",
-)
+
+
+@functools.cache
+def client_config() -> Any:
+    """Adaptive mode retries throttling (429, TooManyRequests) with client-side rate limiting. The
+    timeouts and attempts bound a dead or silent endpoint to about 30 s before one clear line."""
+    from botocore.config import Config
+
+    return Config(
+        retries={"mode": "adaptive", "total_max_attempts": MAX_ATTEMPTS},
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        user_agent_extra="batch-stacks-runner",
+    )
+
+
 # Without the emulator's own keys: fixed dummy ones, so real credentials never reach it.
 LOCAL_CREDENTIALS = ("testing", "testing")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -73,7 +73,9 @@ class AwsTarget:
     credentials: tuple[str, str] | None = field(default=None, compare=False, repr=False)
 
     def client(self, service: str) -> Any:
-        kwargs: dict[str, Any] = {"region_name": self.region, "config": CLIENT_CONFIG}
+        import boto3
+
+        kwargs: dict[str, Any] = {"region_name": self.region, "config": client_config()}
         if self.endpoint_url:
             access, secret = self.credentials or LOCAL_CREDENTIALS
             kwargs.update(
@@ -101,19 +103,46 @@ def unreachable(endpoint_url: str | None, what: str) -> AwsError:
     )
 
 
+def client_errors() -> tuple[type[Exception], ...]:
+    """botocore's ClientError and BotoCoreError: what an AWS call raises (loads botocore)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return ClientError, BotoCoreError
+
+
 @contextmanager
 def aws_errors() -> Iterator[None]:
     """Turn botocore failures into AwsError with a line saying what to do."""
     try:
         yield
-    except (NoCredentialsError, PartialCredentialsError):
-        raise AwsError(
+    except Exception as err:
+        line = one_line(err)
+        if line is None:
+            raise
+        raise line from None
+
+
+def one_line(err: Exception) -> AwsError | None:
+    """A botocore failure as the AwsError that says what to do; None for anything else."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectionClosedError,
+        ConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ReadTimeoutError,
+    )
+
+    if isinstance(err, (NoCredentialsError, PartialCredentialsError)):
+        return AwsError(
             "no AWS credentials found; run `aws configure` or `aws sso login`, "
             "or set AWS_PROFILE (or use --local for the emulator)"
-        ) from None
-    except NoRegionError:
-        raise AwsError("no AWS region; the stack outputs should name one") from None
-    except (ConnectionError, ReadTimeoutError, ConnectionClosedError) as err:
+        )
+    if isinstance(err, NoRegionError):
+        return AwsError("no AWS region; the stack outputs should name one")
+    if isinstance(err, (ConnectionError, ReadTimeoutError, ConnectionClosedError)):
         # Refused, DNS, connect or read timeout, dropped: botocore has retried already.
         url = urlparse(str(err.kwargs.get("endpoint_url") or ""))
         endpoint = f"{url.scheme}://{url.netloc}" if url.netloc else None
@@ -123,17 +152,18 @@ def aws_errors() -> Iterator[None]:
             if timed_out
             else ("cannot be reached")
         )
-        raise unreachable(endpoint, what) from None
-    except ClientError as err:
+        return unreachable(endpoint, what)
+    if isinstance(err, ClientError):
         error = err.response.get("Error", {})
         code = error.get("Code", "Error")
         message = " ".join(str(error.get("Message", "")).split())
         status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code in CREDENTIAL_CODES:
-            raise AwsError(f"AWS rejected the credentials ({code}); refresh them and retry") from None
+            return AwsError(f"AWS rejected the credentials ({code}); refresh them and retry")
         if code in {"AccessDeniedException", "AccessDenied"}:
-            raise AwsError(f"access denied: {message}; ask for the missing permission") from None
+            return AwsError(f"access denied: {message}; ask for the missing permission")
         transient = code in THROTTLING_CODES or status >= 500
-        raise AwsError(f"AWS {err.operation_name} failed ({code}): {message}", transient=transient) from None
-    except BotoCoreError as err:
-        raise AwsError(f"AWS call failed: {err}") from None
+        return AwsError(f"AWS {err.operation_name} failed ({code}): {message}", transient=transient)
+    if isinstance(err, BotoCoreError):
+        return AwsError(f"AWS call failed: {err}")
+    return None

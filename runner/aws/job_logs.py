@@ -7,8 +7,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from runner.aws.batch_jobs import describe_job
 from runner.aws.clients import aws_errors
 from runner.errors import RunnerError
@@ -165,6 +163,8 @@ def _tail_events(logs: Any, group: str, stream: str, lines: int) -> list[dict[st
 @contextmanager
 def _stream_missing(group: str, stream: str) -> Iterator[None]:
     """A stream CloudWatch does not have is the user's line to read; other errors pass on."""
+    from botocore.exceptions import ClientError
+
     try:
         yield
     except ClientError as err:

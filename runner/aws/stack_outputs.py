@@ -15,7 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from infra.settings import DATA_ACCESS, PURCHASE_MODELS, DataAccess, PurchaseModel
+from infra.choices import DATA_ACCESS, PURCHASE_MODELS, DataAccess, PurchaseModel
 from runner.errors import StackOutputsError
 from runner.json_files import JsonFileError, read_json, type_name
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import click
+
 from runner.aws.clients import AwsTarget
 from runner.aws.stack_outputs import (
     StackOutputs,
@@ -105,3 +107,6 @@ class CliContext:
 
     def service(self) -> RunService:
         return RunService(self.store, self.target_for, self.emulator_endpoint, self.home)
+
+
+pass_context = click.make_pass_decorator(CliContext)

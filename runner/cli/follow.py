@@ -9,8 +9,9 @@ from typing import Any
 import click
 
 from runner.aws.job_status import Progress
+from runner.cli import EXIT_INTERRUPTED
 from runner.cli.context import CliContext
-from runner.cli.group import EXIT_INTERRUPTED, EXIT_JOBS_FAILED
+from runner.cli.group import EXIT_JOBS_FAILED
 from runner.runs.service import JobRef
 from runner.runs.watch import watch
 from runner.show import terminal

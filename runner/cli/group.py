@@ -6,10 +6,10 @@ from typing import Any
 
 import click
 
+from runner.cli import EXIT_INTERRUPTED, INTERRUPTED
 from runner.errors import RunnerError
 
 EXIT_JOBS_FAILED = 3
-EXIT_INTERRUPTED = 130
 
 
 def _one_line(err: click.UsageError) -> click.ClickException:
@@ -28,6 +28,8 @@ class RunnerGroup(click.Group):
             return super().parse_args(ctx, args)
         except click.UsageError as err:
             raise _one_line(err) from None
+        except KeyboardInterrupt:
+            raise _interrupted() from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -39,8 +41,10 @@ class RunnerGroup(click.Group):
         except click.UsageError as err:
             raise _one_line(err) from None
         except KeyboardInterrupt:
-            interrupted = click.ClickException(
-                "interrupted; nothing already submitted is lost (`runner runs` lists every run)"
-            )
-            interrupted.exit_code = EXIT_INTERRUPTED
-            raise interrupted from None
+            raise _interrupted() from None
+
+
+def _interrupted() -> click.ClickException:
+    interrupted = click.ClickException(INTERRUPTED)
+    interrupted.exit_code = EXIT_INTERRUPTED
+    return interrupted

@@ -8,10 +8,9 @@ import sys
 import click
 
 from runner.aws.stack_outputs import find_project_dir
-from runner.cli.context import NOT_RUNNING, CliContext
-from runner.cli.options import json_option, pass_context
+from runner.cli.context import NOT_RUNNING, CliContext, pass_context
+from runner.cli.options import json_option
 from runner.errors import RunnerError
-from runner.local.deploy import deploy_or_keep
 from runner.local.process import ExecutorOptions, running_server, start_server, stop_server
 from runner.show import terminal
 
@@ -71,6 +70,8 @@ def up(
     project_dir = find_project_dir()
     state = context.local_state
     with state.lock():
+        from runner.local.deploy import deploy_or_keep  # the Pulumi SDK, only to deploy
+
         info, started = start_server(state, port, ExecutorOptions(slots, spot_interruptions, seed))
         try:
             result = deploy_or_keep(project_dir, stack, info.endpoint_url, state)

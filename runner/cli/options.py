@@ -9,15 +9,14 @@ from typing import Any
 import click
 
 from infra.limits import MAX_JOB_VCPUS
-from runner.cli.context import CliContext
-from runner.runs.submit import ATTEMPTS, MEMORY, TIMEOUT
-from runner.runs.watch import DEFAULT_INTERVAL
 
 
 def _set_on_context(attribute: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     """A callback that lets a target option given after the command name override the group's."""
 
     def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        from runner.cli.context import CliContext
+
         if value not in (None, False):
             setattr(ctx.ensure_object(CliContext), attribute, value)
 
@@ -75,6 +74,8 @@ def price_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def task_size_options(default: str, *, vcpus_note: str = "", attempts_note: str = "") -> Callable[..., Any]:
     """``--vcpus``, ``--memory``, ``--timeout`` and ``--attempts``, each held to AWS Batch's range."""
+    from runner.runs.submit import ATTEMPTS, MEMORY, TIMEOUT
+
     options = [
         click.option(
             "--vcpus",
@@ -113,6 +114,8 @@ def task_size_options(default: str, *, vcpus_note: str = "", attempts_note: str 
 
 
 def interval_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    from runner.runs.watch import DEFAULT_INTERVAL
+
     return click.option(
         "--interval",
         type=click.FloatRange(min=1),
@@ -120,6 +123,3 @@ def interval_option(command: Callable[..., Any]) -> Callable[..., Any]:
         show_default=True,
         help="Seconds between the first polls; backs off to 60 s while nothing changes.",
     )(command)
-
-
-pass_context = click.make_pass_decorator(CliContext)

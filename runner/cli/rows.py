@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from runner.cli.context import CliContext
+from runner.cli.context import CliContext, pass_context
 from runner.cli.group import EXIT_JOBS_FAILED
-from runner.cli.options import json_option, pass_context, target_options
+from runner.cli.options import json_option, target_options
 from runner.indices import parse_ranges
 from runner.runs.collect import collect_outputs
 from runner.runs.results import SHOWN_ROWS

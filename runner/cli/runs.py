@@ -11,10 +11,10 @@ import click
 
 from runner.analysis.why import diagnose, diagnose_queue
 from runner.aws.job_logs import read_log
-from runner.cli.context import CliContext
+from runner.cli.context import CliContext, pass_context
 from runner.cli.follow import summarize_and_show, watch_with_progress
 from runner.cli.group import EXIT_JOBS_FAILED
-from runner.cli.options import interval_option, json_option, pass_context, price_option, target_options
+from runner.cli.options import interval_option, json_option, price_option, target_options
 from runner.errors import InvalidInputError, RunnerError
 from runner.runs.cancel import cancel_jobs
 from runner.runs.store import prune_runs

@@ -6,8 +6,8 @@ import click
 
 from runner.analysis.stacks import Workload, read_stacks
 from runner.aws.stack_outputs import find_project_dir
-from runner.cli.context import CliContext
-from runner.cli.options import json_option, pass_context, target_options
+from runner.cli.context import CliContext, pass_context
+from runner.cli.options import json_option, target_options
 from runner.errors import InvalidInputError, RunnerError
 from runner.runs.submit import MAX_ARRAY
 from runner.show import terminal

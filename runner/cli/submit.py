@@ -8,12 +8,11 @@ import sys
 import click
 
 from runner.analysis.failure_classes import CLASSES
-from runner.cli.context import CliContext
+from runner.cli.context import CliContext, pass_context
 from runner.cli.follow import summarize_and_show, watch_with_progress
 from runner.cli.options import (
     interval_option,
     json_option,
-    pass_context,
     price_option,
     target_options,
     task_size_options,

@@ -98,8 +98,8 @@ def test_errors_that_may_pass_by_themselves_are_marked_transient(error: Exceptio
 @pytest.fixture
 def quick_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     """The real config with sub-second timeouts, so a silent endpoint fails fast in a test."""
-    quick = runner.aws.clients.CLIENT_CONFIG.merge(Config(connect_timeout=0.2, read_timeout=0.2))
-    monkeypatch.setattr(runner.aws.clients, "CLIENT_CONFIG", quick)
+    quick = runner.aws.clients.client_config().merge(Config(connect_timeout=0.2, read_timeout=0.2))
+    monkeypatch.setattr(runner.aws.clients, "client_config", lambda: quick)
     monkeypatch.setattr(runner.aws.clients, "READ_TIMEOUT", 0.2)
 
 

@@ -15,7 +15,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import cli
-from runner.cli import local as local_commands
 from runner.local.process import free_port, is_alive
 from runner.local.state import Deployment, LocalState
 
@@ -203,7 +202,7 @@ def test_an_interrupted_first_up_leaves_no_emulator(
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(local_commands, "deploy_or_keep", interrupted)
+    monkeypatch.setattr("runner.local.deploy.deploy_or_keep", interrupted)
     result = run("local", "up")
     assert result.exit_code == 130
     assert result.output.startswith("Error: interrupted;")

@@ -1,0 +1,97 @@
+"""The CLI starts at once: help and parsing load neither the Pulumi SDK, boto3 nor the report's
+libraries, and a Ctrl-C at any moment is one line and exit code 130."""
+
+from __future__ import annotations
+
+import ast
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import pytest
+
+from runner.cli.main import COMMANDS, cli
+
+HEAVY = ("pulumi", "pulumi_aws", "boto3", "botocore", "matplotlib", "jinja2", "numpy")
+PROBE = (
+    "import atexit, sys\n"
+    "heavy = {heavy!r}\n"
+    "atexit.register(lambda: print('LOADED', sorted(m for m in heavy if m in sys.modules), file=sys.stderr))\n"
+    "sys.argv = ['runner', *{args!r}]\n"
+    "from runner.cli import main\n"
+    "main()\n"
+)
+
+
+def loaded_by(*args: str) -> list[str]:
+    code = PROBE.format(heavy=HEAVY, args=list(args))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stderr.splitlines() if line.startswith("LOADED "))
+    return ast.literal_eval(line.removeprefix("LOADED "))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["--version"],
+        ["submit", "--help"],
+        ["retry", "--help"],
+        ["results", "--help"],
+        ["report", "--help"],
+        ["local", "--help"],
+        ["local", "up", "--help"],
+        ["stacks", "--help"],
+    ],
+)
+def test_help_and_parsing_load_no_heavy_library(args: list[str]):
+    assert loaded_by(*args) == []
+
+
+def test_the_command_list_names_every_command_once_and_each_loads():
+    context = click.Context(cli)
+    for name in COMMANDS:
+        command = cli.get_command(context, name)
+        assert command is not None and command.name == name, name
+    assert cli.get_command(context, "nope") is None
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.15, 0.4, 1.5])
+def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path: Path, outputs_file: Path, delay: float):
+    """``submit --tasks -`` waits on standard input; SIGINT lands while modules load, while options
+    are parsed, or while it waits, depending on the delay."""
+    command = [
+        sys.executable,
+        "-c",
+        "from runner.cli import main; main()",
+        "--outputs",
+        str(outputs_file),
+        "submit",
+        "--tasks",
+        "-",
+        "--format",
+        "csv",
+    ]
+    child = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    time.sleep(delay)
+    child.send_signal(signal.SIGINT)
+    _out, err = child.communicate(timeout=60)
+    child.stdin.close()  # type: ignore[union-attr]
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err
+    assert child.returncode == 130, err
+    assert lines == [
+        "Error: interrupted; nothing already submitted is lost (`runner runs` lists every run)"
+    ], err
