@@ -28,12 +28,15 @@ def stack_outputs(env: BatchEnvironment, settings: StackSettings) -> dict[str, p
     }
 
 
-def data_location(settings: StackSettings) -> dict[str, str] | None:
-    """Where the stack's tasks read and write data (None: the stack has no data bucket)."""
+def data_location(settings: StackSettings) -> dict[str, object] | None:
+    """Where the stack's tasks read and write data, and may read inputs (None: no data bucket)."""
     data = settings.data
     if data.bucket is None:
         return None
-    return {"bucket": data.bucket, "prefix": data.prefix, "access": data.access}
+    located: dict[str, object] = {"bucket": data.bucket, "prefix": data.prefix, "access": data.access}
+    if data.inputs:
+        located["inputs"] = list(data.inputs)
+    return located
 
 
 def cost_model(settings: StackSettings) -> dict[str, object]:

@@ -65,15 +65,36 @@ def data_access_policy(data: DataSettings, partition: str = "aws") -> PolicyDocu
     if data.prefix:
         list_statement["Condition"] = {"StringLike": {"s3:prefix": [f"{data.prefix}*"]}}
     actions = _READ_ACTIONS + (_WRITE_ACTIONS if data.access == "read-write" else [])
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            list_statement,
-            {
-                "Sid": "DataObjects",
-                "Effect": "Allow",
-                "Action": actions,
-                "Resource": f"{bucket_arn}/{data.prefix}*",
-            },
-        ],
+    statements = [
+        list_statement,
+        {
+            "Sid": "DataObjects",
+            "Effect": "Allow",
+            "Action": actions,
+            "Resource": f"{bucket_arn}/{data.prefix}*",
+        },
+    ]
+    for number, location in enumerate(data.inputs, start=1):
+        statements += input_statements(location, number, partition)
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def input_statements(location: str, number: int, partition: str) -> list[dict[str, Any]]:
+    """Read-only access to one ``data.inputs`` location (``s3://bucket/prefix``): list and get."""
+    bucket, _, prefix = location[len("s3://") :].partition("/")
+    bucket_arn = f"arn:{partition}:s3:::{bucket}"
+    listing: dict[str, Any] = {
+        "Sid": f"ListInputs{number}",
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": bucket_arn,
     }
+    if prefix:
+        listing["Condition"] = {"StringLike": {"s3:prefix": [f"{prefix}*"]}}
+    reading = {
+        "Sid": f"ReadInputs{number}",
+        "Effect": "Allow",
+        "Action": _READ_ACTIONS,
+        "Resource": f"{bucket_arn}/{prefix}*",
+    }
+    return [listing, reading]

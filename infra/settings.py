@@ -157,6 +157,8 @@ class DataSettings:
     bucket: str | None = None
     prefix: str = ""
     access: DataAccess = "read"
+    # Other s3://bucket/prefix locations the job role may read: where staged inputs (--input) live.
+    inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -502,12 +504,25 @@ def _read_network(
     )
 
 
+_INPUT_LOCATION = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^*?]*)?$")
+
+
 def _read_data(raw: Any, problems: Problems) -> DataSettings:
-    s = _Section("data", raw, ("bucket", "prefix", "access"), problems)
+    s = _Section("data", raw, ("bucket", "prefix", "access", "inputs"), problems)
+    bucket = s.text("bucket", None, check=_bucket_problem)
+    inputs = s.strings(
+        "inputs",
+        (),
+        pattern=_INPUT_LOCATION,
+        allowed="use a list of s3://bucket/prefix addresses without wildcards, e.g. [s3://lab-raw/reads/]",
+    )
+    if inputs and bucket is None:
+        s.fail("inputs", list(inputs), "set data.bucket too: inputs are read beside the stack's data")
     return DataSettings(
-        bucket=s.text("bucket", None, check=_bucket_problem),
+        bucket=bucket,
         prefix=s.text("prefix", None, check=_prefix_problem) or "",
         access=s.choice("access", "read", DATA_ACCESS),
+        inputs=inputs,
     )
 
 

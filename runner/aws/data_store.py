@@ -71,3 +71,61 @@ def read_json_lines(s3: Any, bucket: str, key: str) -> list[Any]:
     """A JSON Lines object (a table's piece), a value per line."""
     lines = get_body(s3, bucket, key).decode("utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip()]
+
+
+def exists(s3: Any, bucket: str, key: str) -> bool:
+    """Whether the object is there: one HeadObject (404 is no; any other refusal is the caller's line)."""
+    from botocore.exceptions import ClientError
+
+    with aws_errors():
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
+    return True
+
+
+def put_if_absent(s3: Any, bucket: str, key: str, body: bytes, content_type: str) -> bool:
+    """Upload a content-addressed object unless it is there already; returns whether it was sent.
+
+    One HeadObject; when absent, a PutObject with If-None-Match: * so two submits racing to upload
+    the same bytes leave one object and neither fails.
+    """
+    if exists(s3, bucket, key):
+        return False
+    from botocore.exceptions import ClientError
+
+    with aws_errors():
+        try:
+            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*")
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in {
+                "PreconditionFailed",
+                "ConditionalRequestConflict",
+            }:
+                return False  # the same digest landed meanwhile: the same bytes
+            raise
+    return True
+
+
+def list_folder(s3: Any, bucket: str, folder: str, first: str, last: str) -> set[str]:
+    """The names directly in ``folder`` (keys, and sub-folders ending in ``/``) from ``first`` to
+    ``last`` (full keys, in S3's order): one ListObjectsV2 with a ``/`` delimiter per 1,000 names,
+    starting just before ``first`` and stopping once past ``last``."""
+    params: dict[str, Any] = {"Bucket": bucket, "Prefix": folder, "Delimiter": "/", "MaxKeys": 1000}
+    if len(first) > len(folder) + 1:
+        params["StartAfter"] = first[:-1]  # a key just before ``first`` (and after the folder)
+    names: set[str] = set()
+    with aws_errors():
+        while True:
+            page = s3.list_objects_v2(**params)
+            found = [item["Key"] for item in page.get("Contents") or []]
+            found += [item["Prefix"] for item in page.get("CommonPrefixes") or []]
+            names.update(found)
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token or (found and max(found) >= last):
+                return names
+            params["ContinuationToken"] = token
+            params.pop("StartAfter", None)

@@ -61,10 +61,17 @@ class DataLocation:
     bucket: str
     prefix: str
     access: DataAccess
+    # Further s3:// locations the job role may read (``data.inputs``): where staged inputs may live.
+    inputs: tuple[str, ...] = ()
 
     @property
     def writable(self) -> bool:
         return self.access == "read-write"
+
+    @property
+    def readable(self) -> tuple[str, ...]:
+        """Every ``s3://`` address prefix the job role may read."""
+        return (self.uri(), *self.inputs)
 
     def uri(self, *parts: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{''.join(parts)}"
@@ -72,8 +79,11 @@ class DataLocation:
     def key(self, *parts: str) -> str:
         return f"{self.prefix}{''.join(parts)}"
 
-    def to_json(self) -> dict[str, str]:
-        return {"bucket": self.bucket, "prefix": self.prefix, "access": self.access}
+    def to_json(self) -> dict[str, Any]:
+        located: dict[str, Any] = {"bucket": self.bucket, "prefix": self.prefix, "access": self.access}
+        if self.inputs:
+            located["inputs"] = list(self.inputs)
+        return located
 
 
 @dataclass(frozen=True)
@@ -168,9 +178,19 @@ def _data_location(value: Any) -> tuple[DataLocation | None, str | None]:
         return None, None
     fields = value if isinstance(value, Mapping) else {}
     bucket, prefix, access = fields.get("bucket"), fields.get("prefix", ""), fields.get("access")
-    if isinstance(bucket, str) and bucket and isinstance(prefix, str) and access in DATA_ACCESS:
-        return DataLocation(bucket, prefix, access), None
-    expected = f"{{bucket, prefix, access ({' or '.join(DATA_ACCESS)})}} or null"
+    inputs = fields.get("inputs") or []
+    good_inputs = isinstance(inputs, list) and all(
+        isinstance(i, str) and i.startswith("s3://") for i in inputs
+    )
+    if (
+        isinstance(bucket, str)
+        and bucket
+        and isinstance(prefix, str)
+        and access in DATA_ACCESS
+        and good_inputs
+    ):
+        return DataLocation(bucket, prefix, access, tuple(inputs)), None
+    expected = f"{{bucket, prefix, access ({' or '.join(DATA_ACCESS)}), inputs (s3:// addresses)}} or null"
     return None, f"data should be {expected}, got {json.dumps(value)[:60]}"
 
 

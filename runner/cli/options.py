@@ -123,3 +123,14 @@ def interval_option(command: Callable[..., Any]) -> Callable[..., Any]:
         show_default=True,
         help="Seconds between the first polls; backs off to 60 s while nothing changes.",
     )(command)
+
+
+def code_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--code",
+        type=click.Path(path_type=Path),
+        metavar="PATH",
+        help="Ship this script or folder with the run: the task unpacks it and runs the command in it "
+        "(RUNNER_CODE_DIR). In a git work tree, the files git would track; .runnerignore leaves out "
+        "more. Uploaded once per content digest.",
+    )(command)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 
 import click
 
@@ -11,6 +12,7 @@ from runner.analysis.failure_classes import CLASSES
 from runner.cli.context import CliContext, pass_context
 from runner.cli.follow import summarize_and_show, watch_with_progress
 from runner.cli.options import (
+    code_option,
     interval_option,
     json_option,
     price_option,
@@ -19,11 +21,13 @@ from runner.cli.options import (
 )
 from runner.errors import InvalidInputError
 from runner.indices import format_ranges
-from runner.runs.retry import RetryOptions, parse_classes, retry_run
+from runner.runs.code_package import describe_code
+from runner.runs.launch import interpreter, plan_launch
+from runner.runs.retry import RetryOptions, describe_changes, parse_classes, retry_run
 from runner.runs.service import StackTarget
 from runner.runs.store import RunRecord, is_run_id
 from runner.runs.submit import MAX_ARRAY, MIN_ARRAY, SubmitOptions, parse_pairs, resume_run, submit_run
-from runner.runs.sweep import IMAGE_LAUNCHER, MAX_PER_TASK, Sweep, local_launcher, submit_sweep
+from runner.runs.sweep import MAX_PER_TASK, Sweep, submit_sweep
 from runner.runs.table import FORMATS, read_table
 from runner.show import terminal
 
@@ -75,6 +79,21 @@ from runner.show import terminal
     help="With --tasks: the column that names each row in results, summaries, reports and logs "
     "(default: the table's first column).",
 )
+@code_option
+@click.option(
+    "--input",
+    "input_columns",
+    multiple=True,
+    metavar="COLUMN",
+    help="With --tasks: the column holds s3:// addresses (a folder ends in /) the task downloads "
+    "into the row's folder first; the column's variable is the local path, <COLUMN>_URI the address "
+    "(repeatable). Every address is checked before anything is submitted.",
+)
+@click.option(
+    "--no-input-check",
+    is_flag=True,
+    help="Skip the check that every --input address exists (a missing one fails its row).",
+)
 @click.option("--wait", is_flag=True, help="Watch until done, then print the summary.")
 @click.option(
     "--resume",
@@ -104,6 +123,9 @@ def submit(
     table_format: str | None,
     per_task: int,
     key_column: str | None,
+    code: Path | None,
+    input_columns: tuple[str, ...],
+    no_input_check: bool,
     wait: bool,
     resume_run_id: str | None,
     interval: float,
@@ -122,6 +144,7 @@ def submit(
         runner submit --array 250000
         runner submit --resume 20261124-151012-ab12
         runner submit --tasks samples.csv --key sample --per-task 10 --command 'python3 qc.py'
+        runner submit --tasks samples.csv --code ./analysis --input reads --command 'python3 qc.py'
     """
     if resume_run_id:
         if not is_run_id(resume_run_id):
@@ -148,8 +171,12 @@ def submit(
     )
     home = context.home()
     depends_on_jobs = context.service().depends_on_jobs(depends_on, home) if depends_on else []
-    if key_column is not None and tasks_source is None:
-        raise InvalidInputError("--key names a column of the --tasks table; pass --tasks FILE with it")
+    for option, given in (("--key", key_column), ("--input", input_columns)):
+        if given and tasks_source is None:
+            raise InvalidInputError(
+                f"{option} names a column of the --tasks table; pass --tasks FILE with it"
+            )
+    python = interpreter(home.target.endpoint_url)
     if tasks_source is not None:
         s3 = functools.partial(home.target.client, "s3")
         table = read_table(tasks_source, table_format, stdin=sys.stdin.buffer, s3=s3)
@@ -162,13 +189,17 @@ def submit(
             home.outputs,
             per_task=per_task,
             key=key_column,
+            code=code,
+            inputs=input_columns,
+            check_inputs_exist=not no_input_check,
             now=context.now(),
-            launcher=local_launcher() if home.target.endpoint_url else IMAGE_LAUNCHER,
+            python=python,
             depends_on_job_ids=depends_on_jobs,
             endpoint_url=home.target.endpoint_url,
         )
         after_submit(context, record, as_json=as_json, wait=wait, interval=interval, price=vcpu_hour_price)
         return
+    launch = plan_launch(home.outputs, code, python) if code is not None else None
     record = submit_run(
         home.target.client("batch"),
         context.store,
@@ -177,6 +208,8 @@ def submit(
         now=context.now(),
         depends_on_job_ids=depends_on_jobs,
         endpoint_url=home.target.endpoint_url,
+        launch=launch,
+        s3=home.target.client("s3") if launch else None,
     )
     after_submit(context, record, as_json=as_json, wait=wait, interval=interval, price=vcpu_hour_price)
 
@@ -197,6 +230,11 @@ def after_submit(
             f"Submitted run {record.run_id}: {jobs} ({tasks}{rows}) to "
             f"{record.stack_outputs.job_queue_name}{lineage}"
         )
+        if record.code and "uploaded" in record.code:
+            sent = "uploaded" if record.code["uploaded"] else "already in the data bucket; nothing uploaded"
+            click.echo(f"Code {describe_code(record.code)}: {sent}.")
+        for line in describe_changes(record.changes):
+            click.echo(f"Changed: {line}")
     if not wait:
         if as_json:
             terminal.print_json(submitted)
@@ -237,6 +275,11 @@ def rows_note(context: CliContext, record: RunRecord) -> str:
     "that are done are not run again.",
 )
 @task_size_options("the run's")
+@code_option
+@click.option("--command", help="Run this command instead of the run's (one shell-quoted string).")
+@click.option(
+    "--env", multiple=True, metavar="K=V", help="Set this variable for the retried tasks (repeatable)."
+)
 @click.option(
     "--wait", is_flag=True, help="Watch until done, then print the run's summary with retries folded in."
 )
@@ -255,6 +298,9 @@ def retry(
     memory_mib: int | None,
     timeout_seconds: int | None,
     attempts: int | None,
+    code: Path | None,
+    command: str | None,
+    env: tuple[str, ...],
     wait: bool,
     interval: float,
     vcpu_hour_price: float | None,
@@ -265,11 +311,14 @@ def retry(
     Each contiguous range of logical indices becomes one array job with its RUNNER_INDEX_OFFSET.
     The run's command, environment, parameters, tags and overrides carry over unless overridden;
     --stack runs them on another stack (a lab run's Spot failures on prod's on-demand capacity).
+    --code, --command and --env carry a fix; the new record keeps what changed (code digest,
+    command, variables: before and after), shown by `runner runs`, the summary and the report.
 
     \b
     Example:
         runner retry 20261124-151012-ab12 --class spot --stack prod
         runner retry 20261124-151012-ab12 --class oom --memory 8192 --wait
+        runner retry 20261124-151012-ab12 --skip-existing --code ./analysis
     """
     service = context.service()
     ref = service.resolve(run_id)
@@ -278,10 +327,19 @@ def retry(
     if skip_existing and ref.sweep is not None and indices is None and classes is None:
         indices = service.tasks_not_done(ref)
     options = RetryOptions(
-        parse_classes(classes), indices, memory_mib, vcpus, timeout_seconds, attempts, skip_existing
+        parse_classes(classes),
+        indices,
+        memory_mib,
+        vcpus,
+        timeout_seconds,
+        attempts,
+        skip_existing,
+        command=command,
+        env=parse_pairs(env, "--env"),
     )
-    summary = service.summary(ref)
     there = context.home() if context.overrides_stack else StackTarget(ref.outputs, ref.target)
+    launch = plan_launch(ref.outputs, code, interpreter(there.target.endpoint_url)) if code else None
+    summary = service.summary(ref)
     record = retry_run(
         there.target.client("batch"),
         context.store,
@@ -291,5 +349,7 @@ def retry(
         there.outputs,
         now=context.now(),
         endpoint_url=there.target.endpoint_url,
+        launch=launch,
+        s3=ref.target.client("s3") if launch else None,
     )
     after_submit(context, record, as_json=as_json, wait=wait, interval=interval, price=vcpu_hour_price)

@@ -8,8 +8,10 @@ The parent's command, environment, parameters, tags and overrides carry over unl
 from __future__ import annotations
 
 import copy
+import json
+import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +20,8 @@ from runner.analysis.summary import Summary
 from runner.aws.stack_outputs import StackOutputs
 from runner.errors import InvalidInputError, RunnerError
 from runner.indices import contiguous_ranges, format_ranges, parse_ranges
+from runner.runs.code_package import short
+from runner.runs.launch import CODE_DIGEST_ENV, COMMAND_ENV, LAUNCH_ENV, Launch
 from runner.runs.shards import RateLimiter, split_ranges
 from runner.runs.store import RunRecord, RunStore, new_run_id
 from runner.runs.submit import (
@@ -27,6 +31,7 @@ from runner.runs.submit import (
     STACK_TAG,
     SubmitOptions,
     check_queue,
+    definition_command,
     definition_exit_rules,
     job_name,
     new_run,
@@ -48,6 +53,9 @@ class RetryOptions:
     attempts: int | None = None
     # A sweep's rows that already have outputs (from any run of the lineage) are not run again.
     skip_existing: bool = False
+    # The fix: a new command (one shell-quoted string) and variables to set; new code is a Launch.
+    command: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def parse_classes(text: str | None) -> tuple[str, ...]:
@@ -82,6 +90,62 @@ def select_indices(summary: Summary, total: int, options: RetryOptions, run_id: 
         + (f" --indices {options.indices}" if options.indices else "")
         + f" (failed: {by_class})"
     )
+
+
+def _env_value(environment: list[dict[str, str]], name: str) -> str | None:
+    return next((e["value"] for e in environment if e["name"] == name), None)
+
+
+def _set_env(environment: list[dict[str, str]], values: dict[str, str]) -> list[dict[str, str]]:
+    """``environment`` with ``values`` set (replacing what it had of them)."""
+    kept = [e for e in environment if e["name"] not in values]
+    return kept + [{"name": name, "value": value} for name, value in sorted(values.items())]
+
+
+def apply_fix(
+    params: dict[str, Any],
+    options: RetryOptions,
+    launch: Launch | None,
+    definition_command: list[str],
+) -> dict[str, Any]:
+    """Put the new code, command and variables into ``params`` (in place); returns what changed,
+    before and after: ``{"code": [...], "command": [...], "env": {NAME: [...]}}`` (only what did).
+
+    A run that goes through the launcher keeps its command in RUNNER_COMMAND; a plain run in the
+    container's command until new code makes it a launched one.
+    """
+    overrides = params.setdefault("containerOverrides", {})
+    environment: list[dict[str, str]] = overrides.get("environment", [])
+    launched = _env_value(environment, COMMAND_ENV) is not None
+    before_command = (
+        json.loads(_env_value(environment, COMMAND_ENV) or "[]")
+        if launched
+        else list(overrides.get("command") or definition_command)
+    )
+    after_command = shlex.split(options.command) if options.command is not None else before_command
+    changes: dict[str, Any] = {}
+    if after_command != before_command:
+        changes["command"] = [shlex.join(before_command), shlex.join(after_command)]
+    if launch is not None:
+        before_code = _env_value(environment, CODE_DIGEST_ENV)
+        environment = [e for e in environment if e["name"] not in LAUNCH_ENV]
+        environment = _set_env(environment, launch.environment(after_command))
+        overrides["command"] = launch.command()
+        if launch.package.code_digest != before_code:
+            changes["code"] = [before_code, launch.package.code_digest]
+    elif launched:
+        environment = _set_env(environment, {COMMAND_ENV: json.dumps(after_command)})
+    elif options.command is not None:
+        overrides["command"] = after_command
+    env_changes = {
+        name: [_env_value(environment, name), value]
+        for name, value in sorted(options.env.items())
+        if _env_value(environment, name) != value
+    }
+    if env_changes:
+        changes["env"] = env_changes
+    overrides["environment"] = _set_env(environment, options.env)
+    return changes
 
 
 def retry_request(
@@ -147,18 +211,24 @@ def retry_run(
     now: datetime,
     endpoint_url: str | None,
     limiter: RateLimiter | None = None,
+    launch: Launch | None = None,
+    s3: Any = None,
 ) -> RunRecord:
-    """Submit the chosen indices of ``parent`` as a new run on ``outputs``' stack.
+    """Submit the chosen indices of ``parent`` as a new run on ``outputs``' stack, with the fix
+    (new code, command, variables) if any, and what it changed kept in the new record.
 
-    The new record (and the parent's link to it) is saved before the first SubmitJob.
+    The new record (and the parent's link to it) is saved before the first SubmitJob; new code is
+    uploaded (unless the bucket has it) after every check and before that.
     """
-    changes = SubmitOptions(
+    asked = SubmitOptions(
         vcpus=options.vcpus,
         memory_mib=options.memory_mib,
         timeout_seconds=options.timeout_seconds,
         attempts=options.attempts,
+        command=options.command,
+        env=options.env,
     )
-    validate(changes, outputs)
+    validate(asked, outputs)
     if options.skip_existing and parent.sweep is None:
         raise InvalidInputError(
             f"--skip-existing applies to runs submitted with --tasks; run {parent.run_id} was not"
@@ -168,6 +238,9 @@ def retry_run(
     rules = definition_exit_rules(batch, outputs) if options.attempts is not None else None
     run_id = new_run_id(now)
     params = retry_request(parent, outputs, run_id, options, rules)
+    fixes = options.command is not None or options.env or launch is not None
+    command = definition_command(batch, outputs) if fixes else []
+    changes = apply_fix(params, options, launch, command) if fixes else {}
     record = new_run(
         params,
         outputs,
@@ -179,6 +252,11 @@ def retry_run(
         endpoint_url=endpoint_url,
         parent_run_id=parent.run_id,
     )
+    record.changes = changes or None
+    if launch is not None:
+        record.code = launch.record(launch.upload(s3))
+    elif parent.code is not None:
+        record.code = {key: value for key, value in parent.code.items() if key != "uploaded"}
     store.save(record)
     parent.retry_run_ids.append(run_id)
     store.save(parent)
@@ -187,3 +265,19 @@ def retry_run(
 
 def describe_selection(indices: Sequence[int]) -> str:
     return f"{len(indices)} task{'s' if len(indices) != 1 else ''} ({format_ranges(indices, limit=8)})"
+
+
+def describe_changes(changes: dict[str, Any] | None) -> list[str]:
+    """A retry's fix, a line each: ``code 3f2a9c1e0b7d -> 9be41d07aa21``, ``command ... -> ...``."""
+    if not changes:
+        return []
+    lines = []
+    if "code" in changes:
+        before, after = changes["code"]
+        lines.append(f"code {short(before)} -> {short(after)}")
+    if "command" in changes:
+        before, after = changes["command"]
+        lines.append(f"command {before} -> {after}")
+    for name, (before, after) in (changes.get("env") or {}).items():
+        lines.append(f"{name} {'(unset)' if before is None else before} -> {after}")
+    return lines

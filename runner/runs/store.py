@@ -75,6 +75,10 @@ class RunRecord:
     sweep: dict[str, Any] | None = None
     # When `runner cancel` stopped it (ISO time): it shows as cancelled, not running.
     cancelled_at: str | None = None
+    # The code it shipped (``--code``): digest, files, bytes, source, git commit and dirty flag, package.
+    code: dict[str, Any] | None = None
+    # A retry's changes to what runs: {"code": [before, after], "command": [...], "env": {K: [...]}}.
+    changes: dict[str, Any] | None = None
 
     @property
     def job_ids(self) -> list[str]:
@@ -112,6 +116,8 @@ class RunRecord:
             "parentRunId": self.parent_run_id,
             "jobQueue": self.stack_outputs.job_queue_name,
             "jobDefinition": self.stack_outputs.job_definition_arn,
+            "code": self.code,
+            "changes": self.changes,
         }
 
     @property
@@ -162,6 +168,8 @@ class RunRecord:
             "error": self.error,
             "cancelledAt": self.cancelled_at,
             "counts": self.summary["counts"] if self.summary else None,
+            "code": self.code,
+            "changes": self.changes,
         }
 
 
@@ -216,6 +224,8 @@ _OPTIONAL = (
     ("summary", dict, "an object"),
     ("sweep", dict, "an object"),
     ("cancelled_at", str, "a timestamp"),
+    ("code", dict, "an object"),
+    ("changes", dict, "an object"),
 )
 _FIELDS = frozenset(f.name for f in fields(RunRecord))
 

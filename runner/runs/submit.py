@@ -28,6 +28,7 @@ from infra.limits import (
 from runner.aws.clients import aws_errors
 from runner.aws.stack_outputs import StackOutputs
 from runner.errors import InvalidInputError, RunnerError
+from runner.runs.launch import LAUNCH_ENV, Launch
 from runner.runs.shards import OFFSET_ENV, SIZE_ENV, RateLimiter, plan_shards, shard_request, split_ranges
 from runner.runs.store import RunRecord, RunStore, new_run_id
 
@@ -56,7 +57,7 @@ ATTEMPTS = OptionRange("--attempts", MIN_ATTEMPTS, MAX_ATTEMPTS)
 RUN_ID_ENV = "RUNNER_RUN_ID"
 # Set on a retry's tasks: the run it first came from, so outputs can be named by it.
 PARENT_RUN_ID_ENV = "RUNNER_PARENT_RUN_ID"
-RESERVED_ENV = frozenset({RUN_ID_ENV, PARENT_RUN_ID_ENV, OFFSET_ENV, SIZE_ENV})
+RESERVED_ENV = frozenset({RUN_ID_ENV, PARENT_RUN_ID_ENV, OFFSET_ENV, SIZE_ENV, *LAUNCH_ENV})
 SHARD_SUFFIX = 6
 RUN_ID_TAG = "batch-stacks:run-id"
 STACK_TAG = "batch-stacks:stack"
@@ -396,11 +397,32 @@ def submit_run(
     depends_on_job_ids: Sequence[str] = (),
     endpoint_url: str | None = None,
     limiter: RateLimiter | None = None,
+    launch: Launch | None = None,
+    s3: Any = None,
 ) -> RunRecord:
-    """Validate, record, submit each shard, record again. The record exists before SubmitJob."""
+    """Validate, record, submit each shard, record again. The record exists before SubmitJob.
+
+    With ``launch`` (``--code``) each task runs the launcher from the run's package, which runs the
+    command once in the unpacked code; the package is uploaded (unless the bucket has it) first.
+    """
+    container_command = system_env = None
+    if launch is not None:
+        command = shlex.split(options.command) if options.command else definition_command(batch, outputs)
+        if not command:
+            raise InvalidInputError("the job definition has no command to run with --code; pass --command")
+        container_command, system_env = launch.command(), launch.environment(command)
     record = prepare_run(
-        batch, options, outputs, now=now, depends_on_job_ids=depends_on_job_ids, endpoint_url=endpoint_url
+        batch,
+        options,
+        outputs,
+        now=now,
+        depends_on_job_ids=depends_on_job_ids,
+        endpoint_url=endpoint_url,
+        container_command=container_command,
+        system_env=system_env,
     )
+    if launch is not None:
+        record.code = launch.record(launch.upload(s3))
     store.save(record)
     return submit_shards(batch, store, record, limiter or RateLimiter())
 

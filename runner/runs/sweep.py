@@ -12,16 +12,17 @@ from __future__ import annotations
 import json
 import math
 import shlex
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from runner.aws.data_store import put_pieces
 from runner.aws.stack_outputs import DataLocation, StackOutputs
 from runner.errors import InvalidInputError
+from runner.runs.inputs import check_inputs, staged_inputs
+from runner.runs.launch import IMAGE_PYTHON, plan_launch
 from runner.runs.rows import OUTPUTS_FOLDER, ROWS_FOLDER, TABLE_FOLDER
 from runner.runs.shards import RateLimiter
 from runner.runs.store import RunRecord, RunStore, new_run_id
@@ -30,22 +31,15 @@ from runner.runs.table import TaskTable
 
 MAX_PIECE_ROWS = 1_000
 MAX_PER_TASK = MAX_PIECE_ROWS
-# Where examples/Dockerfile puts the launcher in an image, and the interpreter it runs with.
-IMAGE_LAUNCHER = ("python3", "/opt/batch-stacks/launcher.py")
 TASKS_URI_ENV = "RUNNER_TASKS_URI"
 OUTPUT_URI_ENV = "RUNNER_OUTPUT_URI"
 ROWS_ENV = "RUNNER_ROWS"
 PER_TASK_ENV = "RUNNER_PER_TASK"
 PIECE_ROWS_ENV = "RUNNER_PIECE_ROWS"
-COMMAND_ENV = "RUNNER_COMMAND"
 SKIP_EXISTING_ENV = "RUNNER_SKIP_EXISTING"
 ROWS_URI_ENV = "RUNNER_ROWS_URI"
 KEY_COLUMN_ENV = "RUNNER_KEY_COLUMN"
-
-
-def local_launcher() -> tuple[str, str]:
-    """The same launcher as a local process: this interpreter (it has boto3) and the file itself."""
-    return sys.executable, str(files("runner.task") / "launcher.py")
+INPUTS_ENV = "RUNNER_INPUTS"
 
 
 @dataclass(frozen=True)
@@ -58,6 +52,7 @@ class Sweep:
     per_task: int
     columns: tuple[str, ...]
     key: str = ""  # the column that names rows (``--key``; the first column by default)
+    inputs: tuple[str, ...] = ()  # columns whose s3:// values the launcher stages (``--input``)
 
     @property
     def key_column(self) -> str:
@@ -105,9 +100,11 @@ class Sweep:
         """The rows these tasks hold, in order."""
         return [row for task in sorted(set(tasks)) for row in self.task_rows(task)]
 
-    def environment(self, command: list[str]) -> dict[str, str]:
-        """What the launcher reads, set on every task of the run (and inherited by its retries)."""
+    def environment(self) -> dict[str, str]:
+        """What the launcher reads of the rows, set on every task of the run (and its retries)."""
+        staged = {INPUTS_ENV: json.dumps(list(self.inputs))} if self.inputs else {}
         return {
+            **staged,
             TASKS_URI_ENV: self.tasks_uri,
             OUTPUT_URI_ENV: self.outputs_uri,
             ROWS_URI_ENV: self.rows_uri,
@@ -115,7 +112,6 @@ class Sweep:
             ROWS_ENV: str(self.rows),
             PER_TASK_ENV: str(self.per_task),
             PIECE_ROWS_ENV: str(self.piece_rows),
-            COMMAND_ENV: json.dumps(command),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -130,6 +126,7 @@ class Sweep:
             "pieceRows": self.piece_rows,
             "columns": list(self.columns),
             "key": self.key_column,
+            "inputs": list(self.inputs),
             "tasksUri": self.tasks_uri,
             "outputsUri": self.outputs_uri,
             "rowsUri": self.rows_uri,
@@ -140,12 +137,23 @@ class Sweep:
         location = DataLocation(data["bucket"], data["prefix"], data["access"])
         columns = tuple(data["columns"])
         return cls(
-            location, data["runId"], int(data["rows"]), int(data["perTask"]), columns, data.get("key", "")
+            location,
+            data["runId"],
+            int(data["rows"]),
+            int(data["perTask"]),
+            columns,
+            data.get("key", ""),
+            tuple(data.get("inputs") or ()),
         )
 
 
 def plan_sweep(
-    table: TaskTable, outputs: StackOutputs, run_id: str, per_task: int, key: str | None = None
+    table: TaskTable,
+    outputs: StackOutputs,
+    run_id: str,
+    per_task: int,
+    key: str | None = None,
+    inputs: Sequence[str] = (),
 ) -> Sweep:
     """Check the stack can take the sweep, before anything is uploaded or submitted."""
     if not 1 <= per_task <= MAX_PER_TASK:
@@ -160,7 +168,8 @@ def plan_sweep(
             f"stack '{outputs.stack}' may only read its data bucket (data.access: read), so tasks "
             "could not upload their outputs; use a stack with data.access: read-write"
         )
-    return Sweep(outputs.data, run_id, len(table), per_task, table.columns, table.key_column(key))
+    key_column = table.key_column(key)
+    return Sweep(outputs.data, run_id, len(table), per_task, table.columns, key_column, tuple(inputs))
 
 
 def pieces(table: TaskTable, sweep: Sweep) -> list[bytes]:
@@ -190,26 +199,33 @@ def submit_sweep(
     per_task: int,
     now: datetime,
     key: str | None = None,
-    launcher: tuple[str, str] = IMAGE_LAUNCHER,
+    code: Path | None = None,
+    inputs: Sequence[str] = (),
+    check_inputs_exist: bool = True,
+    python: str = IMAGE_PYTHON,
     depends_on_job_ids: Sequence[str] = (),
     endpoint_url: str | None = None,
     limiter: RateLimiter | None = None,
 ) -> RunRecord:
-    """Check everything, upload the table, record the run, then submit its tasks.
+    """Check everything, upload the package and the table, record the run, then submit its tasks.
 
     The command runs once per row: ``--command`` when given, else the job definition's; the
-    container runs the launcher, which reads its rows and runs it.
+    container runs the launcher (shipped in the run's package, with ``--code`` if given), which
+    reads its rows, stages their inputs and runs it. Every mistake that can be seen here is one
+    line before anything is uploaded or submitted.
     """
     run_id = new_run_id(now)
-    sweep = plan_sweep(table, outputs, run_id, per_task, key)
+    sweep = plan_sweep(table, outputs, run_id, per_task, key, inputs)
     if options.array_size is not None and options.array_size != sweep.tasks:
         raise InvalidInputError(
             f"--array {options.array_size} disagrees with --tasks: {len(table):,} rows at --per-task "
             f"{per_task} make {sweep.tasks:,} tasks; drop --array"
         )
+    staged = staged_inputs(table, inputs, sweep.data, sweep.key_column) if inputs else []
     row_command = shlex.split(options.command) if options.command else definition_command(batch, outputs)
     if not row_command:
         raise InvalidInputError("the job definition has no command to run per row; pass --command")
+    launch = plan_launch(outputs, code, python)
     asked = replace(options, array_size=sweep.tasks if sweep.tasks > 1 else None)
     record = prepare_run(
         batch,
@@ -219,10 +235,14 @@ def submit_sweep(
         run_id=run_id,
         depends_on_job_ids=depends_on_job_ids,
         endpoint_url=endpoint_url,
-        container_command=list(launcher),
-        system_env=sweep.environment(row_command),
+        container_command=launch.command(),
+        system_env={**sweep.environment(), **launch.environment(row_command)},
     )
+    if staged and check_inputs_exist:
+        check_inputs(s3, staged)
+    uploaded = launch.upload(s3)
     upload_table(s3, table, sweep)
     record.sweep = sweep.to_json()
+    record.code = launch.record(uploaded)
     store.save(record)
     return submit_shards(batch, store, record, limiter or RateLimiter())

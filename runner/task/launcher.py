@@ -1,7 +1,17 @@
-"""batch-stacks task launcher: runs a sweep's rows inside one AWS Batch task, and leaves every row's fate.
+"""batch-stacks task launcher: runs a task's command, or a sweep's rows, and leaves every row's fate.
 
-It needs only Python 3.8+ and boto3 in the image: copy this one file in (see examples/Dockerfile);
-it imports nothing of batch-stacks. The runner sets everything it reads:
+It needs only Python 3.8+ and boto3 in the image and imports nothing of batch-stacks. The runner
+ships it in the run's package (``runner/runs/launch.py``: the container's bootstrap fetches the
+package, unpacks it into RUNNER_PACKAGE_DIR and runs this file from it), so AWS and the emulator run
+the very same launcher. The runner sets everything it reads:
+
+    RUNNER_COMMAND     the command, as a JSON list
+    RUNNER_PACKAGE_DIR the unpacked package (set by the bootstrap); with RUNNER_CODE_DIGEST it holds
+                       the user's code (``--code``): the command runs there, as RUNNER_CODE_DIR
+    RUNNER_CODE_DIGEST, RUNNER_CODE_COMMIT  the code's digest and git commit, kept in every record
+
+Without RUNNER_TASKS_URI (a plain task with ``--code``) the command runs once and the task exits
+with its exit code. With it (a sweep):
 
     RUNNER_TASKS_URI   s3://bucket/prefix<run id>/tasks/   the table in pieces of JSON Lines
     RUNNER_OUTPUT_URI  s3://bucket/prefix<run id>/out/     each row's outputs, an attempt a folder
@@ -9,14 +19,17 @@ it imports nothing of batch-stacks. The runner sets everything it reads:
     RUNNER_ROWS        rows in the table
     RUNNER_PER_TASK    rows per task (K); task i runs rows iK .. iK+K-1
     RUNNER_PIECE_ROWS  rows per piece (a multiple of K, at most 1,000)
-    RUNNER_COMMAND     the command to run once per row, as a JSON list
     RUNNER_KEY_COLUMN  the column that names a row (in its records and log lines)
+    RUNNER_INPUTS      columns whose s3:// values are staged (a JSON list; ``--input``)
     RUNNER_SKIP_EXISTING=1  skip rows that are done already (a retry with --skip-existing)
 
-For each row, in order, the command runs in a fresh folder with the row's columns as environment
-variables (strings as they are, other JSON values as JSON text), plus RUNNER_ROW (the row number),
-RUNNER_ROW_FILE (the row as a JSON object, values as they were) and RUNNER_OUTPUT_DIR (an empty
-folder). Its output is forwarded line by line, between a "row R: running" and a "row R: <fate>" line.
+For each row, in order, the command runs (in RUNNER_CODE_DIR, else in a fresh folder) with the row's
+columns as environment variables (strings as they are, other JSON values as JSON text), plus
+RUNNER_ROW (the row number), RUNNER_ROW_FILE (the row as a JSON object, values as they were) and
+RUNNER_OUTPUT_DIR (an empty folder). A staged column's object (or folder, for a value ending in
+``/``) is downloaded into the row's folder first: the column's variable is its local path, and
+``<COLUMN>_URI`` keeps the address. Its output is forwarded line by line, between a "row R: running"
+and a "row R: <fate>" line.
 
 Every row leaves one record under RUNNER_ROWS_URI<row>/, written last (the names are the runner's
 ``runner/runs/rows.py``):
@@ -25,8 +38,8 @@ Every row leaves one record under RUNNER_ROWS_URI<row>/, written last (the names
   manifest (``succeeded``, or ``no-outputs``) lists each with its size and SHA-256. Only a manifest
   makes a row done; a kill before it leaves the row not done.
 - otherwise: ``failed`` with the exit code in words, the duration and the last lines of output. A
-  command that cannot start (not found 127, not executable 126, argument list too long 126) is a
-  failed row, never the launcher's crash: the next row runs.
+  command that cannot start (not found 127, not executable 126, argument list too long 126), or an
+  input that cannot be staged, is a failed row, never the launcher's crash: the next row runs.
 - SIGTERM (a timeout, a terminate): the running row is stopped and recorded ``killed``; the rows
   after it are not run, and the task exits 143.
 
@@ -100,6 +113,26 @@ def attempt_name(env: dict[str, str]) -> str:
 def record_name(row: int, stamp: int, attempt: str, state: str) -> str:
     """A record's key under RUNNER_ROWS_URI (mirrors ``runner.runs.rows.record_name``)."""
     return f"{row}/{stamp:013d}-{attempt}.{state}.json"
+
+
+def code_dir(env: dict[str, str]) -> Path | None:
+    """Where the user's code was unpacked, when the run shipped some."""
+    folder = env.get("RUNNER_PACKAGE_DIR")
+    return Path(folder) if folder and env.get("RUNNER_CODE_DIGEST") else None
+
+
+class InputProblem(Exception):
+    """A staged input that cannot be downloaded: its row fails with this line."""
+
+
+def s3_problem(err: Exception) -> str:
+    """An S3 refusal in words."""
+    code = str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
+    if code in ("404", "NoSuchKey", "NotFound"):
+        return "not found"
+    if code in ("403", "AccessDenied"):
+        return "access denied (the job role may not read it)"
+    return str(err)
 
 
 def env_value(value: object) -> str:
@@ -201,6 +234,8 @@ class Launcher:
     def __init__(self, env: dict[str, str], s3: object, work: Path) -> None:
         self.env, self.s3, self.work = env, s3, work
         self.command = json.loads(env["RUNNER_COMMAND"])
+        self.code = code_dir(env)
+        self.inputs = json.loads(env.get("RUNNER_INPUTS") or "[]")
         self.key_column = env.get("RUNNER_KEY_COLUMN") or ""
         output_uri = env["RUNNER_OUTPUT_URI"]
         self.rows_uri = env.get("RUNNER_ROWS_URI") or output_uri[: -len("out/")] + "rows/"
@@ -213,6 +248,11 @@ class Launcher:
             "attempt": int(env.get("AWS_BATCH_JOB_ATTEMPT") or 1),
             "task": task_index(env),
         }
+        if env.get("RUNNER_CODE_DIGEST"):
+            self.identity["code"] = {
+                "digest": env["RUNNER_CODE_DIGEST"],
+                "commit": env.get("RUNNER_CODE_COMMIT") or None,
+            }
 
     def write_record(self, row: int, key: str, state: str, fields: dict) -> None:
         stamp = now_ms()
@@ -241,6 +281,41 @@ class Launcher:
             outputs.append(entry)
         return outputs
 
+    def stage(self, home: Path, values: dict) -> dict[str, str]:
+        """Download the row's staged inputs into its folder; their variables, or InputProblem."""
+        staged: dict[str, str] = {}
+        for column in self.inputs:
+            uri = env_value(values.get(column, ""))
+            bucket, key = split(uri)
+            target = home / "in" / column
+            target.mkdir(parents=True)
+            try:
+                if key.endswith("/") or not key:
+                    count = 0
+                    paginator = self.s3.get_paginator("list_objects_v2")  # type: ignore[attr-defined]
+                    for page in paginator.paginate(Bucket=bucket, Prefix=key):
+                        for item in page.get("Contents") or []:
+                            relative = item["Key"][len(key) :]
+                            if not relative or relative.endswith("/"):
+                                continue
+                            destination = target / relative
+                            destination.parent.mkdir(parents=True, exist_ok=True)
+                            self.s3.download_file(bucket, item["Key"], str(destination))  # type: ignore[attr-defined]
+                            count += 1
+                    if not count:
+                        raise InputProblem(f"input {column}: nothing under {uri}")
+                    staged[column] = str(target)
+                else:
+                    destination = target / key.rsplit("/", 1)[-1]
+                    self.s3.download_file(bucket, key, str(destination))  # type: ignore[attr-defined]
+                    staged[column] = str(destination)
+            except InputProblem:
+                raise
+            except Exception as err:
+                raise InputProblem(f"input {column}: {uri} {s3_problem(err)}") from None
+            staged[f"{column}_URI"] = uri
+        return staged
+
     def run_row(self, row: int, values: dict) -> int:
         """One row in a fresh folder (removed afterwards); returns its exit code. Raises only Stopped."""
         home = self.work / str(row)
@@ -257,15 +332,28 @@ class Launcher:
         row_file.write_text(json.dumps(values, ensure_ascii=False), encoding="utf-8")
         child_env = {**self.env, **{name: env_value(value) for name, value in values.items()}}
         child_env.update(RUNNER_ROW=str(row), RUNNER_ROW_FILE=str(row_file), RUNNER_OUTPUT_DIR=str(outputs))
+        if self.code is not None:
+            child_env["RUNNER_CODE_DIR"] = str(self.code)
         log(f"row {row}: running ({self.key_column or 'row'} {key})")
         started = now_ms()
         output: Output | None = None
         child: subprocess.Popen | None = None
         stage = "before its command"
         try:
+            if self.inputs:
+                stage = "while its inputs were downloaded"
+                try:
+                    child_env.update(self.stage(home, values))
+                except InputProblem as problem:
+                    return self.failed(row, key, started, None, str(problem), [])
+                stage = "before its command"
             try:
                 child = subprocess.Popen(
-                    self.command, env=child_env, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                    self.command,
+                    env=child_env,
+                    cwd=self.code or home,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
                 )
             except OSError as err:
                 code, reason = start_failure(err, str(self.command[0]))
@@ -281,7 +369,7 @@ class Launcher:
             try:
                 uploaded = self.upload(outputs, row, started)
             except Exception as err:  # S3 said no (permissions, a vanished bucket): this row fails
-                return self.failed(row, key, started, 0, f"outputs not uploaded: {err}", [])
+                return self.failed(row, key, started, None, f"outputs not uploaded: {err}", [])
             stage = "before its manifest was written"
             ended = now_ms()
             state = "succeeded" if uploaded else "no-outputs"
@@ -303,7 +391,8 @@ class Launcher:
             self.write_record(row, key, "killed", fields)
             raise
 
-    def failed(self, row: int, key: str, started: int, code: int, reason: str, tail: list[str]) -> int:
+    def failed(self, row: int, key: str, started: int, code: int | None, reason: str, tail: list[str]) -> int:
+        """Record the row failed; ``code`` None when no command's exit decided it (an input, an upload)."""
         ended = now_ms()
         log(f"row {row}: failed after {(ended - started) / 1000:.1f} s: {reason}")
         fields = {"exitCode": code, "reason": reason, "startedAt": iso(started), "endedAt": iso(ended)}
@@ -323,6 +412,28 @@ def stop(child: subprocess.Popen | None, output: Output | None) -> list[str]:
     return output.tail(0.5) if output is not None else []
 
 
+def run_command(env: dict[str, str]) -> int:
+    """A plain task: the command once, in the code folder, its exit code the task's."""
+    command = json.loads(env["RUNNER_COMMAND"])
+    code = code_dir(env)
+    child_env = dict(env)
+    if code is not None:
+        child_env["RUNNER_CODE_DIR"] = str(code)
+    try:
+        child = subprocess.Popen(command, env=child_env, cwd=code)
+    except OSError as err:
+        exit_code, reason = start_failure(err, str(command[0]))
+        log(reason)
+        return exit_code
+    try:
+        returncode = child.wait()
+    except Stopped:
+        stop(child, None)
+        log("stopped (SIGTERM)")
+        return EXIT_STOPPED
+    return 128 - returncode if returncode < 0 else returncode
+
+
 def main() -> int:
     env = dict(os.environ)
     stopping = []
@@ -336,6 +447,8 @@ def main() -> int:
     # The job may run as an unprivileged user in a read-only folder: work in the temp directory.
     work = Path(tempfile.mkdtemp(prefix="batch-stacks-rows-"))
     try:
+        if not env.get("RUNNER_TASKS_URI"):
+            return run_command(env)
         s3 = boto3.client("s3")
         try:
             rows = my_rows(env, s3)
@@ -362,6 +475,8 @@ def main() -> int:
         return EXIT_STOPPED
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if env.get("RUNNER_PACKAGE_DIR"):
+            shutil.rmtree(env["RUNNER_PACKAGE_DIR"], ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -245,7 +245,7 @@ def test_other_namespaces_are_not_ours_to_reject():
 
 def test_unknown_key_without_a_close_match_lists_allowed_keys():
     message = error_for(data={"region": "eu-west-1"})
-    assert message == "batch-stacks:data.region: unknown setting; allowed: bucket, prefix, access"
+    assert message == "batch-stacks:data.region: unknown setting; allowed: bucket, prefix, access, inputs"
 
 
 def test_fargate_takes_whole_vcpu_sizes_with_matching_memory():

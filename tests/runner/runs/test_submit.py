@@ -167,6 +167,8 @@ def test_submit_json_and_record_written(runner: Runner, stack: StackOutputs, iso
         "parentRunId",
         "jobQueue",
         "jobDefinition",
+        "code",
+        "changes",
     }
     assert document["jobIds"] == [document["jobId"]]
     assert document["arraySize"] == 100

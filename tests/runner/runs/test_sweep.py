@@ -14,6 +14,7 @@ import pytest
 
 from runner.aws.stack_outputs import DataLocation, StackOutputs
 from runner.runs import rows
+from runner.runs.launch import BOOTSTRAP
 from tests.runner.conftest import REGION, Runner, moto_jobs
 
 BUCKET = "lab-data"
@@ -49,7 +50,8 @@ def test_a_table_is_uploaded_in_pieces_and_submitted_as_tasks_of_rows(
     assert submitted["tasks"] == 834 and submitted["arraySize"] == 834  # ceil(2500 / 3)
     pieces = keys(f"runs/{run}/tasks/")
     assert pieces == [f"runs/{run}/tasks/piece-{n:05d}.jsonl" for n in range(3)]  # 999 rows a piece
-    assert api_calls["PutObject"] == 3 and api_calls["SubmitJob"] == 1
+    # The pieces, and the launcher's package (the first time only: it is named by its digest).
+    assert api_calls["PutObject"] == 3 + 1 and api_calls["HeadObject"] == 1 and api_calls["SubmitJob"] == 1
     body = boto3.client("s3", region_name=REGION).get_object(Bucket=BUCKET, Key=pieces[1])["Body"].read()
     lines = body.decode().splitlines()
     assert len(lines) == 999 and json.loads(lines[0]) == {"sample": "s999", "depth": str(999 % 7)}
@@ -63,9 +65,14 @@ def test_a_table_is_uploaded_in_pieces_and_submitted_as_tasks_of_rows(
         "999",
     )
     assert json.loads(environment["RUNNER_COMMAND"]) == ["echo", "$sample"]
-    assert job.container_overrides["command"] == ["python3", "/opt/batch-stacks/launcher.py"]
+    assert job.container_overrides["command"] == ["python3", "-c", BOOTSTRAP]
+    package = environment["RUNNER_PACKAGE_URI"]
+    assert package.startswith(f"s3://{BUCKET}/runs/code/") and "RUNNER_CODE_DIGEST" not in environment
     record = data_stack.json("runs")[0]
-    assert record["runId"] == run
+    assert record["runId"] == run and record["code"] is None
+    api_calls.clear()
+    data_stack.json("submit", "--tasks", str(table(tmp_path, 10)), "--command", "echo $sample")
+    assert api_calls["PutObject"] == 1 and api_calls["HeadObject"] == 1  # the table; the package is there
 
 
 @pytest.mark.parametrize(
