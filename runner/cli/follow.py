@@ -60,20 +60,26 @@ def summarize_and_show(
     parts = service.summary_lineage(ref, refresh=refresh, all_attempts=all_attempts)
     summary = service.fold(ref, parts, price)
     rows = service.results(ref, shown=SUMMARY_ROWS, parts=parts) if ref.sweep else None
+    lineage = service.code_lineage(ref) if ref.whole_run else []
     if as_json:
         document = summary.to_json()
+        document["code"] = [
+            {"runId": record.run_id, "code": record.code, "changes": record.changes} for record in lineage
+        ]
         if rows is not None:
             document["rows"] = {
                 "rows": rows.sweep.rows,
                 "perTask": rows.sweep.per_task,
                 "keyColumn": rows.sweep.key_column,
                 "counts": rows.counts_json(),
+                "doneByCode": rows.done_by_code_json(),
                 "notDone": [item.to_json() for item in rows.details],
             }
         terminal.print_json(document if submitted is None else {**submitted, "summary": document})
     else:
         console = terminal.make_console()
         terminal.show_summary(console, summary, memory_mib=ref.memory_mib)
+        terminal.show_code(console, lineage)
         if rows is not None:
             terminal.show_sweep_rows(console, rows)
     if summary.failed or (rows is not None and summary.complete and not rows.complete):

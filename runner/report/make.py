@@ -63,6 +63,7 @@ def make_report(
         memory_mib=ref.memory_mib,
         rows=rows,
         first_job_ids=ref.job_ids,
+        lineage=service.code_lineage(ref) if ref.whole_run else [],
     )
     html = out or default_path(ref)
     try:

@@ -18,8 +18,11 @@ from runner.analysis.summary import EVERY_ATTEMPT_BASIS, Failure, RuntimeStats, 
 from runner.analysis.timeline import EARLIER_RECLAIMED, RECLAIMED, SUCCEEDED
 from runner.aws.job_logs import LogTail
 from runner.indices import format_ranges
+from runner.runs.code_package import describe_code, short
 from runner.runs.results import RowResults
+from runner.runs.retry import describe_changes
 from runner.runs.rows import DONE_STATES, job_of_attempt
+from runner.runs.store import RunRecord
 
 # Up to this many attempt starts and stops, the concurrency curve has every step; beyond, it is
 # a time-weighted mean over intervals (at most TIME_BINS, about 4 events each) so that the gaps of
@@ -103,6 +106,14 @@ class Report:
     notes: list[str] = field(default_factory=list)
     rows: RowResults | None = None  # a sweep's rows: the outcome strip is then per row
     outcome_unit: str = "logical index"
+    code: list[CodeStep] = field(default_factory=list)  # what each run of the lineage ran
+
+    def done_by_code(self) -> list[tuple[str, int, str]]:
+        """(short code digest, rows, row ranges): which code made the done rows."""
+        if self.rows is None:
+            return []
+        found = self.rows.done_by_code()
+        return [(short(code), len(rows), format_ranges(rows, limit=12)) for code, rows in found.items()]
 
     @property
     def has_retries(self) -> bool:
@@ -118,6 +129,26 @@ class Report:
             if len(indices):
                 rows.append((name, len(indices), format_ranges(indices.tolist(), limit=12)))
         return rows
+
+
+@dataclass(frozen=True)
+class CodeStep:
+    """A run of the lineage: the code it ran (``--code``: digest, files, commit) and what it changed."""
+
+    run_id: str
+    retry: bool
+    code: str
+    changes: list[str]
+
+
+def code_steps(lineage: Sequence[RunRecord]) -> list[CodeStep]:
+    """Each run's code and changes; empty when no run of the lineage shipped code or changed any."""
+    if not any(record.code or record.changes for record in lineage):
+        return []
+    return [
+        CodeStep(r.run_id, r.parent_run_id is not None, describe_code(r.code), describe_changes(r.changes))
+        for r in lineage
+    ]
 
 
 def concurrency(parts: Sequence[RunPart]) -> Concurrency | None:
@@ -236,6 +267,7 @@ def build_report(
     memory_mib: int | None = None,
     rows: RowResults | None = None,
     first_job_ids: Sequence[str] = (),
+    lineage: Sequence[RunRecord] = (),
 ) -> Report:
     """The report of a run (``parts[0]``) and its retry runs, from their summaries and times; a
     sweep's ``rows`` make its outcome strip one of rows."""
@@ -295,4 +327,5 @@ def build_report(
         notes=notes,
         rows=rows,
         outcome_unit="row" if rows is not None else "logical index",
+        code=code_steps(lineage),
     )

@@ -281,12 +281,19 @@ def describe_code(code: dict[str, Any] | None) -> str:
     if not code:
         return "the image's"
     details = [f"{code.get('files', 0):,} file{'s' if code.get('files') != 1 else ''}"]
-    details[0] += f", {code.get('bytes', 0) / 1e6:.1f} MB"
+    details[0] += f", {size_text(int(code.get('bytes') or 0))}"
     if code.get("commit"):
         details.append(
             f"commit {str(code['commit'])[:7]}" + (", uncommitted changes" if code.get("dirty") else "")
         )
     return f"{short(code.get('digest'))} ({'; '.join(details)})"
+
+
+def size_text(size: int) -> str:
+    """Bytes as people read them: ``412 bytes``, ``3.2 kB``, ``5.0 MB``."""
+    if size < 1000:
+        return f"{size} bytes"
+    return f"{size / 1e3:.1f} kB" if size < 1e6 else f"{size / 1e6:.1f} MB"
 
 
 def short(digest: str | None) -> str:

@@ -27,6 +27,7 @@ from runner.runs.rows import (
     RowState,
     TaskEnd,
     detail,
+    job_of_attempt,
     latest_records,
     parse_record,
     row_fates,
@@ -89,6 +90,8 @@ class RowResults:
     fates: list[RowFate]
     details: list[RowDetail]  # of the rows not done, in row order, as many as were asked for
     keys: dict[int, str] = field(default_factory=dict)  # row names read for --state and --json
+    # The code digest each job of the lineage ran (None: the image's), to tell which code made a row.
+    code_of_job: Mapping[str, str | None] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -109,6 +112,21 @@ class RowResults:
     def complete(self) -> bool:
         """Every row succeeded (with or without outputs)."""
         return not self.not_done
+
+    def done_by_code(self) -> dict[str | None, list[int]]:
+        """The done rows by the code digest of the run that made them (None: the image's); empty
+        when no run of the lineage shipped code."""
+        if not any(self.code_of_job.values()):
+            return {}
+        found: dict[str | None, list[int]] = {}
+        for fate in self.fates:
+            if fate.record is not None and fate.state in DONE_STATES:
+                job = job_of_attempt(fate.record.attempt)[0].split(":")[0]
+                found.setdefault(self.code_of_job.get(job), []).append(fate.row)
+        return found
+
+    def done_by_code_json(self) -> dict[str, str]:
+        return {code or "image": format_ranges(rows) for code, rows in self.done_by_code().items()}
 
     def rows_in(self, state: RowState) -> list[int]:
         return [fate.row for fate in self.fates if fate.state == state]
@@ -142,6 +160,9 @@ class RowResults:
             "outputsUri": self.sweep.outputs_uri,
             "complete": self.complete,
             "counts": self.counts_json(),
+            "doneByCode": {
+                code or "image": format_ranges(rows) for code, rows in self.done_by_code().items()
+            },
             "entries": entries,
         }
 
@@ -199,6 +220,7 @@ def sweep_results(
     shown: int | None = SHOWN_ROWS,
     state: RowState | None = None,
     every_key: bool = False,
+    code_of_job: Mapping[str, str | None] | None = None,
 ) -> RowResults:
     """Every row's fate over the lineage ``parts``, and the first ``shown`` rows not done in detail.
 
@@ -209,7 +231,7 @@ def sweep_results(
     not_done = [fate for fate in fates if fate.state not in DONE_STATES]
     if state is not None:
         keys = row_keys(s3, sweep, (fate.row for fate in fates if fate.state == state))
-        return RowResults(sweep, fates, [], keys)
+        return RowResults(sweep, fates, [], keys, code_of_job or {})
     chosen = not_done if every_key or shown is None else not_done[:shown]
     keys = row_keys(s3, sweep, range(sweep.rows)) if every_key else {}
-    return RowResults(sweep, fates, read_details(s3, sweep, chosen, keys), keys)
+    return RowResults(sweep, fates, read_details(s3, sweep, chosen, keys), keys, code_of_job or {})

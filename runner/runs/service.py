@@ -337,8 +337,24 @@ class RunService:
         if parts is None or root is not ref:
             parts = self.lineage(root, with_times=True)
         return sweep_results(
-            root.target.client("s3"), sweep, parts, shown=shown, state=state, every_key=every_key
+            root.target.client("s3"),
+            sweep,
+            parts,
+            shown=shown,
+            state=state,
+            every_key=every_key,
+            code_of_job={
+                job: (step.code or {}).get("digest")
+                for step in self.code_lineage(root)
+                for job in step.job_ids
+            },
         )
+
+    def code_lineage(self, ref: JobRef) -> list[RunRecord]:
+        """The run's record, then its retries' (oldest first): what code each ran, what each changed."""
+        if ref.record is None:
+            return []
+        return [ref.record, *self.store.lineage(ref.record)]
 
     def tasks_not_done(self, ref: JobRef) -> str:
         """The tasks (as ranges) holding a sweep's rows not done: what ``retry --skip-existing`` runs."""

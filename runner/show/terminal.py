@@ -21,8 +21,10 @@ from runner.aws.job_logs import LogStream
 from runner.aws.job_status import STATUSES
 from runner.aws.job_status import Progress as JobProgress
 from runner.indices import format_ranges
+from runner.runs.code_package import describe_code, short
 from runner.runs.collect import Collected
 from runner.runs.results import RowResults
+from runner.runs.retry import describe_changes
 from runner.runs.rows import ROW_STATES, STATE_TITLES
 from runner.runs.service import RowLog
 from runner.runs.store import Pruned, RunRecord
@@ -217,12 +219,34 @@ def show_written(console: Console, html: Path, size: int, pngs: Sequence[Path]) 
         console.print(f"  chart {png}")
 
 
+def show_code(console: Console, lineage: Sequence[RunRecord]) -> None:
+    """The code each run of a lineage ran and what each retry changed (nothing when none shipped code)."""
+    if not any(record.code or record.changes for record in lineage):
+        return
+    for number, record in enumerate(lineage):
+        label = "code     " if number == 0 else "         "
+        which = "run" if record.parent_run_id is None else "retry"
+        changed = "; ".join(describe_changes(record.changes))
+        console.print(
+            f"{label}{describe_code(record.code)} in {which} {record.run_id}"
+            + (f": {changed}" if changed else "")
+        )
+
+
+def code_rows_text(results: RowResults) -> str:
+    """``4c5b0686fdfc rows 0-1,3,5; 9be41d07aa21 rows 2,4``: the done rows by the code that made them."""
+    return "; ".join(
+        f"{short(code)} row{'s' if len(rows) != 1 else ''} {format_ranges(rows, limit=12)}"
+        for code, rows in results.done_by_code().items()
+    )
+
+
 def show_runs(console: Console, records: Sequence[RunRecord]) -> None:
     if not records:
         console.print("no runs yet: submit one with `runner submit --array N`")
         return
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    for column in ("run", "stack", "created", "tasks", "state", "result", "lineage"):
+    for column in ("run", "stack", "created", "tasks", "state", "result", "code", "lineage"):
         table.add_column(column, overflow="fold")
     for record in records:
         summary = record.summary
@@ -239,6 +263,7 @@ def show_runs(console: Console, records: Sequence[RunRecord]) -> None:
         lineage = []
         if record.parent_run_id:
             lineage.append(f"retry of {record.parent_run_id}")
+            lineage += describe_changes(record.changes)
         if record.retry_run_ids:
             lineage.append(f"retried by {', '.join(record.retry_run_ids)}")
         shards = f" in {len(record.shards)} shards" if len(record.shards) > 1 else ""
@@ -249,6 +274,7 @@ def show_runs(console: Console, records: Sequence[RunRecord]) -> None:
             f"{record.tasks:,}{shards}",
             record.outcome,
             result,
+            short(record.code["digest"]) + ("*" if record.code.get("dirty") else "") if record.code else "",
             "; ".join(lineage),
             style=OUTCOME_STYLE.get(record.outcome, ""),
         )
@@ -408,6 +434,8 @@ def show_results(console: Console, results: RowResults) -> None:
             table.add_row(f"{len(rows):,}", title, format_ranges(rows, limit=12))
     console.print(table)
     show_row_fates(console, results)
+    if results.done_by_code():
+        console.print(f"code     done {code_rows_text(results)}")
     console.print(f"outputs  {sweep.outputs_uri} (each done row's manifest under {sweep.rows_uri})")
     if results.not_done:
         run = results.run_id
@@ -430,6 +458,8 @@ def show_sweep_rows(console: Console, results: RowResults) -> None:
     sweep = results.sweep
     per_task = f", {sweep.per_task} per task" if sweep.per_task > 1 else ""
     console.print(f"rows     {sweep.rows:,} rows{per_task}: {rows_counts_text(results)}")
+    if results.done_by_code():
+        console.print(f"         done by code: {code_rows_text(results)}")
     if results.not_done:
         show_row_fates(console, results)
         console.print(f"         every row's fate: `runner results {results.run_id}`")
