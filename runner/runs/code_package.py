@@ -138,6 +138,7 @@ def _walk_files(folder: Path) -> list[str]:
         base = "" if relative == "." else relative + "/"
         dirs[:] = sorted(d for d in dirs if not clutter.match_file(base + d + "/"))
         names += [base + f for f in files if not clutter.match_file(base + f)]
+        names += [base + d for d in dirs if Path(top, d).is_symlink()]  # not followed: checked
     return sorted(names)
 
 
@@ -203,7 +204,7 @@ def gather(source: Path) -> tuple[list[CodeFile], GitState | None]:
     files = [f for f in (_code_file(folder, name, source) for name in names) if f is not None]
     if not files:
         raise InvalidInputError(
-            f"--code {source} holds no files to ship (after git's ignore rules and {IGNORE_FILE})"
+            f"--code {source} holds no files to ship (after the ignore rules and {IGNORE_FILE})"
         )
     check_size(files, source)
     return files, git

@@ -278,3 +278,82 @@ def test_a_run_aws_forgot_before_it_was_complete_says_so(runner: Runner, stack: 
         "and the run was not complete when last summarized, so its outcome is unknown; "
         "when last seen: RUNNING 1, SUCCEEDED 4 of 5\n"
     )
+
+
+def test_a_retry_carries_a_fix_and_its_record_says_what_changed(
+    runner: Runner, stack: StackOutputs, tmp_path: Path, api_calls: Counter
+):
+    from dataclasses import replace
+
+    from runner.aws.stack_outputs import DataLocation
+    from runner.runs.launch import BOOTSTRAP
+
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket="lab-data")
+    with_data = tmp_path / "with-data.json"
+    with_data.write_text(
+        json.dumps(replace(stack, data=DataLocation("lab-data", "runs/", "read-write")).to_json())
+    )
+    runner = Runner(with_data)
+    run = runner.json("submit", "--array", "4", "--command", "python3 sim.py --fast", "--env", "MODE=a")
+    fail(run["jobId"], {1: APP, 2: APP})
+    assert env_of(run["jobId"]).get("RUNNER_COMMAND") is None  # a plain run: no launcher
+
+    code = tmp_path / "sim"
+    code.mkdir()
+    (code / "sim.py").write_text("print('fixed')\n")
+    api_calls.clear()
+    retried = runner.json(
+        "retry",
+        run["runId"],
+        "--code",
+        str(code),
+        "--command",
+        "python3 sim.py",
+        "--env",
+        "MODE=b",
+        "--env",
+        "NEW=1",
+    )
+    assert api_calls["PutObject"] == 1 and api_calls["HeadObject"] == 1  # the package, once
+    digest = retried["code"]["digest"]
+    assert retried["changes"] == {
+        "code": [None, digest],
+        "command": ["python3 sim.py --fast", "python3 sim.py"],
+        "env": {"MODE": ["a", "b"], "NEW": [None, "1"]},
+    }
+    for job_id in retried["jobIds"]:
+        job = moto_jobs()[job_id]
+        env = env_of(job_id)
+        assert job.container_overrides["command"] == ["python3", "-c", BOOTSTRAP]
+        assert json.loads(env["RUNNER_COMMAND"]) == ["python3", "sim.py"]
+        assert (env["RUNNER_CODE_DIGEST"], env["MODE"], env["NEW"]) == (digest, "b", "1")
+    listed = {r["runId"]: r for r in runner.json("runs")}
+    assert listed[retried["runId"]]["changes"] == retried["changes"]
+    assert listed[retried["runId"]]["code"]["digest"] == digest and listed[run["runId"]]["code"] is None
+
+    api_calls.clear()
+    again = runner.json("retry", retried["runId"], "--indices", "1", "--env", "MODE=c")
+    assert api_calls["PutObject"] == 0  # the code is carried over, not shipped again
+    assert again["code"]["digest"] == digest and again["changes"] == {"env": {"MODE": ["b", "c"]}}
+    assert json.loads(env_of(again["jobId"])["RUNNER_COMMAND"]) == ["python3", "sim.py"]
+
+
+def test_a_bad_fix_is_one_line_and_submits_nothing(runner: Runner, api_calls: Counter):
+    run = runner.json("submit", "--array", "3")
+    fail(run["jobId"], {0: APP})
+    api_calls.clear()
+    for args, message in [
+        (["--env", "RUNNER_RUN_ID=x"], "Error: --env RUNNER_RUN_ID is reserved; choose another name\n"),
+        (
+            ["--command", "'unclosed"],
+            "Error: --command cannot be parsed (No closing quotation); quote it as one string\n",
+        ),
+        (
+            ["--code", "/no/such/code"],
+            "Error: stack 'dev' has no data bucket to ship --code through; set batch-stacks:data.bucket in "
+            "Pulumi.dev.yaml and run `pulumi up`\n",
+        ),
+    ]:
+        result = runner("retry", run["runId"], *args)
+        assert (result.exit_code, result.output) == (2, message)
+    assert api_calls["SubmitJob"] == 0

@@ -118,3 +118,20 @@ def test_console_off_a_terminal_is_wide_and_plain(monkeypatch):
     assert not console.is_terminal
     assert console.width == render.PLAIN_WIDTH
     assert console.no_color
+
+
+def test_a_retrys_changes_in_words():
+    from runner.runs.retry import describe_changes
+
+    changes = {
+        "code": [None, "9be41d07aa21" + "0" * 52],
+        "command": ["python3 qc.py", "python3 qc.py --strict"],
+        "env": {"MODE": ["a", "b"], "NEW": [None, "1"]},
+    }
+    assert describe_changes(changes) == [
+        "code image -> 9be41d07aa21",
+        "command python3 qc.py -> python3 qc.py --strict",
+        "MODE a -> b",
+        "NEW (unset) -> 1",
+    ]
+    assert describe_changes(None) == []

@@ -230,3 +230,75 @@ def test_skip_existing_skips_rows_with_a_manifest_and_reruns_rows_with_only_left
     assert launcher.main() == 0
     log = capfd.readouterr().out
     assert "row 0: done already; skipped" in log and "row 1: done already; skipped" in log
+
+
+def test_staged_inputs_are_downloaded_before_the_row_and_a_missing_one_fails_only_its_row(
+    s3: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    s3.put_object(Bucket=BUCKET, Key="runs/in/a.fq", Body=b"ACGT\n")
+    for lane in ("1.fq", "sub/2.fq"):
+        s3.put_object(Bucket=BUCKET, Key=f"runs/in/lanes/{lane}", Body=lane.encode())
+    table = [
+        {"sample": "file", "reads": f"s3://{BUCKET}/runs/in/a.fq"},
+        {"sample": "gone", "reads": f"s3://{BUCKET}/runs/in/vanished.fq"},
+        {"sample": "folder", "reads": f"s3://{BUCKET}/runs/in/lanes/"},
+    ]
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "helper.txt").write_text("from the package\n")
+    script = (
+        'cat helper.txt > "$RUNNER_OUTPUT_DIR/cwd.txt"; '
+        'find "$reads" -type f | sort | xargs cat > "$RUNNER_OUTPUT_DIR/reads.txt"; '
+        'echo "$reads_URI" > "$RUNNER_OUTPUT_DIR/uri.txt"'
+    )
+    start(
+        s3,
+        monkeypatch,
+        table,
+        script,
+        RUNNER_INPUTS=json.dumps(["reads"]),
+        RUNNER_PACKAGE_DIR=str(code),
+        RUNNER_CODE_DIGEST="ab" * 32,
+        RUNNER_CODE_COMMIT="1a2b3c+dirty",
+    )
+    assert launcher.main() == 1
+    found = records(s3)
+
+    def output(row: int, name: str) -> bytes:
+        entry = next(e for e in found[row]["outputs"] if e["path"] == name)
+        return s3.get_object(Bucket=BUCKET, Key=entry["key"])["Body"].read()
+
+    assert output(0, "reads.txt") == b"ACGT\n" and output(0, "cwd.txt") == b"from the package\n"
+    assert output(0, "uri.txt") == f"s3://{BUCKET}/runs/in/a.fq\n".encode()
+    assert output(2, "reads.txt") == b"1.fqsub/2.fq"
+    gone = found[1]
+    assert (gone["state"], gone["exitCode"]) == ("failed", None)
+    assert gone["reason"] == f"input reads: s3://{BUCKET}/runs/in/vanished.fq not found"
+    assert {found[row]["code"]["digest"] for row in found} == {"ab" * 32}
+    assert found[0]["code"]["commit"] == "1a2b3c+dirty"
+    assert not code.exists()  # the unpacked package is removed when the task ends
+
+
+def test_a_plain_task_runs_its_command_once_in_the_code_folder_with_its_exit_code(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "run.sh").write_text(
+        'test "$PWD" = "$RUNNER_CODE_DIR" && echo "index $AWS_BATCH_JOB_ARRAY_INDEX"; exit 7\n'
+    )
+    monkeypatch.delenv("RUNNER_TASKS_URI", raising=False)
+    for name, value in {
+        "RUNNER_COMMAND": json.dumps(["sh", "run.sh"]),
+        "RUNNER_PACKAGE_DIR": str(code),
+        "RUNNER_CODE_DIGEST": "cd" * 32,
+        "AWS_BATCH_JOB_ARRAY_INDEX": "4",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert launcher.main() == 7
+    assert "index 4" in capfd.readouterr().out
+    assert not code.exists()  # removed when the task ends
+    monkeypatch.delenv("RUNNER_PACKAGE_DIR")
+    monkeypatch.delenv("RUNNER_CODE_DIGEST")
+    monkeypatch.setenv("RUNNER_COMMAND", json.dumps(["no-such-program"]))
+    assert launcher.main() == 127  # as a shell would say; no traceback
