@@ -6,6 +6,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.compute import ComputeEnvironment, ComputeEnvironmentArgs
+from infra.image import TaskImage, TaskImageArgs
 from infra.job_definition import JobDefinition, JobDefinitionArgs
 from infra.network import BatchNetwork, BatchNetworkArgs
 from infra.queue import JobQueue, JobQueueArgs
@@ -22,6 +23,8 @@ class BatchEnvironment(pulumi.ComponentResource):
     queue: JobQueue
     job_definition: JobDefinition
     log_group_name: pulumi.Output[str]
+    task_image: TaskImage | None  # when the stack builds its image (job.build)
+    image: pulumi.Output[str]
 
     def __init__(
         self, name: str, settings: StackSettings, opts: pulumi.ResourceOptions | None = None
@@ -74,6 +77,15 @@ class BatchEnvironment(pulumi.ComponentResource):
         )
         self.log_group_name = log_group.name
 
+        # The task image: a pushed one by reference, or one this stack builds and pushes.
+        built = settings.job.build
+        self.task_image = (
+            TaskImage(f"{name}-image", TaskImageArgs(build=built, tags=tags), opts=child) if built else None
+        )
+        self.image = (
+            self.task_image.ref if self.task_image else pulumi.Output.from_input(settings.job.image or "")
+        )
+
         self.queue = JobQueue(
             f"{name}-queue",
             JobQueueArgs(
@@ -87,6 +99,7 @@ class BatchEnvironment(pulumi.ComponentResource):
             f"{name}-job",
             JobDefinitionArgs(
                 job=settings.job,
+                image=self.image,
                 job_role_arn=self.roles.job_role_arn,
                 log_group_name=log_group.name,
                 region=self.region,

@@ -23,6 +23,7 @@ FARGATE_SPOT_INTERRUPTED = "Your Spot Task was interrupted*"
 @dataclass(frozen=True)
 class JobDefinitionArgs:
     job: JobSettings
+    image: pulumi.Input[str]  # job.image, or the image the stack built
     job_role_arn: pulumi.Input[str]
     log_group_name: pulumi.Input[str]
     region: pulumi.Input[str]
@@ -35,6 +36,7 @@ class JobDefinitionArgs:
 def container_properties(
     job: JobSettings,
     *,
+    image: str,
     job_role_arn: str,
     log_group_name: str,
     region: str,
@@ -46,7 +48,7 @@ def container_properties(
     With an ``execution_role_arn`` the properties are Fargate's.
     """
     properties: dict[str, object] = {
-        "image": job.image,
+        "image": image,
         "user": CONTAINER_USER,
         "jobRoleArn": job_role_arn,
         "resourceRequirements": [
@@ -104,10 +106,11 @@ class JobDefinition(pulumi.ComponentResource):
             type="container",
             platform_capabilities=["FARGATE" if fargate else "EC2"],
             container_properties=pulumi.Output.all(
-                args.job_role_arn, args.log_group_name, args.region, args.execution_role_arn
+                args.job_role_arn, args.log_group_name, args.region, args.execution_role_arn, args.image
             ).apply(
                 lambda values: container_properties(
                     job,
+                    image=values[4],
                     job_role_arn=values[0],
                     log_group_name=values[1],
                     region=values[2],

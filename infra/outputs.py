@@ -23,6 +23,8 @@ def stack_outputs(env: BatchEnvironment, settings: StackSettings) -> dict[str, p
         "maxVcpus": settings.compute.max_vcpus,
         "jobVcpus": settings.job.vcpus,
         "jobMemoryMiB": settings.job.memory_mib,
+        # What tasks run: job.image, or the image this stack built and pushed (by digest).
+        "jobImage": env.image,
         "costModel": cost_model(settings),
         "data": data_location(settings),
     }

@@ -115,16 +115,30 @@ class ComputeSettings:
         return self.platform == "fargate"
 
 
+ImagePlatform = Literal["linux/amd64", "linux/arm64"]
+IMAGE_PLATFORMS: tuple[ImagePlatform, ...] = get_args(ImagePlatform)
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    """A task image ``pulumi up`` builds from a Dockerfile and pushes to the stack's ECR repository."""
+
+    context: str  # a folder, relative to the project
+    dockerfile: str  # relative to the project; default ``<context>/Dockerfile``
+    platform: ImagePlatform = "linux/amd64"
+
+
 @dataclass(frozen=True)
 class JobSettings:
-    """The job definition every submitted job starts from."""
+    """The job definition every submitted job starts from: an image by reference, or built."""
 
-    image: str
+    image: str | None
     vcpus: int = 1
     memory_mib: int = 2048
     command: tuple[str, ...] = ()
     retry_attempts: int = 3
     timeout_seconds: int = 3600
+    build: ImageBuild | None = None
 
 
 @dataclass(frozen=True)
@@ -430,9 +444,14 @@ def _read_job(raw: Any, compute: ComputeSettings, compute_ok: bool, problems: Pr
     s = _Section(
         "job",
         raw,
-        ("image", "vcpus", "memoryMiB", "command", "retryAttempts", "timeoutSeconds"),
+        ("image", "build", "vcpus", "memoryMiB", "command", "retryAttempts", "timeoutSeconds"),
         problems,
     )
+    build = _read_build(s.raw.get("build"), problems)
+    if build is not None and "image" in s.raw:
+        problems.add(
+            f"{PROJECT}:job: set either image (a pushed image) or build (one `pulumi up` builds), not both"
+        )
     vcpus_ok = problems.mark()
     vcpus = s.integer("vcpus", 1, minimum=1, maximum=MAX_JOB_VCPUS)
     memory = s.integer("memoryMiB", 2048, minimum=MIN_MEMORY_MIB, maximum=MAX_MEMORY_MIB)
@@ -452,7 +471,8 @@ def _read_job(raw: Any, compute: ComputeSettings, compute_ok: bool, problems: Pr
                     f"with platform fargate and {vcpus} vCPU use {first} to {last} in steps of {step}",
                 )
     return JobSettings(
-        image=s.text("image", check=_image_problem),
+        image=s.text("image", None if build is not None else _MISSING, check=_image_problem),
+        build=build,
         vcpus=vcpus,
         memory_mib=memory,
         command=s.strings("command", (), allowed="use a list of strings, e.g. [python, run.py]"),
@@ -460,6 +480,24 @@ def _read_job(raw: Any, compute: ComputeSettings, compute_ok: bool, problems: Pr
         timeout_seconds=s.integer(
             "timeoutSeconds", 3600, minimum=MIN_TIMEOUT_SECONDS, maximum=MAX_TIMEOUT_SECONDS
         ),
+    )
+
+
+def _relative_path_problem(path: str) -> str | None:
+    if path.startswith("/") or ".." in path.split("/"):
+        return "use a path inside the project, relative to it, e.g. examples"
+    return None
+
+
+def _read_build(raw: Any, problems: Problems) -> ImageBuild | None:
+    if raw is None:
+        return None
+    s = _Section("job.build", raw, ("context", "dockerfile", "platform"), problems)
+    context = s.text("context", check=_relative_path_problem) or "."
+    return ImageBuild(
+        context=context,
+        dockerfile=s.text("dockerfile", f"{context.rstrip('/')}/Dockerfile", check=_relative_path_problem),
+        platform=s.choice("platform", "linux/amd64", IMAGE_PLATFORMS),
     )
 
 

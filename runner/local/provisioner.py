@@ -64,6 +64,9 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             "aws:batch/computeEnvironment:ComputeEnvironment": self._compute_environment,
             "aws:batch/jobQueue:JobQueue": self._job_queue,
             "aws:batch/jobDefinition:JobDefinition": self._job_definition,
+            "aws:ecr/repository:Repository": self._repository,
+            "aws:ecr/lifecyclePolicy:LifecyclePolicy": self._lifecycle_policy,
+            "docker-build:index:Image": self._image,
         }
         self.invokes: dict[str, Callable[[Inputs], dict[str, Any]]] = {
             "aws:index/getRegion:getRegion": self._get_region,
@@ -76,6 +79,7 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             "aws:ec2/getVpc:getVpc": self._get_vpc,
             "aws:ec2/getSubnets:getSubnets": self._get_subnets,
             "aws:ec2/getSubnet:getSubnet": self._get_subnet,
+            "aws:ecr/getAuthorizationToken:getAuthorizationToken": self._get_authorization_token,
         }
 
     def teardown(self, created: list[tuple[str, str]]) -> list[str]:
@@ -97,9 +101,15 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             ),
             "aws:batch/computeEnvironment:ComputeEnvironment": self._delete_compute_environment,
             "aws:batch/jobQueue:JobQueue": self._delete_job_queue,
+            "aws:ecr/repository:Repository": lambda repository: self.client("ecr").delete_repository(
+                repositoryName=repository, force=True
+            ),
             "aws:batch/jobDefinition:JobDefinition": lambda arn: batch.deregister_job_definition(
                 jobDefinition=arn
             ),
+            # Gone with their repository; an image the emulator never built has nothing to delete.
+            "aws:ecr/lifecyclePolicy:LifecyclePolicy": lambda _: None,
+            "docker-build:index:Image": lambda _: None,
         }
         left: list[str] = []
         for typ, physical_id in reversed(created):
@@ -285,6 +295,37 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             "arn": profile["Arn"],
             "uniqueId": profile["InstanceProfileId"],
         }
+
+    def _repository(self, name: str, inputs: Inputs) -> tuple[str, State]:
+        repository_name = inputs.get("name") or autoname(name).lower()
+        created = self.client("ecr").create_repository(
+            repositoryName=repository_name,
+            imageTagMutability=inputs.get("imageTagMutability") or "MUTABLE",
+            tags=[{"Key": k, "Value": v} for k, v in (inputs.get("tags") or {}).items()],
+        )["repository"]
+        return repository_name, {
+            **inputs,
+            "name": repository_name,
+            "arn": created["repositoryArn"],
+            "registryId": created["registryId"],
+            "repositoryUrl": created["repositoryUri"],
+        }
+
+    def _lifecycle_policy(self, name: str, inputs: Inputs) -> tuple[str, State]:
+        self.client("ecr").put_lifecycle_policy(
+            repositoryName=inputs["repository"], lifecyclePolicyText=inputs["policy"]
+        )
+        return inputs["repository"], {**inputs, "registryId": ""}
+
+    @staticmethod
+    def _image(name: str, inputs: Inputs) -> tuple[str, State]:
+        """Not built: no registry is reachable, and tasks run as local processes from the run's
+        package, not from an image. The job definition names the tag it would have pushed."""
+        tag = str((inputs.get("tags") or [f"{name}:latest"])[0])
+        return f"{name}-local", {**inputs, "ref": tag, "digest": ""}
+
+    def _get_authorization_token(self, inputs: Inputs) -> dict[str, Any]:
+        return {"userName": "AWS", "password": "local", "authorizationToken": "", "id": "local", **inputs}
 
     def _log_group(self, name: str, inputs: Inputs) -> tuple[str, State]:
         logs = self.client("logs")

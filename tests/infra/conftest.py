@@ -46,6 +46,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
         }
         if args.typ == "aws:ec2/securityGroup:SecurityGroup":
             physical = "sg-0123456789abcdef0"
+        if args.typ == "aws:ecr/repository:Repository":
+            state.update(
+                registryId=ACCOUNT, repositoryUrl=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{physical}"
+            )
+        if args.typ == "docker-build:index:Image":
+            repository = str(args.inputs["tags"][0]).rsplit(":", 1)[0]
+            state.update(digest="sha256:" + "ab" * 32, ref=f"{repository}@sha256:" + "ab" * 32)
         self.resources.append(Resource(args.typ, args.name, dict(args.inputs), state))
         return physical, state
 
@@ -60,6 +67,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
             "aws:ec2/getVpc:getVpc": {"id": "vpc-0default", "default": True},
             "aws:ec2/getSubnet:getSubnet": {"id": args.args.get("id"), "vpcId": "vpc-0fromsubnet"},
             "aws:ec2/getSubnets:getSubnets": {"ids": ["subnet-0aaa", "subnet-0bbb"]},
+            "aws:ecr/getAuthorizationToken:getAuthorizationToken": {
+                "userName": "AWS",
+                "password": "token-from-ecr",
+                "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
+                "authorizationToken": "QVdTOnRva2Vu",
+                "expiresAt": "2026-12-03T00:00:00Z",
+                "id": REGION,
+            },
         }
         return answers[args.token], []
 

@@ -361,3 +361,41 @@ def test_fargate_spot_stack_has_no_instances_and_an_execution_role(tmp_path: Pat
         None,
     ]
     assert deployment.outputs["purchaseModel"] == "spot"
+
+
+def test_a_stack_that_builds_its_image_owns_the_repository_and_runs_the_pushed_digest(tmp_path: Path):
+    stack_file = (
+        (PROJECT_DIR / "Pulumi.dev.yaml")
+        .read_text()
+        .replace(
+            "    image: public.ecr.aws/amazonlinux/amazonlinux:2023\n",
+            "    build:\n      context: examples\n      platform: linux/arm64\n",
+        )
+    )
+    deployment = deploy("lab", project_copy(tmp_path, stack_file))
+    mocks = deployment.mocks
+    repository = mocks.one("aws:ecr/repository:Repository")
+    assert repository.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
+    lifecycle = json.loads(mocks.one("aws:ecr/lifecyclePolicy:LifecyclePolicy").inputs["policy"])
+    assert lifecycle["rules"][0]["selection"]["countNumber"] == 20
+    url = repository.state["repositoryUrl"]
+    image = mocks.one("docker-build:index:Image").inputs
+    assert image["push"] is True and image["platforms"] == ["linux/arm64"]
+    assert image["context"] == {"location": "examples"} and image["dockerfile"] == {
+        "location": "examples/Dockerfile"
+    }
+    assert image["tags"] == [f"{url}:latest"]
+    assert image["registries"] == [{"address": url, "username": "AWS", "password": "token-from-ecr"}]
+    assert image["cacheFrom"] == [{"registry": {"ref": f"{url}:buildcache"}}]
+    assert "aws:ecr/getAuthorizationToken:getAuthorizationToken" in mocks.invokes
+    container = json.loads(mocks.one(JOB_DEF).inputs["containerProperties"])
+    assert container["image"] == f"{url}@sha256:" + "ab" * 32  # by digest: a new build, a new revision
+    assert deployment.outputs["jobImage"] == container["image"]
+    component = mocks.one("batch-stacks:index:TaskImage")
+    assert component.name.endswith("-image")
+
+
+def test_a_stack_that_names_its_image_builds_nothing(dev: Deployment):
+    assert dev.mocks.of_type("docker-build:index:Image") == []
+    assert dev.mocks.of_type("aws:ecr/repository:Repository") == []
+    assert dev.outputs["jobImage"] == "public.ecr.aws/amazonlinux/amazonlinux:2023"

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from infra.settings import DEFAULT_INSTANCE_TYPES, SettingsError, parse_settings
+from infra.settings import DEFAULT_INSTANCE_TYPES, ImageBuild, SettingsError, parse_settings
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sim:latest"
 
@@ -292,3 +292,37 @@ def test_fargate_takes_whole_vcpu_sizes_with_matching_memory():
 )
 def test_fargate_settings_are_checked(sections, expected):
     assert error_for(**sections) == expected
+
+
+def test_a_built_image_takes_a_context_and_defaults_its_dockerfile_and_platform():
+    settings = parse_settings("dev", {"job": {"build": {"context": "examples"}}}.get)
+    assert settings.job.image is None
+    assert settings.job.build == ImageBuild("examples", "examples/Dockerfile", "linux/amd64")
+
+
+@pytest.mark.parametrize(
+    ("job", "message"),
+    [
+        (
+            {"image": IMAGE, "build": {"context": "examples"}},
+            "batch-stacks:job: set either image (a pushed image) or build (one `pulumi up` builds), not both",
+        ),
+        ({}, "batch-stacks:job.image is required"),
+        (
+            {"build": {"context": "../elsewhere"}},
+            "batch-stacks:job.build.context: '../elsewhere' is not allowed; use a path inside the project, relative to it, e.g. examples",
+        ),
+        (
+            {"build": {"context": "examples", "platform": "windows/amd64"}},
+            "batch-stacks:job.build.platform: 'windows/amd64' is not allowed; use one of: linux/amd64, linux/arm64",
+        ),
+        (
+            {"build": {"contxt": "examples"}},
+            "batch-stacks:job.build.contxt: unknown setting; did you mean 'context'?",
+        ),
+    ],
+)
+def test_a_bad_image_build_is_one_line(job: dict[str, Any], message: str):
+    with pytest.raises(SettingsError) as caught:
+        parse_settings("dev", {"job": job}.get)
+    assert str(caught.value).splitlines()[0] == message

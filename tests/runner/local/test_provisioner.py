@@ -472,3 +472,27 @@ def test_a_fargate_spot_stack_deploys_and_runs(emulator, tmp_path: Path):
         arrayProperties={"size": 3},
     )
     assert batch.describe_jobs(jobs=[job["jobId"]])["jobs"][0]["arrayProperties"]["size"] == 3
+
+
+def test_a_stack_that_builds_its_image_deploys_without_building_and_tears_down(emulator, tmp_path: Path):
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        (PROJECT_DIR / "Pulumi.dev.yaml")
+        .read_text()
+        .replace(
+            "    image: public.ecr.aws/amazonlinux/amazonlinux:2023\n",
+            "    build:\n      context: examples\n",
+        )
+    )
+    deployed, deployment = deploy_stack(tmp_path, "dev", None)
+    (repository,) = client("ecr").describe_repositories()["repositories"]
+    assert client("ecr").get_lifecycle_policy(repositoryName=repository["repositoryName"])[
+        "lifecyclePolicyText"
+    ]
+    (definition,) = client("batch").describe_job_definitions(jobDefinitions=[deployed.job_definition_arn])[
+        "jobDefinitions"
+    ]
+    assert definition["containerProperties"]["image"] == f"{repository['repositoryUri']}:latest"
+    assert EmulatorMocks(AwsTarget(REGION)).teardown(deployment.created) == []
+    assert client("ecr").describe_repositories()["repositories"] == []
