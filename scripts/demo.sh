@@ -2,7 +2,9 @@
 # The main job on the embedded local default, as a story: deploy the lab stack into the emulator,
 # run 100 real tasks (a few fail the first time, some Spot attempts are reclaimed), read the
 # summary and a failed task's log, retry only the failures, and end with every task succeeded;
-# then a sweep over a table's rows, its results by row, a retry of the rows not done, and collect.
+# then a sweep over a table's rows with its script (--code) and inputs (--input) shipped to the
+# tasks, its results by row, the script fixed and exactly the rows not done rerun on the new code,
+# and collect.
 # Stops the emulator afterwards only if this script started it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,22 +59,43 @@ mkdir -p reports
 "$runner" report "$run" --out "reports/$run.html" --png "reports/$run"
 echo "Open it in a browser: $(pwd)/reports/$run.html"
 
-step "A sweep over data: one task per 3 rows of a table, each row's outputs kept in the stack's S3 bucket"
+step "A sweep over data: 12 samples, one task per 3 rows; the QC script and its inputs ship with the run"
+# Your analysis folder (outside this repository, as yours would be).
+analysis="${TMPDIR:-/tmp}/batch-stacks-demo/analysis"
+rm -rf "$analysis" && mkdir -p "$analysis"
+# The script, as you would edit it locally: it counts a sample's reads and their GC bases.
+# Version 1 has a bug: it takes any base but A, C, G, T for corruption, and rows 4 and 9 have N.
+cat > "$analysis/qc.py" <<'PY'
+import os
+reads = open(os.environ["reads"]).read().split()  # $reads: the staged input's local path
+gc = sum(base in "GC" for read in reads for base in read)
+assert all(base in "ACGT" for read in reads for base in read), f"unexpected base in {os.environ['reads_URI']}"
+with open(os.path.join(os.environ["RUNNER_OUTPUT_DIR"], "qc.txt"), "w") as out:
+    out.write(f"{os.environ['sample']}: {len(reads)} reads, GC {gc}\n")
+print(f"{os.environ['sample']}: {len(reads)} reads")
+PY
+eval "$("$runner" local env)"
 printf 'sample,reads\n' > reports/samples.csv
-for i in $(seq 0 11); do printf 'sample-%02d,%d\n' "$i" $(( (i * 7919) % 1000 )) >> reports/samples.csv; done
-head -4 reports/samples.csv
-# Each row writes its result; row 7 fails the first time (a bad input), and succeeds on the retry.
-row_command='if [ "$RUNNER_ROW" = 7 ] && [ -z "${RUNNER_PARENT_RUN_ID:-}" ]; then echo "bad input" >&2; exit 2; fi
-echo "$sample: $(( reads * 2 )) reads after doubling" > "$RUNNER_OUTPUT_DIR/result.txt"'
+for i in $(seq 0 11); do
+  name=$(printf 'sample-%02d' "$i")
+  bases=ACGTACGTAC; if [ "$i" = 4 ] || [ "$i" = 9 ]; then bases=ACGTNACGTA; fi
+  for r in $(seq 1 $(( (i * 7) % 5 + 2 ))); do echo "$bases"; done > "reports/$name.fq"
+  .venv/bin/aws s3 cp --quiet "reports/$name.fq" "s3://batch-stacks-lab-data/runs/inputs/$name.fq"
+  printf '%s,s3://batch-stacks-lab-data/runs/inputs/%s.fq\n' "$name" "$name" >> reports/samples.csv
+done
+head -3 reports/samples.csv
 set +e
-"$runner" --local --stack dev submit --tasks reports/samples.csv --per-task 3 \
-  --command "sh -c '$row_command'" --wait --interval 1 >/dev/null
+"$runner" --local --stack dev submit --tasks reports/samples.csv --per-task 3 --code "$analysis" \
+  --input reads --command 'python3 qc.py' --wait --interval 1 | grep -E "^(Submitted|Code)"
 set -e
 sweep=$("$runner" runs --json | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)[0]["runId"])')
 "$runner" results "$sweep" || true
 
-step "Retry exactly the rows not done, then gather every row's outputs, checked against their manifests"
-"$runner" retry "$sweep" --skip-existing --wait --interval 1 >/dev/null
+step "Fix the script locally, then rerun exactly the rows not done with the new code (no image rebuild)"
+sed -i 's/^assert all(base in "ACGT"/assert all(base in "ACGTN"/' "$analysis/qc.py"
+"$runner" retry "$sweep" --skip-existing --code "$analysis" --wait --interval 1 | grep -E "^(Submitted|Code|Changed)"
 "$runner" results "$sweep"
+
+step "Gather every row's outputs, checked against their manifests"
 "$runner" collect "$sweep" --to "reports/$sweep-outputs"
-cat "reports/$sweep-outputs/7/result.txt"
+cat "reports/$sweep-outputs/4/qc.txt"

@@ -203,8 +203,9 @@ def gather(source: Path) -> tuple[list[CodeFile], GitState | None]:
         raise InvalidInputError(f"--code {source}: {RESERVED_FOLDER}/ is the runner's; rename that folder")
     files = [f for f in (_code_file(folder, name, source) for name in names) if f is not None]
     if not files:
+        rules = "git ignores all of it (.gitignore)" if git is not None else "it has no files"
         raise InvalidInputError(
-            f"--code {source} holds no files to ship (after the ignore rules and {IGNORE_FILE})"
+            f"--code {source} holds nothing to ship: {rules}, or {IGNORE_FILE} leaves every file out"
         )
     check_size(files, source)
     return files, git

@@ -152,7 +152,7 @@ def link_to_folder(d: Path) -> Path:
     ("setup", "message"),
     [
         (missing, "--code {d}/nope does not exist; name a script or a folder"),
-        (empty, "--code {d}/empty holds no files to ship"),
+        (empty, "--code {d}/empty holds nothing to ship: it has no files"),
         (reserved, "--code {d}/code: .batch-stacks/ is the runner's; rename that folder"),
         (link_outside, "--code {d}/code: pw is a link to /etc/hostname, outside the folder"),
         (link_to_folder, "--code {d}/code: link is a link to a folder"),
