@@ -48,6 +48,8 @@ CONTRACT_KEYS: tuple[str, ...] = tuple(key for key, _, _ in CONTRACT)
 # Outputs a stack may lack (deployed by an older program); checked when present.
 COST_MODEL_KEY = "costModel"
 DATA_KEY = "data"
+# What tasks run (job.image, or the image the stack built, by digest); informational.
+JOB_IMAGE_KEY = "jobImage"
 COST_MODEL_PRICES = ("usdPerVcpuHour", "onDemandUsdPerVcpuHour", "spotUsdPerVcpuHour")
 
 Run = Callable[..., subprocess.CompletedProcess]
@@ -107,6 +109,8 @@ class StackOutputs:
     cost_model: dict[str, Any] | None = None
     # Exported since per-task data; None for a stack without a data bucket (or an older program).
     data: DataLocation | None = None
+    # Exported since stacks could build their image; None from an older program.
+    job_image: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The outputs by their contract names, as ``pulumi stack output --json`` prints them."""
@@ -118,6 +122,8 @@ class StackOutputs:
             contract[COST_MODEL_KEY] = self.cost_model
         if self.data is not None:
             contract[DATA_KEY] = self.data.to_json()
+        if self.job_image is not None:
+            contract[JOB_IMAGE_KEY] = self.job_image
         return contract
 
 
@@ -169,7 +175,14 @@ def parse_outputs(stack: str, raw: Any, source: str) -> StackOutputs:
             f"{source}: {'; '.join(problems)}; save the outputs again with "
             f"`pulumi stack output --json -s {stack}`"
         )
-    return StackOutputs(stack, **values, cost_model=dict(cost_model) if cost_model else None, data=data)
+    image = raw.get(JOB_IMAGE_KEY)
+    return StackOutputs(
+        stack,
+        **values,
+        cost_model=dict(cost_model) if cost_model else None,
+        data=data,
+        job_image=image if isinstance(image, str) and image else None,
+    )
 
 
 def _data_location(value: Any) -> tuple[DataLocation | None, str | None]:

@@ -11,7 +11,7 @@ import pytest
 from pulumi.runtime.mocks import MockMonitor
 
 from infra.settings import SettingsError
-from runner.aws.stack_outputs import CONTRACT_KEYS, COST_MODEL_KEY, DATA_KEY
+from runner.aws.stack_outputs import CONTRACT_KEYS, COST_MODEL_KEY, DATA_KEY, JOB_IMAGE_KEY
 from tests.infra.conftest import PROJECT_DIR, Deployment, deploy
 
 CE = "aws:batch/computeEnvironment:ComputeEnvironment"
@@ -170,7 +170,7 @@ def test_log_retention_is_short_in_the_lab_and_long_in_prod(dev: Deployment, pro
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_every_contract_output_is_exported(stack, request):
     deployment: Deployment = request.getfixturevalue(stack)
-    assert set(deployment.outputs) == set(CONTRACT_KEYS) | {COST_MODEL_KEY, DATA_KEY}
+    assert set(deployment.outputs) == set(CONTRACT_KEYS) | {COST_MODEL_KEY, DATA_KEY, JOB_IMAGE_KEY}
     assert (
         deployment.outputs["data"]
         == {
