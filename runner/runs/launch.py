@@ -31,10 +31,11 @@ CODE_COMMIT_ENV = "RUNNER_CODE_COMMIT"
 COMMAND_ENV = "RUNNER_COMMAND"
 LAUNCH_ENV = frozenset({PACKAGE_URI_ENV, PACKAGE_SHA256_ENV, CODE_DIGEST_ENV, CODE_COMMIT_ENV, COMMAND_ENV})
 
-# Runs as ``python3 -c``: fetch, check, unpack, then become the launcher (same process, so the
-# task's signals and exit code are the launcher's). Any failure is one line and exit code 1.
+# Runs as ``python3 -c``: fetch, check, unpack, then run the launcher in this same process (boto3
+# is loaded once; the task's signals and exit code are the launcher's). Any failure is one line
+# and exit code 1.
 BOOTSTRAP = """\
-import hashlib, io, os, sys, tarfile, tempfile
+import hashlib, io, os, runpy, sys, tarfile, tempfile
 from urllib.parse import urlparse
 uri = os.environ["RUNNER_PACKAGE_URI"]
 def fail(why):
@@ -58,8 +59,8 @@ with tarfile.open(fileobj=io.BytesIO(body)) as archive:
     else:
         archive.extractall(folder)
 os.environ["RUNNER_PACKAGE_DIR"] = folder
-launcher = os.path.join(folder, ".batch-stacks", "launcher.py")
-os.execv(sys.executable, [sys.executable, launcher])
+sys.argv = [os.path.join(folder, ".batch-stacks", "launcher.py")]
+runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 

@@ -1,9 +1,10 @@
 """The container's bootstrap: fetch the run's package by its digest, check it, unpack it, become the
-launcher inside it. Run here in-process against moto's S3, with ``os.execv`` caught."""
+launcher inside it. Run here in-process against moto's S3, with the launcher's run caught."""
 
 from __future__ import annotations
 
 import os
+import runpy
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ BUCKET = "lab-data"
 
 
 class Became(Exception):
-    """What ``os.execv`` was asked to run."""
+    """What ``runpy.run_path`` was asked to run."""
 
 
 @pytest.fixture
@@ -39,10 +40,11 @@ def launch(mocked_aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     for name, value in shipped.environment(["python3", "qc.py"]).items():
         monkeypatch.setenv(name, value)
 
-    def execv(program: str, args: list[str]) -> None:
-        raise Became(args)
+    def run_path(path: str, run_name: str) -> None:
+        raise Became(path, run_name, list(sys.argv))
 
-    monkeypatch.setattr(os, "execv", execv)
+    monkeypatch.setattr(runpy, "run_path", run_path)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
     monkeypatch.delenv("RUNNER_PACKAGE_DIR", raising=False)
     yield shipped
 
@@ -54,9 +56,10 @@ def run_bootstrap() -> Any:
 def test_the_package_is_checked_unpacked_and_its_launcher_run(launch: Launch):
     with pytest.raises(Became) as became:
         run_bootstrap()
-    interpreter, launcher = became.value.args[0]
+    launcher, run_name, argv = became.value.args
     folder = Path(os.environ["RUNNER_PACKAGE_DIR"])
-    assert interpreter == sys.executable and launcher == str(folder / ".batch-stacks" / "launcher.py")
+    assert launcher == str(folder / ".batch-stacks" / "launcher.py") and run_name == "__main__"
+    assert argv == [launcher]
     assert Path(launcher).read_bytes() == launcher_source()
     assert (folder / "qc.py").read_text() == "print('qc')\n" and (folder / "lib" / "util.py").exists()
 
