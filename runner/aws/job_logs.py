@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +12,8 @@ from runner.aws.clients import aws_errors
 from runner.errors import RunnerError
 
 DEFAULT_LIMIT = 1000
+# Where Batch writes a container's log when its definition names no awslogs group.
+BATCH_LOG_GROUP = "/aws/batch/job"
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,21 @@ def task_job_id(batch: Any, job_id: str, index: int | None, known_size: int | No
     return child_job_id(job_id, index, size)
 
 
+def definition_name(job: dict[str, Any]) -> str:
+    """A described job's definition name (``...:job-definition/<name>:<revision>``)."""
+    return str(job.get("jobDefinition") or "").rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
 def log_location(
-    job: dict[str, Any], default_group: str, attempt: int | None = None
+    job: dict[str, Any], attempt: int | None = None, known_groups: Mapping[str, str] | None = None
 ) -> tuple[str, str | None]:
-    """The log group and the stream of a described job's latest attempt (or attempt ``attempt``, from 1)."""
+    """The log group and the stream of a described job's latest attempt (or attempt ``attempt``,
+    from 1). The group is the one its logConfiguration names; when DescribeJobs does not say, the
+    one ``known_groups`` gives for its definition (the stack's), else Batch's default: any job's
+    log is found, the stack's or not."""
     container = job.get("container") or {}
     options = (container.get("logConfiguration") or {}).get("options") or {}
-    group = options.get("awslogs-group") or default_group
+    group = options.get("awslogs-group") or (known_groups or {}).get(definition_name(job), BATCH_LOG_GROUP)
     attempts = job.get("attempts") or []
     stream = container.get("logStreamName")
     if attempt is not None and 1 <= attempt <= len(attempts):
@@ -114,11 +124,11 @@ def read_log(
     batch: Any,
     logs: Any,
     job_id: str,
-    default_group: str,
     *,
     tail: int | None = None,
     limit: int = DEFAULT_LIMIT,
     attempt: int | None = None,
+    known_groups: Mapping[str, str] | None = None,
 ) -> LogStream:
     """The latest attempt's log (or attempt ``attempt``'s): the last ``tail`` lines, or up to
     ``limit`` from the head."""
@@ -126,7 +136,7 @@ def read_log(
     size = (job.get("arrayProperties") or {}).get("size")
     if size:
         raise _index_needed(job_id, size)
-    group, stream = log_location(job, default_group, attempt)
+    group, stream = log_location(job, attempt, known_groups)
     if not stream:
         raise RunnerError(
             f"job {job_id} has no log stream yet (status {job.get('status')}); "

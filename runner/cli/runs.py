@@ -182,7 +182,8 @@ def logs(
             terminal.show_row_log(terminal.make_console(), found)
         return
     target, job_id, outputs = service.task(ref, index)
-    log = read_log(target.client("batch"), target.client("logs"), job_id, outputs.log_group_name, tail=tail)
+    stack_group = {outputs.job_definition_name: outputs.log_group_name}
+    log = read_log(target.client("batch"), target.client("logs"), job_id, tail=tail, known_groups=stack_group)
     if as_json:
         terminal.print_json(log.to_json())
     else:

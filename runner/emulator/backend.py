@@ -22,7 +22,8 @@ MIN_ARRAY_SIZE, MAX_ARRAY_SIZE = 2, 10_000
 class LocalJob(Job):
     """moto's Job, described as AWS describes it.
 
-    With its effective resourceRequirements; the final exit code and reason on ``container`` as
+    With its effective resourceRequirements (and vcpus and memory to match); the definition's
+    image, roles, user and logConfiguration; the final exit code and reason on ``container`` as
     well as in ``attempts``; an array child's ``arrayProperties.index``; no ``startedAt`` for a
     job that never started; and a description that does not change the job (moto's appends
     ``AWS_BATCH_JOB_ID`` to the overrides' environment on every DescribeJobs).
@@ -45,6 +46,12 @@ class LocalJob(Job):
             {r["type"]: r["value"] for r in self.container_overrides.get("resourceRequirements", [])}
         )
         details["resourceRequirements"] = [{"type": k, "value": v} for k, v in sorted(merged.items())]
+        # What was enforced, in the legacy fields too (moto shows the definition's).
+        details["vcpus"] = _requirement(self, "VCPU", int(details.get("vcpus") or 1))
+        details["memory"] = _requirement(self, "MEMORY", int(details.get("memory") or 2048))
+        for key in ("image", "jobRoleArn", "executionRoleArn", "logConfiguration", "user"):
+            if properties.get(key):
+                details[key] = properties[key]
         last = (self.attempts or [{}])[-1].get("container") or {}
         for key in ("exitCode", "reason", "taskArn"):
             if key in last:

@@ -24,13 +24,15 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import psutil
 from moto.batch.models import Job
 from moto.core.utils import unix_time_millis
+
+from runner.emulator.task_identity import TaskIdentity
 
 TICK = 0.01  # how soon an exited task is noticed and its slot refilled
 HOST_RECLAIMED = "Host EC2 (instance i-{}) terminated."
@@ -46,6 +48,11 @@ RESOURCE_MISFIT = (
 )
 # What an instance family's largest size offers, for "can this ever be placed".
 MAX_MEMORY_PER_VCPU_MIB = 8 * 1024
+# What a task gets of the emulator's own environment: PATH, so a command is found as in the shell
+# that started the emulator (the image's PATH on AWS), and LANG, so text is decoded the same way.
+# Nothing else: no keys, no AWS_PROFILE, no HOME of the owner's.
+HOST_VARIABLES = ("PATH", "LANG")
+ACCOUNT = "123456789012"
 QUEUED = ("SUBMITTED", "PENDING", "RUNNABLE")
 ACTIVE = ("STARTING", "RUNNING")
 _REF = re.compile(r"Ref::([A-Za-z0-9_-]+)")
@@ -149,6 +156,14 @@ def exit_rule_action(
     return "RETRY"
 
 
+def task_memory_bytes(process: psutil.Process) -> int:
+    """One process's share of the task's memory: its PSS (Linux), else its RSS."""
+    try:
+        return int(process.memory_full_info().pss)
+    except (AttributeError, psutil.AccessDenied):
+        return int(process.memory_info().rss)
+
+
 class Executor:
     """Schedules and supervises every task of the emulator on one background thread.
 
@@ -157,8 +172,10 @@ class Executor:
     that exited is refilled in the same tick.
     """
 
-    def __init__(self, settings: ExecutorSettings) -> None:
+    def __init__(self, settings: ExecutorSettings, identity: TaskIdentity | None = None) -> None:
         self.settings = settings
+        # Serves each task its job role's keys and its metadata (None: tasks get neither).
+        self.identity = identity
         self.tasks: dict[str, Task] = {}
         self.arrivals: list[Task] = []
         self.pending: list[Task] = []
@@ -233,6 +250,8 @@ class Executor:
             traceback.print_exc()  # into the emulator's log
             if task.attempt is not None:
                 self._signal(task.attempt.process, signal.SIGKILL)
+                if self.identity is not None:
+                    self.identity.close(task.attempt.task_id)
                 task.attempt = None
             if task.job.status not in ("SUCCEEDED", "FAILED"):
                 self._finish(
@@ -328,9 +347,12 @@ class Executor:
         parameters = {**job.job_definition.parameters, **(job.parameters or {})}
         return [_REF.sub(lambda m: str(parameters.get(m.group(1), m.group(0))), part) for part in command]
 
-    def _environment(self, task: Task, number: int) -> dict[str, str]:
+    def _environment(self, task: Task, number: int, home: Path, identity: dict[str, str]) -> dict[str, str]:
+        """Batch's and ECS's variables, the job's, and ``identity`` (where its role's keys and its
+        metadata are); of the host's only HOST_VARIABLES."""
         job = task.job
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": os.environ.get("LANG", "C.UTF-8")}
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+        env.update({name: os.environ[name] for name in HOST_VARIABLES if os.environ.get(name)})
         for entry in job._get_container_property("environment", []):
             env[entry["name"]] = str(entry["value"])
         env.update(
@@ -338,16 +360,67 @@ class Executor:
             AWS_BATCH_JOB_ATTEMPT=str(number),
             AWS_BATCH_JQ_NAME=job.job_queue.name,
             AWS_BATCH_CE_NAME=task.compute.name,
+            AWS_EXECUTION_ENV="AWS_ECS_FARGATE" if task.compute.fargate else "AWS_ECS_EC2",
             AWS_ENDPOINT_URL=self.settings.endpoint_url,
             AWS_DEFAULT_REGION=self.settings.region,
             AWS_REGION=self.settings.region,
+            HOME=str(home),
+            **identity,
         )
         index = (job.array_properties or {}).get("index")
         if index is not None:
             env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(index)
-        if self.settings.credentials:
-            env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = self.settings.credentials
         return env
+
+    def _metadata(self, task: Task, task_id: str, stream: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The container and task documents of ECS's task metadata endpoint (v4), as tools read them."""
+        job, region = task.job, self.settings.region
+        properties = job.job_definition.container_properties or {}
+        options = (properties.get("logConfiguration") or {}).get("options") or {}
+        cluster = getattr(task.compute.environment, "ecs_arn", "") or (
+            f"arn:aws:ecs:{region}:{ACCOUNT}:cluster/{task.compute.name}"
+        )
+        task_arn = f"arn:aws:ecs:{region}:{ACCOUNT}:task/{cluster.rsplit('/', 1)[-1]}/{task_id}"
+        limits = {"CPU": task.vcpus * 1024, "Memory": task.memory_mib}
+        container = {
+            "DockerId": task_id,
+            "Name": "default",
+            "DockerName": f"ecs-{job.job_definition.name}-default-{task_id[:12]}",
+            "Image": properties.get("image", ""),
+            "ImageID": "",
+            "Labels": {
+                "com.amazonaws.ecs.cluster": cluster,
+                "com.amazonaws.ecs.container-name": "default",
+                "com.amazonaws.ecs.task-arn": task_arn,
+                "com.amazonaws.ecs.task-definition-family": job.job_definition.name,
+            },
+            "DesiredStatus": "RUNNING",
+            "KnownStatus": "RUNNING",
+            "Limits": limits,
+            "CreatedAt": datetime.now(timezone.utc).isoformat(),
+            "StartedAt": datetime.now(timezone.utc).isoformat(),
+            "Type": "NORMAL",
+            "LogDriver": (properties.get("logConfiguration") or {}).get("logDriver", "awslogs"),
+            "LogOptions": {
+                "awslogs-group": options.get("awslogs-group", "/aws/batch/job"),
+                "awslogs-region": options.get("awslogs-region", region),
+                "awslogs-stream": stream,
+            },
+            "ContainerARN": f"arn:aws:ecs:{region}:{ACCOUNT}:container/{task_id}",
+            "Networks": [{"NetworkMode": "host", "IPv4Addresses": ["127.0.0.1"]}],
+        }
+        document = {
+            "Cluster": cluster,
+            "TaskARN": task_arn,
+            "Family": job.job_definition.name,
+            "Revision": str(job.job_definition.revision),
+            "DesiredStatus": "RUNNING",
+            "KnownStatus": "RUNNING",
+            "Limits": {"CPU": float(task.vcpus), "Memory": task.memory_mib},
+            "AvailabilityZone": f"{region}a",
+            "LaunchType": "FARGATE" if task.compute.fargate else "EC2",
+        }
+        return container, document
 
     def _start(self, task: Task, now: float) -> None:
         job = task.job
@@ -361,12 +434,22 @@ class Executor:
         job.job_started_at = datetime.now()
         job.job_stopped_reason = None
         command = self._command(task)
+        role = (job.job_definition.container_properties or {}).get("jobRoleArn") or None
+        problem = self.identity.role_problem(role) if self.identity and role else None
+        if problem is not None:  # ECS cannot start the task: it fails at once, naming the role
+            self._failed_to_start(task, problem, status_reason=problem)
+            return
+        identity: dict[str, str] = {}
+        if self.identity is not None:
+            stream = self._stream_name(task, task_id)
+            container, document = self._metadata(task, task_id, stream)
+            identity = self.identity.open(task_id, role, container, document)
         try:
             with output.open("wb") as out:
                 process = subprocess.Popen(
                     command or ["true"],
                     cwd=home / "work",
-                    env=self._environment(task, number),
+                    env=self._environment(task, number, home / "work", identity),
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -374,20 +457,9 @@ class Executor:
                 )
         except OSError as err:
             output.write_text(f"{err}\n")
-            task.history.append(
-                {
-                    "startedAt": unix_time_millis(),
-                    "stoppedAt": unix_time_millis(),
-                    "statusReason": "Task failed to start",
-                    "container": {"reason": f"CannotStartContainerError: {err.strerror}"},
-                }
-            )
-            self._finish(
-                task,
-                success=False,
-                status_reason="Task failed to start",
-                container_reason=f"CannotStartContainerError: {err.strerror}",
-            )
+            if self.identity is not None:
+                self.identity.close(task_id)
+            self._failed_to_start(task, f"CannotStartContainerError: {err.strerror}")
             return
         attempt = Attempt(process, number, task_id, now, output, task.vcpus)
         if task.timeout:
@@ -396,6 +468,17 @@ class Executor:
             attempt.interrupt_at = now + self.random.uniform(0.05, 0.5)
         task.attempt = attempt
         job.status = "RUNNING"
+
+    def _failed_to_start(self, task: Task, reason: str, status_reason: str = "Task failed to start") -> None:
+        task.history.append(
+            {
+                "startedAt": unix_time_millis(),
+                "stoppedAt": unix_time_millis(),
+                "statusReason": status_reason,
+                "container": {"reason": reason},
+            }
+        )
+        self._finish(task, success=False, status_reason=status_reason, container_reason=reason)
 
     def _supervise(self, task: Task, now: float) -> None:
         attempt = task.attempt
@@ -428,12 +511,21 @@ class Executor:
         self._end_attempt(task, attempt, code)
 
     def _memory_mib(self, process: subprocess.Popen) -> float:
+        """What a cgroup would charge the task: each page once. The proportional set size over its
+        process tree (a page shared by N processes counts 1/N in each); RSS where PSS cannot be
+        read, which counts shared pages once per process."""
         try:
             parent = psutil.Process(process.pid)
             members = [parent, *parent.children(recursive=True)]
-            return sum(p.memory_info().rss for p in members) / (1024 * 1024)
         except psutil.Error:
             return 0.0
+        total = 0
+        for member in members:
+            try:
+                total += task_memory_bytes(member)
+            except psutil.Error:
+                continue  # it exited while being read
+        return total / (1024 * 1024)
 
     def _signal(self, process: subprocess.Popen, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -450,6 +542,8 @@ class Executor:
 
     def _end_attempt(self, task: Task, attempt: Attempt, code: int) -> None:
         job = task.job
+        if self.identity is not None:
+            self.identity.close(attempt.task_id)
         exit_code = 128 - code if code < 0 else code  # killed by signal N: exit 128+N, as Docker reports
         reclaimed = attempt.stop_reason in (FARGATE_SPOT,) or str(attempt.stop_reason).startswith("Host EC2")
         stream = self._write_log(task, attempt)
@@ -523,15 +617,21 @@ class Executor:
         job.status = "SUCCEEDED" if success else "FAILED"
         self._touch_parent(task)
 
+    @staticmethod
+    def _log_options(task: Task) -> dict[str, str]:
+        properties = task.job.job_definition.container_properties or {}
+        return (properties.get("logConfiguration") or {}).get("options") or {}
+
+    def _stream_name(self, task: Task, task_id: str) -> str:
+        """The stream Batch names ``<prefix>/default/<task id>`` (prefix: the definition's name)."""
+        prefix = self._log_options(task).get("awslogs-stream-prefix") or task.job.job_definition.name
+        return f"{prefix}/default/{task_id}"
+
     def _write_log(self, task: Task, attempt: Attempt) -> str:
-        """The attempt's output as events of the stream Batch names ``<prefix>/default/<task id>``."""
+        """The attempt's output as events of its stream in the definition's log group."""
         job = task.job
-        options = ((job.job_definition.container_properties or {}).get("logConfiguration") or {}).get(
-            "options"
-        ) or {}
-        group = options.get("awslogs-group", "/aws/batch/job")
-        prefix = options.get("awslogs-stream-prefix") or job.job_definition.name
-        stream = f"{prefix}/default/{attempt.task_id}"
+        group = self._log_options(task).get("awslogs-group", "/aws/batch/job")
+        stream = self._stream_name(task, attempt.task_id)
         logs = job.backend.logs_backend
         try:
             text = attempt.output.read_text(errors="replace")

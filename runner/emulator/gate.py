@@ -48,8 +48,12 @@ def batch_operation(environ: dict[str, Any], credential: re.Match[str] | None) -
     return match["operation"]
 
 
-def gate(app: App, access_key: Callable[[], str | None]) -> App:
-    """Wrap moto's WSGI app: Batch requests must be signed with the emulator's own access key."""
+def gate(
+    app: App, access_key: Callable[[], str | None], task_keys: Callable[[str], bool] = lambda _: False
+) -> App:
+    """Wrap moto's WSGI app: Batch requests must be signed with the emulator's own access key, or
+    with a task's role keys (which IAM then holds to the role's policies; SubmitJob stays the
+    owner's)."""
 
     def guarded(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         credential = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
@@ -64,7 +68,7 @@ def gate(app: App, access_key: Callable[[], str | None]) -> App:
                 "Missing Authentication Token",
             )
         expected = access_key()
-        if expected is not None and credential["key"] != expected:
+        if expected is not None and credential["key"] != expected and not task_keys(credential["key"]):
             return error(
                 start_response,
                 "403 Forbidden",

@@ -23,7 +23,9 @@ from werkzeug.serving import run_simple
 from runner.emulator.backend import LocalBatchBackend
 from runner.emulator.executor import Executor, ExecutorSettings
 from runner.emulator.gate import gate
+from runner.emulator.iam import enforce_for
 from runner.emulator.signing import signed_by
+from runner.emulator.task_identity import TaskIdentity
 
 LOOPBACK = "127.0.0.1"
 local_backends = BackendDict(LocalBatchBackend, "batch")
@@ -85,19 +87,25 @@ def main(argv: list[str] | None = None) -> None:
     if args.credentials:
         keys = json.loads(args.credentials.read_text())
         credentials = (keys["accessKeyId"], keys["secretAccessKey"])
+    region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    # Each task's job role keys and metadata, served on loopback; what they sign is held to IAM.
+    identity = TaskIdentity(region)
+    identity.start()
+    enforce_for(identity.issued)
     executor = Executor(
         ExecutorSettings(
             slots=args.slots,
             work_dir=args.work_dir,
             endpoint_url=f"http://{LOOPBACK}:{args.port}",
-            region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            region=region,
             credentials=credentials,
             spot_rate=args.spot_interruptions,
             seed=args.seed,
             # Only the test suite lowers these (AWS's minimum attempt duration is 60 s).
             min_timeout_seconds=int(os.environ.get("RUNNER_EMULATOR_MIN_TIMEOUT", "60")),
             stop_grace_seconds=float(os.environ.get("RUNNER_EMULATOR_STOP_GRACE", "30")),
-        )
+        ),
+        identity,
     )
     LocalBatchBackend.executor = executor
     BatchResponse.batch_backend = property(_backend)  # type: ignore[assignment,method-assign]
@@ -106,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def stop(_signum: int, _frame: Any) -> None:
         executor.shutdown()
+        identity.shutdown()
         sys.exit(0)
 
     signal.signal(signal.SIGINT, stop)
@@ -116,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     run_simple(
         LOOPBACK,
         args.port,
-        gate(app, lambda: access_key),
+        gate(app, lambda: access_key, identity.issued.__contains__),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

@@ -394,8 +394,8 @@ class RunService:
                     where.client("batch"),
                     where.client("logs"),
                     job,
-                    outputs.log_group_name,
                     limit=ROW_LOG_LIMIT,
+                    known_groups={outputs.job_definition_name: outputs.log_group_name},
                     attempt=attempt,
                 )
             except RunnerError as err:

@@ -91,7 +91,7 @@ class OneJob:
 
 def test_log_pages_from_the_head_until_the_end():
     logs = PagedLogs(7)
-    log = read_log(OneJob(), logs, "job", "/g")
+    log = read_log(OneJob(), logs, "job")
     assert [e.message for e in log.events] == [f"line {i}" for i in range(7)]
     assert not log.truncated
     assert all(call["startFromHead"] for call in logs.calls)
@@ -99,7 +99,7 @@ def test_log_pages_from_the_head_until_the_end():
 
 def test_log_output_is_bounded():
     logs = PagedLogs(100)
-    log = read_log(OneJob(), logs, "job", "/g", limit=10)
+    log = read_log(OneJob(), logs, "job", limit=10)
     assert len(log.events) == 10 and log.truncated
     assert len(logs.calls) == 4  # pages of 3: stops as soon as the bound is reached
 
