@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
@@ -320,3 +321,151 @@ def test_local_down_leaves_no_task_process(local):
         and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     ]
     assert not os.path.exists(local["state"].server_file)
+
+
+PROBE = """
+import json, os, urllib.request
+import boto3
+out = {"env": {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "ECS_", "HOME"))}}
+out["arn"] = boto3.client("sts").get_caller_identity()["Arn"]
+s3 = boto3.client("s3")
+for name, bucket, key in json.loads(os.environ["TRIES"]):
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+        out[name] = "allowed"
+    except Exception as err:
+        out[name] = getattr(err, "response", {}).get("Error", {}).get("Code", str(err))
+meta = os.environ["ECS_CONTAINER_METADATA_URI_V4"]
+out["task"] = json.load(urllib.request.urlopen(meta + "/task"))
+print(json.dumps(out))
+"""
+
+
+def probe(
+    local, stack: str, tries: list[tuple[str, str, str]], definition: str | None = None, **extra
+) -> dict:
+    """Run PROBE as a task of ``stack`` (or of ``definition``) and read what it printed."""
+    client = batch(local)
+    outputs = local["stacks"][stack]
+    env = [{"name": "TRIES", "value": json.dumps(tries)}]
+    job_id = client.submit_job(
+        jobName="probe",
+        jobQueue=outputs["jobQueueArn"],
+        jobDefinition=definition or outputs["jobDefinitionArn"],
+        containerOverrides={"command": [sys.executable, "-c", PROBE], "environment": env, **extra},
+    )["jobId"]
+    job = wait_for(client, job_id)
+    assert job["status"] == "SUCCEEDED", job
+    log = run("logs", job_id, "--json")
+    assert log.exit_code == 0, log.output
+    return {"job": job, **json.loads(json.loads(log.stdout)["events"][-1]["message"])}
+
+
+def test_a_task_runs_as_its_job_role_and_iam_says_no_where_aws_would(local):
+    lab, prod = local["stacks"]["dev"]["data"], local["stacks"]["prod"]["data"]
+    seen = probe(
+        local,
+        "dev",
+        [
+            ("inside", lab["bucket"], lab["prefix"] + "probe/ok.txt"),
+            ("outside", lab["bucket"], "elsewhere/x.txt"),
+            ("other", prod["bucket"], prod["prefix"] + "x.txt"),
+        ],
+        resourceRequirements=[{"type": "MEMORY", "value": "512"}],
+    )
+    role = local["stacks"]["dev"]["jobRoleArn"].rsplit("/", 1)[1]
+    assert seen["arn"].startswith(f"arn:aws:sts::123456789012:assumed-role/{role}/")
+    assert (seen["inside"], seen["outside"], seen["other"]) == ("allowed", "AccessDenied", "AccessDenied")
+    env = seen["env"]
+    owner = local["state"].credentials()[0]
+    assert "AWS_ACCESS_KEY_ID" not in env and owner not in json.dumps(env)  # never the owner's keys
+    assert env["AWS_EXECUTION_ENV"] == "AWS_ECS_EC2" and env["HOME"]
+    assert env["AWS_CONTAINER_CREDENTIALS_FULL_URI"].startswith("http://127.0.0.1:")
+    task = seen["task"]
+    (container,) = task["Containers"]
+    assert task["LaunchType"] == "EC2" and task["Cluster"].startswith("arn:aws:ecs:")
+    assert container["Limits"] == {"CPU": 1024, "Memory": 512}
+    assert container["LogOptions"]["awslogs-group"] == local["stacks"]["dev"]["logGroupName"]
+    described = seen["job"]["container"]
+    assert (
+        described["memory"] == 512 and {"type": "MEMORY", "value": "512"} in described["resourceRequirements"]
+    )
+    assert described["jobRoleArn"] == local["stacks"]["dev"]["jobRoleArn"]
+    assert described["image"] and described["logConfiguration"]["logDriver"] == "awslogs"
+
+    # prod's data access is read: its role may not write, even under its own prefix.
+    seen = probe(local, "prod", [("write", prod["bucket"], prod["prefix"] + "x.txt")])
+    assert seen["write"] == "AccessDenied"
+
+
+def test_a_role_of_ones_own_allows_or_denies_and_a_missing_role_fails_at_once(local):
+    endpoint = local["info"].endpoint_url
+    access, secret = local["state"].credentials()
+    iam = boto3.client(
+        "iam",
+        region_name="us-east-1",
+        endpoint_url=endpoint,
+        aws_access_key_id=access,
+        aws_secret_access_key=secret,
+    )
+    trust = json.dumps(
+        {
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ]
+        }
+    )
+    bucket = local["stacks"]["prod"]["data"]["bucket"]
+    policies = {
+        "allows": {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"},
+        "denies": {"Effect": "Deny", "Action": "s3:*", "Resource": "*"},
+    }
+    client = batch(local)
+    definitions = {}
+    for name, statement in policies.items():
+        role = iam.create_role(RoleName=f"probe-{name}", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        iam.put_role_policy(
+            RoleName=f"probe-{name}",
+            PolicyName="p",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+        )
+        definitions[name] = client.register_job_definition(
+            jobDefinitionName=f"probe-{name}",
+            type="container",
+            containerProperties={
+                "image": "busybox",
+                "jobRoleArn": role,
+                "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}],
+            },
+        )["jobDefinitionArn"]
+    tries = [("write", bucket, "anywhere/x.txt")]
+    assert probe(local, "prod", tries, definitions["allows"])["write"] == "allowed"
+    assert probe(local, "prod", tries, definitions["denies"])["write"] == "AccessDenied"
+
+    missing = client.register_job_definition(
+        jobDefinitionName="probe-missing",
+        type="container",
+        containerProperties={
+            "image": "busybox",
+            "jobRoleArn": "arn:aws:iam::123456789012:role/no-such-role",
+            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}],
+        },
+    )["jobDefinitionArn"]
+    outputs = local["stacks"]["prod"]
+    job = wait_for(
+        client,
+        client.submit_job(
+            jobName="norole",
+            jobQueue=outputs["jobQueueArn"],
+            jobDefinition=missing,
+            containerOverrides={"command": ["true"]},
+        )["jobId"],
+    )
+    assert job["status"] == "FAILED"
+    assert job["statusReason"].startswith(
+        "ECS was unable to assume the role 'arn:aws:iam::123456789012:role/no-such-role'"
+    )
