@@ -36,10 +36,12 @@ bench: $(STAMP)
 	PYTHONPATH=. $(BIN)/python scripts/bench_code.py
 
 # moto's own Batch test suite (from moto's sdist of the installed version, downloaded once) in its
-# server mode against the emulator: fails if a test stock moto's server passes fails here (a few
-# minutes; CI runs it after make test).
+# server mode against the emulator: fails if a test stock moto's server passes fails here; then
+# Metaflow (pinned, in .venv-metaflow) running examples/metaflow/ on the lab stack in the emulator
+# (a few minutes; CI runs it before make test).
 conformance: $(STAMP)
 	PYTHONPATH=. $(BIN)/python scripts/conformance.py --check --report conformance.json
+	PYTHONPATH=. $(BIN)/python scripts/metaflow_conformance.py --report conformance-metaflow.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache
