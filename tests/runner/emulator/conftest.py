@@ -63,9 +63,14 @@ def run(*args: str) -> Result:
 
 
 def batch(emulator: dict[str, Any], keys: tuple[str, str] | None = None) -> Any:
+    return client(emulator, "batch", keys)
+
+
+def client(emulator: dict[str, Any], service: str, keys: tuple[str, str] | None = None) -> Any:
+    """A client of the emulator signed with its owner's keys (or ``keys``)."""
     access, secret = keys or emulator["state"].credentials()
     return boto3.client(
-        "batch",
+        service,
         region_name="us-east-1",
         endpoint_url=emulator["info"].endpoint_url,
         aws_access_key_id=access,

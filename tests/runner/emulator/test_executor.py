@@ -10,7 +10,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
@@ -18,6 +17,7 @@ from click.testing import CliRunner
 from runner.cli import cli
 from runner.local.process import stop_server
 from tests.runner.emulator.conftest import SLOTS, batch, run, submit, wait_for
+from tests.runner.emulator.conftest import client as emulator_client
 
 pytestmark = pytest.mark.emulator
 
@@ -301,28 +301,6 @@ def test_why_names_an_oversized_job_a_disabled_queue_and_a_disabled_compute_envi
     assert wait_for(client, waiting)["status"] == "SUCCEEDED"
 
 
-def test_local_down_leaves_no_task_process(local):
-    """Last in the module: stops the module's emulator while tasks that ignore SIGTERM run."""
-    client = batch(local)
-    job = submit(local, "prod", ["sh", "-c", "trap '' TERM; sleep 300"], arrayProperties={"size": 2})
-    wait_for(client, f"{job}:0", ("RUNNING",), timeout=10)
-    pids = [
-        int(p.name)
-        for p in Path("/proc").iterdir()
-        if p.name.isdigit() and b"sleep\x00300" in (p / "cmdline").read_bytes()
-    ]
-    assert pids
-    stop_server(local["state"])
-    time.sleep(0.2)
-    assert not [
-        p
-        for p in pids
-        if Path(f"/proc/{p}").exists()
-        and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    ]
-    assert not os.path.exists(local["state"].server_file)
-
-
 PROBE = """
 import json, os, urllib.request
 import boto3
@@ -399,15 +377,7 @@ def test_a_task_runs_as_its_job_role_and_iam_says_no_where_aws_would(local):
 
 
 def test_a_role_of_ones_own_allows_or_denies_and_a_missing_role_fails_at_once(local):
-    endpoint = local["info"].endpoint_url
-    access, secret = local["state"].credentials()
-    iam = boto3.client(
-        "iam",
-        region_name="us-east-1",
-        endpoint_url=endpoint,
-        aws_access_key_id=access,
-        aws_secret_access_key=secret,
-    )
+    iam = emulator_client(local, "iam")
     trust = json.dumps(
         {
             "Statement": [
@@ -469,3 +439,25 @@ def test_a_role_of_ones_own_allows_or_denies_and_a_missing_role_fails_at_once(lo
     assert job["statusReason"].startswith(
         "ECS was unable to assume the role 'arn:aws:iam::123456789012:role/no-such-role'"
     )
+
+
+def test_local_down_leaves_no_task_process(local):
+    """Last in the module: stops the module's emulator while tasks that ignore SIGTERM run."""
+    client = batch(local)
+    job = submit(local, "prod", ["sh", "-c", "trap '' TERM; sleep 300"], arrayProperties={"size": 2})
+    wait_for(client, f"{job}:0", ("RUNNING",), timeout=10)
+    pids = [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and b"sleep\x00300" in (p / "cmdline").read_bytes()
+    ]
+    assert pids
+    stop_server(local["state"])
+    time.sleep(0.2)
+    assert not [
+        p
+        for p in pids
+        if Path(f"/proc/{p}").exists()
+        and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    ]
+    assert not os.path.exists(local["state"].server_file)

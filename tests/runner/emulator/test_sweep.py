@@ -11,14 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import cli
 from runner.local.process import ExecutorOptions
 from runner.runs import shards
-from tests.runner.emulator.conftest import PROJECT_DIR, batch, running_emulator
+from tests.runner.emulator.conftest import PROJECT_DIR, batch, client, running_emulator
 
 pytestmark = pytest.mark.emulator
 ROWS, PER_TASK = 3_050, 100  # 31 tasks
@@ -168,13 +167,7 @@ def test_rows_killed_in_every_way_are_never_done_and_a_retry_reruns_exactly_them
         f"MARK={mark}",
     )
     run_id, job_id = submitted["runId"], submitted["jobId"]
-    s3 = boto3.client(
-        "s3",
-        region_name="us-east-1",
-        endpoint_url=local["info"].endpoint_url,
-        aws_access_key_id=local["state"].credentials()[0],
-        aws_secret_access_key=local["state"].credentials()[1],
-    )
+    s3 = client(local, "s3")
     bucket, prefix = local["stacks"]["dev"]["data"]["bucket"], f"runs/{run_id}/out/4/"
     deadline = time.monotonic() + 60
     # Stop task 1 once row 4's upload has begun (its 1,500 files take seconds to upload).
@@ -248,13 +241,7 @@ def test_code_and_inputs_ship_with_the_sweep_and_a_retry_carries_the_fix(
 ):
     """The edit -> rerun loop: rows fail on v1 of the script; v2 reruns exactly them; the rows
     say which code made them, and unchanged code is not uploaded again."""
-    s3 = boto3.client(
-        "s3",
-        region_name="us-east-1",
-        endpoint_url=local["info"].endpoint_url,
-        aws_access_key_id=local["state"].credentials()[0],
-        aws_secret_access_key=local["state"].credentials()[1],
-    )
+    s3 = client(local, "s3")
     bucket = local["stacks"]["dev"]["data"]["bucket"]
     rows = []
     for i in range(8):
