@@ -246,8 +246,14 @@ def show_runs(console: Console, records: Sequence[RunRecord]) -> None:
         console.print("no runs yet: submit one with `runner submit --array N`")
         return
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    for column in ("run", "stack", "created", "tasks", "state", "result", "code", "lineage"):
-        table.add_column(column, overflow="fold")
+    for column in ("run", "stack", "created", "tasks", "state", "result", "code and lineage"):
+        # Run ids are read whole; the last column a fact a line (the code, retries, what changed).
+        table.add_column(
+            column,
+            overflow="fold",
+            no_wrap=column == "run",
+            max_width=9 if column == "tasks" else None,
+        )
     for record in records:
         summary = record.summary
         result = ""
@@ -261,6 +267,8 @@ def show_runs(console: Console, records: Sequence[RunRecord]) -> None:
                 result or (f"`runner submit --resume {record.run_id}`")
             )
         lineage = []
+        if record.code and not (record.changes or {}).get("code"):
+            lineage.append(f"code {short(record.code['digest'])}" + ("*" if record.code.get("dirty") else ""))
         if record.parent_run_id:
             lineage.append(f"retry of {record.parent_run_id}")
             lineage += describe_changes(record.changes)
@@ -270,12 +278,11 @@ def show_runs(console: Console, records: Sequence[RunRecord]) -> None:
         table.add_row(
             record.run_id,
             record.stack + (" (local)" if record.endpoint_url else ""),
-            record.created_at[:19].replace("T", " "),
+            record.created_at[:16].replace("T", " "),
             f"{record.tasks:,}{shards}",
             record.outcome,
             result,
-            short(record.code["digest"]) + ("*" if record.code.get("dirty") else "") if record.code else "",
-            "; ".join(lineage),
+            "\n".join(lineage),
             style=OUTCOME_STYLE.get(record.outcome, ""),
         )
     console.print(table)
