@@ -35,7 +35,7 @@ class RunNotFoundError(RunnerError):
 class RunRecordError(RunnerError):
     """A run record on disk cannot be read; the message names the file and what is wrong."""
 
-    def __init__(self, message: str, path: Path) -> None:
+    def __init__(self, message: str, path: Path | None) -> None:
         super().__init__(message)
         self.path = path
 

@@ -11,10 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
-from runner.aws.clients import AwsTarget
+from runner.aws.clients import AwsTarget, aws_errors
+from runner.aws.run_records import RunRecords
 from runner.aws.stack_outputs import (
     StackOutputs,
     find_project_dir,
@@ -26,7 +28,7 @@ from runner.errors import RunnerError
 from runner.local.process import running_server
 from runner.local.state import LocalState
 from runner.runs.service import RunService, StackTarget
-from runner.runs.store import RunStore, state_dir, utc_now
+from runner.runs.store import RunRecord, RunStore, state_dir, utc_now
 
 DEFAULT_LOCAL_STACK = "dev"
 NOT_RUNNING = "the local emulator is not running; start it with `runner local up`"
@@ -44,9 +46,14 @@ class CliContext:
     now: Callable[[], datetime] = utc_now
     _outputs: StackOutputs | None = None
 
+    _store: RunStore | None = None
+
     @property
     def store(self) -> RunStore:
-        return RunStore(self.root)
+        """Run records, shared through the data bucket of the stack a run went to."""
+        if self._store is None:
+            self._store = RunStore(self.root, SharedRecords(self))
+        return self._store
 
     @property
     def local_state(self) -> LocalState:
@@ -110,3 +117,49 @@ class CliContext:
 
 
 pass_context = click.make_pass_decorator(CliContext)
+
+
+@dataclass
+class SharedRecords:
+    """How the store reaches run records in a stack's data bucket, from the command's options."""
+
+    context: CliContext
+    _clients: dict[tuple[str, str | None], Any] = field(default_factory=dict)
+    _who: dict[str, str] | None = None
+
+    def _s3(self, region: str, endpoint_url: str | None) -> Any:
+        key = (region, endpoint_url)
+        if key not in self._clients:
+            self._clients[key] = self.context.target_for(region, endpoint_url).client("s3")
+        return self._clients[key]
+
+    def records_for(self, record: RunRecord) -> RunRecords | None:
+        data = record.stack_outputs.data
+        if data is None:
+            return None
+        return RunRecords(self._s3(record.outputs["region"], record.endpoint_url), data)
+
+    def home(self) -> RunRecords | None:
+        try:
+            home = self.context.home()
+        except RunnerError:
+            return None  # no stack to look in: the run is only looked for here
+        if home.outputs.data is None:
+            return None
+        return RunRecords(self._s3(home.outputs.region, home.target.endpoint_url), home.outputs.data)
+
+    def who(self, record: RunRecord) -> dict[str, str] | None:
+        if self._who is None:
+            target = self.context.target_for(record.outputs["region"], record.endpoint_url)
+            try:
+                with aws_errors():
+                    arn = str(target.client("sts").get_caller_identity()["Arn"])
+            except RunnerError:
+                return None
+            self._who = {"arn": arn, "user": short_user(arn)}
+        return self._who
+
+
+def short_user(arn: str) -> str:
+    """A caller identity's short name: an IAM user's name, an assumed role's session name."""
+    return arn.rsplit("/", 1)[-1] or arn

@@ -212,8 +212,8 @@ def cancel(context: CliContext, run_or_job_id: str, reason: str, yes: bool, as_j
         click.confirm(f"Cancel {what} and every task still running?", abort=True)
     result = cancel_jobs(ref.target.client("batch"), ref.job_ids, reason)
     if ref.whole_run and ref.record is not None and not result.nothing_to_do:
-        ref.record.cancelled_at = context.now().isoformat()
-        context.store.save(ref.record)
+        when = context.now().isoformat()
+        context.store.update(ref.record.run_id, lambda record: setattr(record, "cancelled_at", when))
     if as_json:
         terminal.print_json({"runId": ref.run_id, **result.to_json()})
     elif result.nothing_to_do:

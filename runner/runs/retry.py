@@ -257,9 +257,21 @@ def retry_run(
         record.code = launch.record(launch.upload(s3))
     elif parent.code is not None:
         record.code = {key: value for key, value in parent.code.items() if key != "uploaded"}
+    seen = list(parent.retry_run_ids)
+
+    def claim(current: RunRecord) -> None:
+        """Link the retry to its parent, unless someone retried the parent since it was read:
+        then this retry would run the same tasks again, so it stops here."""
+        added = [run for run in current.retry_run_ids if run not in seen]
+        if added:
+            raise RunnerError(
+                f"run {parent.run_id} was retried meanwhile (run {', '.join(added)}); nothing was "
+                f"submitted: see `runner summary {parent.run_id}` and retry again if tasks still failed"
+            )
+        current.retry_run_ids.append(run_id)
+
+    store.update(parent.run_id, claim)
     store.save(record)
-    parent.retry_run_ids.append(run_id)
-    store.save(parent)
     return submit_shards(batch, store, record, limiter or RateLimiter())
 
 

@@ -103,6 +103,19 @@ class JobRef:
         return self.outputs.job_memory_mib
 
 
+def keep_summary(current: RunRecord, summarized: RunRecord) -> None:
+    """Write a summary into the record as it is now, with the shards the summary found by name
+    (an interrupted submit's) if the record still lacks their ids."""
+    current.summary = summarized.summary
+    if len(current.shards) == len(summarized.shards):
+        current.shards = [
+            mine if mine.job_id else found
+            for mine, found in zip(current.shards, summarized.shards, strict=True)
+        ]
+        if summarized.state == "submitted" and not current.missing_shards:
+            current.state, current.error = "submitted", None
+
+
 @dataclass(frozen=True)
 class RunService:
     """Runs as the commands see them.
@@ -445,7 +458,7 @@ class RunService:
             summary = replace(summary, job_name=record.job_name)  # the run's name, not its first shard's
         if record is not None and (summary.complete or not cached or not cached.complete):
             record.summary = summary.to_json()
-            self.store.save(record)
+            self.store.update(record.run_id, lambda current: keep_summary(current, record))
             if summary.complete and summary.times is not None:
                 self.store.save_times(record.run_id, summary.basis, summary.times)
         return summary

@@ -11,15 +11,17 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 from runner.analysis.timeline import TaskTimes
 from runner.aws.job_logs import LogTail
+from runner.aws.run_records import RecordConflict, RunRecords
 from runner.aws.stack_outputs import StackOutputs, parse_outputs
-from runner.errors import RunNotFoundError, RunRecordError
+from runner.errors import RunnerError, RunNotFoundError, RunRecordError
 from runner.json_files import JsonFileError, read_gzip_json, read_json, type_name, write_gzip_json, write_json
 from runner.runs.shards import Shard
 
@@ -79,6 +81,12 @@ class RunRecord:
     code: dict[str, Any] | None = None
     # A retry's changes to what runs: {"code": [before, after], "command": [...], "env": {K: [...]}}.
     changes: dict[str, Any] | None = None
+    # Who submitted it (a retry: who retried): {"arn": the caller identity's ARN, "user": a short name}.
+    submitted_by: dict[str, str] | None = None
+
+    @property
+    def user(self) -> str:
+        return (self.submitted_by or {}).get("user") or "unknown"
 
     @property
     def job_ids(self) -> list[str]:
@@ -170,6 +178,7 @@ class RunRecord:
             "counts": self.summary["counts"] if self.summary else None,
             "code": self.code,
             "changes": self.changes,
+            "submittedBy": self.submitted_by,
         }
 
 
@@ -226,6 +235,7 @@ _OPTIONAL = (
     ("cancelled_at", str, "a timestamp"),
     ("code", dict, "an object"),
     ("changes", dict, "an object"),
+    ("submitted_by", dict, "an object"),
 )
 _FIELDS = frozenset(f.name for f in fields(RunRecord))
 
@@ -260,17 +270,83 @@ def record_from_json(data: Any, path: Path) -> RunRecord:
     return record
 
 
-class RunStore:
-    """Reads and writes run records atomically; an unreadable record never hides the others."""
+class Shared(Protocol):
+    """Where run records are shared: a stack's data bucket (``runner.aws.run_records``)."""
 
-    def __init__(self, root: Path) -> None:
+    def records_for(self, record: RunRecord) -> RunRecords | None:
+        """The records of the stack a run went to; None when it has no data bucket."""
+
+    def home(self) -> RunRecords | None:
+        """The records of the stack the command works on, for a run not known on this machine."""
+
+    def who(self, record: RunRecord) -> dict[str, str] | None:
+        """Who is submitting ``record``: {"arn", "user"} of the caller identity, or None."""
+
+
+MAX_UPDATE_TRIES = 5
+
+
+class RunStore:
+    """Run records: in the stack's data bucket when it has one (the source of truth, shared by
+    everyone with access), with a local copy as the cache; local only otherwise.
+
+    Every local write is atomic and an unreadable record never hides the others. A shared record
+    is created with If-None-Match and changed with If-Match on the ETag it was read at.
+    """
+
+    def __init__(self, root: Path, shared: Shared | None = None) -> None:
         self.root = root / "runs"
+        self.shared = shared
+        self._etags: dict[str, str] = {}  # the shared record's ETag, as last read or written
 
     def path(self, run_id: str) -> Path:
         return self.root / f"{run_id}.json"
 
     def save(self, record: RunRecord) -> None:
+        """Write the record here and, for a stack with a data bucket, there: a new one with
+        If-None-Match, one read from there with If-Match (RecordConflict when it changed since)."""
+        records = self.shared.records_for(record) if self.shared else None
+        if records is not None:
+            data = asdict(record)
+            etag = self._etags.get(record.run_id)
+            if etag is None:
+                if record.submitted_by is None and self.shared is not None:
+                    record.submitted_by = self.shared.who(record)
+                    data = asdict(record)
+                etag = records.create(record.run_id, data, record.user)
+            else:
+                etag = records.replace(record.run_id, data, etag)
+            self._etags[record.run_id] = etag
         write_json(self.path(record.run_id), asdict(record))
+
+    def update(self, run_id: str, change: Callable[[RunRecord], None]) -> RunRecord:
+        """Read the record afresh, change it, write it back; when someone else wrote it in
+        between, read it again and apply the change again. ``change`` may raise to stop."""
+        for _ in range(MAX_UPDATE_TRIES):
+            record = self.load(run_id)
+            change(record)
+            try:
+                self.save(record)
+            except RecordConflict:
+                continue
+            return record
+        raise RunnerError(f"run {run_id}'s record keeps changing under this command; run it again")
+
+    def _shared_copy(self, run_id: str, local: RunRecord | None) -> RunRecord | None:
+        """The shared record (cached here, its ETag kept), or None when there is none to read."""
+        if self.shared is None:
+            return None
+        records = self.shared.records_for(local) if local is not None else self.shared.home()
+        if records is None:
+            return None
+        found = records.read(run_id)
+        if found is None:
+            return None
+        data, etag = found
+        record = record_from_json(data, Path(records.uri(run_id)))
+        self._etags[run_id] = etag
+        write_json(self.path(run_id), asdict(record))
+        return record
 
     def read(self, path: Path) -> RunRecord:
         fix = "remove it (`runner runs --prune` removes unreadable records)"
@@ -280,10 +356,22 @@ class RunStore:
             raise RunRecordError(f"run record {err}", path) from None
 
     def load(self, run_id: str) -> RunRecord:
+        """The run's record: the shared one when its stack has a data bucket (and the local copy
+        refreshed), else the local one."""
         try:
-            return self.read(self.path(run_id))
+            local: RunRecord | None = self.read(self.path(run_id))
         except FileNotFoundError:
-            raise RunNotFoundError(f"no run {run_id}; list runs with `runner runs`") from None
+            local = None
+        shared = self._shared_copy(run_id, local)
+        if shared is not None:
+            return shared
+        if local is None:
+            raise RunNotFoundError(
+                f"no run {run_id} here or in the stack's run records; list runs with `runner runs`"
+            )
+        if self.shared is not None and self.shared.records_for(local) is not None:
+            self._etags.pop(run_id, None)  # not shared yet: the next save uploads it
+        return local
 
     def scan(self) -> tuple[list[RunRecord], list[RunRecordError]]:
         """Every readable record, newest first, and one error for each unreadable file."""
@@ -305,8 +393,11 @@ class RunStore:
 
     def find(self, run_or_job_id: str) -> RunRecord | None:
         """The record for a run id, or for an AWS job id (or array child ``<jobId>:<i>``)."""
-        if is_run_id(run_or_job_id) and self.path(run_or_job_id).is_file():
-            return self.load(run_or_job_id)
+        if is_run_id(run_or_job_id):
+            try:
+                return self.load(run_or_job_id)
+            except RunNotFoundError:
+                return None
         job_id = run_or_job_id.split(":")[0]
         for record in self.all():
             if job_id in record.job_ids:

@@ -29,6 +29,11 @@ def data_stack(stack: StackOutputs, tmp_path: Path) -> Runner:
     return Runner(path)
 
 
+# A one-shard run's record in the data bucket: created (and its index marker), after its shard,
+# when submitted.
+RECORD_WRITES = 4
+
+
 def keys(prefix: str = "") -> list[str]:
     listed = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=BUCKET, Prefix=prefix)
     return [item["Key"] for item in listed.get("Contents", [])]
@@ -51,7 +56,10 @@ def test_a_table_is_uploaded_in_pieces_and_submitted_as_tasks_of_rows(
     pieces = keys(f"runs/{run}/tasks/")
     assert pieces == [f"runs/{run}/tasks/piece-{n:05d}.jsonl" for n in range(3)]  # 999 rows a piece
     # The pieces, and the launcher's package (the first time only: it is named by its digest).
-    assert api_calls["PutObject"] == 3 + 1 and api_calls["HeadObject"] == 1 and api_calls["SubmitJob"] == 1
+    # The pieces, the launcher's package (the first time only: it is named by its digest), and the
+    # run's record: created with its index marker, then written after its shard and when submitted.
+    assert api_calls["PutObject"] == 3 + 1 + RECORD_WRITES and api_calls["HeadObject"] == 1
+    assert api_calls["SubmitJob"] == 1
     body = boto3.client("s3", region_name=REGION).get_object(Bucket=BUCKET, Key=pieces[1])["Body"].read()
     lines = body.decode().splitlines()
     assert len(lines) == 999 and json.loads(lines[0]) == {"sample": "s999", "depth": str(999 % 7)}
@@ -72,7 +80,8 @@ def test_a_table_is_uploaded_in_pieces_and_submitted_as_tasks_of_rows(
     assert record["runId"] == run and record["code"] is None
     api_calls.clear()
     data_stack.json("submit", "--tasks", str(table(tmp_path, 10)), "--command", "echo $sample")
-    assert api_calls["PutObject"] == 1 and api_calls["HeadObject"] == 1  # the table; the package is there
+    # The table and the record; the package is there already.
+    assert api_calls["PutObject"] == 1 + RECORD_WRITES and api_calls["HeadObject"] == 1
 
 
 @pytest.mark.parametrize(
@@ -150,7 +159,8 @@ def test_results_list_records_a_thousand_a_call_and_read_only_the_rows_shown(
     api_calls.clear()
     found = data_stack.json("results", run)  # --json: every row's entry, by name
     assert api_calls["ListObjectsV2"] == 2  # 1,050 records, 1,000 a call
-    assert api_calls["GetObject"] == 42 + 2  # each failed row's record, each piece once for the keys
+    # Each failed row's record, each piece once for the keys, and the run's own record.
+    assert api_calls["GetObject"] == 42 + 2 + 1
     counts = found["counts"]
     assert (counts["failed"]["rows"], counts["not-run"]["rows"]) == (42, 50)
     assert counts["succeeded"]["rows"] + counts["no-outputs"]["rows"] == 1_008
@@ -172,7 +182,7 @@ def test_results_list_records_a_thousand_a_call_and_read_only_the_rows_shown(
     shown = data_stack("results", run)
     assert shown.exit_code == 3
     # The 50 shown: 42 failed rows (a record read each), 8 without a record (named from one piece).
-    assert api_calls["ListObjectsV2"] == 2 and api_calls["GetObject"] == 42 + 1
+    assert api_calls["ListObjectsV2"] == 2 and api_calls["GetObject"] == 42 + 1 + 1
     assert "   7   s7       failed" in shown.output and "... and 42 more" in shown.output
     listed = data_stack("results", run, "--state", "not-run")
     assert listed.output.splitlines()[:2] == ["1050\ts1050", "1051\ts1051"] and listed.exit_code == 3
