@@ -112,6 +112,15 @@ class CliContext:
         """Whether the options name a stack (for a retry: run it there, not where the run went)."""
         return bool(self.stack_option or self.outputs_file)
 
+    def shared_records(self) -> RunRecords | None:
+        """The run records of the stack the options name, when it has a data bucket."""
+        return SharedRecords(self).home()
+
+    def identity(self) -> dict[str, str] | None:
+        """Who is calling: {"arn", "user"} of the caller identity where the stack is."""
+        home = self.home()
+        return SharedRecords(self).caller(home.outputs.region, home.target.endpoint_url)
+
     def service(self) -> RunService:
         return RunService(self.store, self.target_for, self.emulator_endpoint, self.home)
 
@@ -149,8 +158,11 @@ class SharedRecords:
         return RunRecords(self._s3(home.outputs.region, home.target.endpoint_url), home.outputs.data)
 
     def who(self, record: RunRecord) -> dict[str, str] | None:
+        return self.caller(record.outputs["region"], record.endpoint_url)
+
+    def caller(self, region: str, endpoint_url: str | None) -> dict[str, str] | None:
         if self._who is None:
-            target = self.context.target_for(record.outputs["region"], record.endpoint_url)
+            target = self.context.target_for(region, endpoint_url)
             try:
                 with aws_errors():
                     arn = str(target.client("sts").get_caller_identity()["Arn"])

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
+from pathlib import Path
 
 import click
 
-from runner.aws.stack_outputs import find_project_dir
+from runner.aws.stack_outputs import find_project_dir, outputs_from_file
 from runner.cli.context import NOT_RUNNING, CliContext, pass_context
 from runner.cli.options import json_option
 from runner.errors import RunnerError
-from runner.local.process import ExecutorOptions, running_server, start_server, stop_server
+from runner.local.process import ExecutorOptions, join_server, running_server, start_server, stop_server
+from runner.local.state import JOINED
 from runner.show import terminal
 
 EXIT_NOT_RUNNING = 3
@@ -108,6 +111,48 @@ def up(
 
 
 @local.command()
+@click.argument("endpoint_url", metavar="URL")
+@click.option(
+    "--outputs",
+    "outputs_files",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A stack's outputs as its owner saved them (`runner --local outputs --json > dev.json`); "
+    "the file name is the stack (repeatable).",
+)
+@json_option
+@pass_context
+def join(context: CliContext, endpoint_url: str, outputs_files: tuple[Path, ...], as_json: bool) -> None:
+    """Use the emulator another user of this machine runs, as a teammate uses a shared stack.
+
+    Sign with the keys its owner made for you (an IAM user of the emulator:
+    `aws iam create-user` and `aws iam create-access-key` with the owner's `runner local env`),
+    given as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Then `runner --local ...` works on the
+    team's runs there; `runner local down` leaves the emulator (its owner stops it).
+
+    \b
+    Example:
+        runner local join http://127.0.0.1:41234 --outputs dev.json
+    """
+    keys = (os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY"))
+    if not keys[0] or not keys[1]:
+        raise RunnerError(
+            "local join signs with the keys the emulator's owner made for you; set AWS_ACCESS_KEY_ID "
+            "and AWS_SECRET_ACCESS_KEY to them"
+        )
+    stacks = {path.stem: outputs_from_file(path, path.stem) for path in outputs_files}
+    state = context.local_state
+    with state.lock():
+        info = join_server(state, endpoint_url.rstrip("/"), (keys[0], keys[1]), stacks)
+    if as_json:
+        terminal.print_json({"endpointUrl": info.endpoint_url, "stacks": sorted(stacks)})
+    else:
+        click.echo(f"Joined the emulator at {info.endpoint_url}: stacks {', '.join(sorted(stacks))}.")
+        click.echo(f"Next: runner --local --stack {sorted(stacks)[0]} runs")
+
+
+@local.command()
 @json_option
 @pass_context
 def down(context: CliContext, as_json: bool) -> None:
@@ -119,6 +164,8 @@ def down(context: CliContext, as_json: bool) -> None:
         terminal.print_json({"stopped": info is not None, "pid": info.pid if info else None})
     elif info is None:
         click.echo("The emulator is not running.")
+    elif info.pid == JOINED:
+        click.echo(f"Left the emulator at {info.endpoint_url} (its owner stops it).")
     else:
         click.echo(f"Stopped the emulator (pid {info.pid}).")
 

@@ -18,6 +18,7 @@ from runner.cli.options import interval_option, json_option, price_option, targe
 from runner.errors import InvalidInputError, RunnerError
 from runner.runs.cancel import cancel_jobs
 from runner.runs.store import prune_runs
+from runner.runs.team import GROUPINGS, since_run_id, team_runs, totals
 from runner.show import terminal
 
 
@@ -227,11 +228,20 @@ def cancel(context: CliContext, run_or_job_id: str, reason: str, yes: bool, as_j
 
 @click.command()
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Runs to list.")
+@click.option("--mine", is_flag=True, help="Only the runs you submitted (your caller identity).")
+@click.option("--user", "user_name", metavar="NAME", help="Only the runs NAME submitted.")
+@click.option("--since", metavar="PERIOD", help="Only runs since then: 7d, 12h or a date (2026-11-25).")
+@click.option(
+    "--by",
+    "grouping",
+    type=click.Choice(GROUPINGS),
+    help="Totals over the period instead of runs: vCPU-hours and estimated cost by user or by day.",
+)
 @click.option(
     "--prune",
     is_flag=True,
     help="Forget finished runs older than --older-than days, runs on an emulator that is "
-    "gone, and unreadable records.",
+    "gone, and unreadable records (local copies only).",
 )
 @click.option(
     "--older-than",
@@ -242,12 +252,30 @@ def cancel(context: CliContext, run_or_job_id: str, reason: str, yes: bool, as_j
     metavar="DAYS",
     help="With --prune: the age in days of finished runs to forget.",
 )
+@target_options
 @json_option
 @pass_context
-def runs(context: CliContext, limit: int, prune: bool, older_than_days: int, as_json: bool) -> None:
-    """Recent runs from the local run records, newest first.
+def runs(
+    context: CliContext,
+    limit: int,
+    mine: bool,
+    user_name: str | None,
+    since: str | None,
+    grouping: str | None,
+    prune: bool,
+    older_than_days: int,
+    as_json: bool,
+) -> None:
+    """The team's runs on the stack, newest first: who, when, tasks, state, vCPU-hours, cost.
 
-    A record that cannot be read is skipped with a warning naming its file.
+    For a stack with a data bucket the runs are the records there, shared by everyone with access
+    to it; otherwise (and for runs not shared yet) the records on this machine. --by user (or day)
+    adds up vCPU-hours and estimated cost over the period: who spent what on the lab this week.
+
+    \b
+    Example:
+        runner runs --mine
+        runner runs --by user --since 7d
     """
     if prune:
         pruned = prune_runs(context.store, context.now(), older_than_days, context.emulator_endpoint())
@@ -256,9 +284,36 @@ def runs(context: CliContext, limit: int, prune: bool, older_than_days: int, as_
         else:
             terminal.show_pruned(terminal.make_console(), pruned)
         return
-    records, unreadable = context.store.scan()
+    if mine and user_name:
+        raise InvalidInputError("--mine and --user both name whose runs; pass one")
+    window = since_run_id(since, context.now()) if since else ""
+    shared = context.shared_records()
+    if shared is None and (mine or user_name or grouping):
+        raise InvalidInputError(
+            "--mine, --user and --by read the team's run records, kept in the stack's data bucket; "
+            "name a stack that has one (--stack, or --local)"
+        )
+    who = (context.identity() or {}).get("user") if mine else user_name
+    local, unreadable = context.store.scan()
     for problem in unreadable:
         click.echo(f"Warning: {problem}", err=True)
+    if shared is not None:
+        team = team_runs(shared, limit=None if grouping else limit, user=who, since=window)
+        for problem in team.problems:
+            click.echo(f"Warning: {problem}", err=True)
+        if grouping:
+            found = totals(team.records, grouping)  # type: ignore[arg-type]
+            if as_json:
+                terminal.print_json([total.to_json() for total in found])
+            else:
+                terminal.show_totals(terminal.make_console(), found, grouping, since)
+            return
+        known = {record.run_id for record in team.records}
+        stack = context.outputs().stack
+        unshared = [r for r in local if r.stack == stack and r.run_id not in known and r.run_id >= window]
+        records = sorted([*team.records, *([] if who else unshared)], key=lambda r: r.run_id, reverse=True)
+    else:
+        records = [r for r in local if r.run_id >= window]
     if as_json:
         terminal.print_json([record.to_json() for record in records[:limit]])
     else:

@@ -49,14 +49,22 @@ def batch_operation(environ: dict[str, Any], credential: re.Match[str] | None) -
 
 
 def gate(
-    app: App, access_key: Callable[[], str | None], task_keys: Callable[[str], bool] = lambda _: False
+    app: App, access_key: Callable[[], str | None], other_keys: Callable[[str], bool] = lambda _: False
 ) -> App:
-    """Wrap moto's WSGI app: Batch requests must be signed with the emulator's own access key, or
-    with a task's role keys (which IAM then holds to the role's policies; SubmitJob stays the
-    owner's)."""
+    """Wrap moto's WSGI app: Batch requests must be signed with the emulator's own access key, with
+    the keys of an IAM user its owner made, or with a task's role keys (which IAM then holds to the
+    role's policies); IAM requests (who may sign) with the owner's only."""
 
     def guarded(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         credential = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        expected = access_key()
+        if credential and credential["service"] == "iam" and expected and credential["key"] != expected:
+            return error(
+                start_response,
+                "403 Forbidden",
+                "AccessDenied",
+                "only the emulator's owner may change its IAM (sign with the keys `runner local env` prints)",
+            )
         operation = batch_operation(environ, credential)
         if operation is None:
             return app(environ, start_response)
@@ -67,8 +75,7 @@ def gate(
                 "MissingAuthenticationTokenException",
                 "Missing Authentication Token",
             )
-        expected = access_key()
-        if expected is not None and credential["key"] != expected and not task_keys(credential["key"]):
+        if expected is not None and credential["key"] != expected and not other_keys(credential["key"]):
             return error(
                 start_response,
                 "403 Forbidden",

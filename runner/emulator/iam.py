@@ -58,3 +58,32 @@ def enforce_for(issued: Collection[str]) -> Callable[[], None]:
         ActionAuthenticatorMixin._authenticate_and_authorize_action = original  # type: ignore[method-assign]
 
     return undo
+
+
+def _iam() -> Any:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iam.models import iam_backends
+
+    return iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
+
+
+def register_owner(keys: tuple[str, str], name: str, region: str) -> None:
+    """The emulator's owner as an IAM user of its account, signing with the emulator's own keys, so
+    a caller identity names them (``arn:aws:iam::123456789012:user/<name>``) as AWS would."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iam.models import AccessKey
+
+    backend = _iam()
+    if name not in backend.users:
+        backend.create_user(region_name=region, user_name=name)
+    key = AccessKey(user_name=name, prefix="LKIA", account_id=DEFAULT_ACCOUNT_ID)
+    key.access_key_id, key.secret_access_key = keys
+    backend.users[name].access_keys.append(key)
+
+
+def user_secret(access_key_id: str) -> str | None:
+    """The secret of an IAM user's access key in the emulator (the owner made the user), or None."""
+    user = _iam().get_user_from_access_key_id(access_key_id)
+    if user is None:
+        return None
+    return next((k.secret_access_key for k in user.access_keys if k.access_key_id == access_key_id), None)

@@ -7,6 +7,7 @@ Everything but Batch job execution is moto's own.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import signal
@@ -23,7 +24,7 @@ from werkzeug.serving import run_simple
 from runner.emulator.backend import LocalBatchBackend
 from runner.emulator.executor import Executor, ExecutorSettings
 from runner.emulator.gate import gate
-from runner.emulator.iam import enforce_for
+from runner.emulator.iam import access_key_of, enforce_for, register_owner, user_secret
 from runner.emulator.signing import signed_by
 from runner.emulator.task_identity import TaskIdentity
 
@@ -48,13 +49,15 @@ class InvalidSignature(JsonRESTError):
 
 def _submit_job(self: BatchResponse) -> str:
     """moto's SubmitJob, plus the submitted retryStrategy and overrides, once its signature is
-    checked: the emulator runs the command, so only a request signed with its own secret may."""
+    checked: the emulator runs the command, so only a request signed with its own secret (or by an
+    IAM user its owner made, with that user's secret) may."""
     credentials = LocalBatchBackend.executor.settings.credentials if LocalBatchBackend.executor else None
     body = self.raw_body if isinstance(self.raw_body, bytes) else str(self.raw_body or "").encode()
-    if credentials is not None and not signed_by(
-        self.method, self.uri, dict(self.headers), body, *credentials
-    ):
-        raise InvalidSignature()
+    if credentials is not None:
+        key = access_key_of(self.headers) or ""
+        secret = credentials[1] if key == credentials[0] else user_secret(key)
+        if secret is None or not signed_by(self.method, self.uri, dict(self.headers), body, key, secret):
+            raise InvalidSignature()
     name, job_id, arn = self.batch_backend.submit_job(
         self._get_param("jobName"),
         self._get_param("jobDefinition"),
@@ -84,10 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     credentials = None
+    region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
     if args.credentials:
         keys = json.loads(args.credentials.read_text())
         credentials = (keys["accessKeyId"], keys["secretAccessKey"])
-    region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+        register_owner(credentials, getpass.getuser(), region)
     # Each task's job role keys and metadata, served on loopback; what they sign is held to IAM.
     identity = TaskIdentity(region)
     identity.start()
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     run_simple(
         LOOPBACK,
         args.port,
-        gate(app, lambda: access_key, identity.issued.__contains__),
+        gate(app, lambda: access_key, lambda key: key in identity.issued or user_secret(key) is not None),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

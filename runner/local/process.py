@@ -15,10 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlparse
 
-from runner.aws.clients import AwsTarget, aws_errors
+from runner.aws.clients import AwsTarget, aws_errors, is_loopback
+from runner.aws.stack_outputs import StackOutputs
 from runner.errors import RunnerError
-from runner.local.state import LocalState, ServerInfo
+from runner.local.state import JOINED, LocalState, ServerInfo
 
 LOOPBACK = "127.0.0.1"
 # Jobs complete at once, without Docker.
@@ -123,6 +125,8 @@ def running_server(state: LocalState) -> ServerInfo | None:
     info = state.server()
     if info is None:
         return None
+    if info.pid == JOINED:  # another user's emulator on this machine: alive while it answers
+        return info if responds(info.endpoint_url) else None
     if is_alive(info.pid) and is_emulator(info.pid):
         return info
     state.clear_server()
@@ -246,6 +250,30 @@ def stop_server(state: LocalState, *, sleep: Callable[[float], None] = time.slee
     info = running_server(state)
     if info is None:
         return None
-    _terminate(info.pid, sleep=sleep)
+    if info.pid != JOINED:  # a joined emulator is its owner's to stop: this only leaves it
+        _terminate(info.pid, sleep=sleep)
     state.clear_server()
+    return info
+
+
+def join_server(
+    state: LocalState, endpoint_url: str, keys: tuple[str, str], stacks: dict[str, StackOutputs]
+) -> ServerInfo:
+    """Use the emulator another user of this machine runs, with the keys its owner made for you
+    (an IAM user of the emulator) and the outputs of the stacks deployed in it."""
+    if not is_loopback(endpoint_url) or not responds(endpoint_url):
+        raise RunnerError(f"no emulator answers at {endpoint_url}; ask its owner for `runner local status`")
+    if running_server(state) is not None:
+        raise RunnerError("an emulator is already in use from this state folder; `runner local down` first")
+    state.save_keys(keys)
+    info = ServerInfo(
+        JOINED,
+        int(urlparse(endpoint_url).port or 0),
+        endpoint_url,
+        "",
+        datetime.now(timezone.utc).isoformat(),
+    )
+    state.save_server(info)
+    for stack, outputs in stacks.items():
+        state.save_stack_outputs(stack, outputs)
     return info

@@ -26,6 +26,10 @@ from runner.json_files import JsonFileError, read_json, write_json
 LOCK_TIMEOUT = 180.0
 
 
+# The pid recorded for an emulator another user of this machine runs (``runner local join``).
+JOINED = 0
+
+
 @dataclass(frozen=True)
 class ServerInfo:
     pid: int
@@ -134,6 +138,19 @@ class LocalState:
             return read_json(path, fix)
         except JsonFileError as err:
             raise LocalStateError(str(err)) from None
+
+    def save_keys(self, keys: tuple[str, str]) -> None:
+        """The keys this state signs with (``runner local join``: those the emulator's owner made
+        for you), readable by you only."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.credentials_file.unlink(missing_ok=True)
+        descriptor = os.open(self.credentials_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            json.dump({"accessKeyId": keys[0], "secretAccessKey": keys[1]}, out)
+
+    def save_stack_outputs(self, stack: str, outputs: StackOutputs) -> None:
+        """A stack deployed in a joined emulator: its outputs only (its owner deployed it)."""
+        write_json(self.stack_file(stack), outputs.to_json())
 
     def save_server(self, info: ServerInfo) -> None:
         write_json(self.server_file, asdict(info))

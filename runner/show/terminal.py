@@ -246,7 +246,7 @@ def show_runs(console: Console, records: Sequence[RunRecord]) -> None:
         console.print("no runs yet: submit one with `runner submit --array N`")
         return
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    for column in ("run", "stack", "created", "tasks", "state", "result", "code and lineage"):
+    for column in ("run", "who", "stack", "created", "tasks", "state", "result", "code and lineage"):
         # Run ids are read whole; the last column a fact a line (the code, retries, what changed).
         table.add_column(
             column,
@@ -277,6 +277,7 @@ def show_runs(console: Console, records: Sequence[RunRecord]) -> None:
         shards = f" in {len(record.shards)} shards" if len(record.shards) > 1 else ""
         table.add_row(
             record.run_id,
+            record.user if record.submitted_by else "",
             record.stack + (" (local)" if record.endpoint_url else ""),
             record.created_at[:16].replace("T", " "),
             f"{record.tasks:,}{shards}",
@@ -286,6 +287,48 @@ def show_runs(console: Console, records: Sequence[RunRecord]) -> None:
             style=OUTCOME_STYLE.get(record.outcome, ""),
         )
     console.print(table)
+
+
+def show_totals(console: Console, found: Sequence[Any], by: str, since: str | None) -> None:
+    """``runs --by user|day``: what each spent over the period, largest first."""
+    period = f"since {since}" if since else "over every run"
+    if not found:
+        console.print(f"no runs {period}")
+        return
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        title=f"vCPU-hours and estimated cost by {by}, {period}",
+        title_justify="left",
+    )
+    for column, justify in (
+        (by, "left"),
+        ("runs", "right"),
+        ("vCPU-hours", "right"),
+        ("est. cost", "right"),
+        ("not summarized", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for total in found:
+        table.add_row(
+            total.key,
+            f"{total.runs:,}",
+            f"{total.vcpu_hours:,.3f}",
+            f"${total.cost_usd:,.2f}",
+            f"{total.unsummarized:,}" if total.unsummarized else "",
+        )
+    runs_total = sum(t.runs for t in found)
+    table.add_row(
+        "all",
+        f"{runs_total:,}",
+        f"{sum(t.vcpu_hours for t in found):,.3f}",
+        f"${sum(t.cost_usd for t in found):,.2f}",
+        "",
+        style="bold",
+    )
+    console.print(table)
+    if any(t.unsummarized for t in found):
+        console.print("runs not summarized yet count no hours: `runner summary RUN` summarizes one")
 
 
 def show_pruned(console: Console, pruned: Sequence[Pruned]) -> None:
