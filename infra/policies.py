@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from infra.choices import RUN_INDEX_FOLDER, RUN_RECORD_NAME
 from infra.settings import DataSettings
 
 PolicyDocument = dict[str, Any]
@@ -74,6 +75,19 @@ def data_access_policy(data: DataSettings, partition: str = "aws") -> PolicyDocu
             "Resource": f"{bucket_arn}/{data.prefix}*",
         },
     ]
+    if data.access == "read-write":
+        # Run records and the index of runs are written with the users' own credentials only.
+        statements.append(
+            {
+                "Sid": "RunRecordsAreTheUsers",
+                "Effect": "Deny",
+                "Action": _WRITE_ACTIONS,
+                "Resource": [
+                    f"{bucket_arn}/{data.prefix}*/{RUN_RECORD_NAME}",
+                    f"{bucket_arn}/{data.prefix}{RUN_INDEX_FOLDER}*",
+                ],
+            }
+        )
     for number, location in enumerate(data.inputs, start=1):
         statements += input_statements(location, number, partition)
     return {"Version": "2012-10-17", "Statement": statements}

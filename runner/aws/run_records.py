@@ -23,13 +23,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from infra.choices import RUN_INDEX_FOLDER, RUN_RECORD_NAME
 from runner.aws.clients import aws_errors
 from runner.aws.stack_outputs import DataLocation
 from runner.errors import RunnerError, RunRecordError
 
 RECORD_VERSION = 1
-RECORD_NAME = "run.json"
-INDEX_FOLDER = "index/"
+RECORD_NAME = RUN_RECORD_NAME
+INDEX_FOLDER = RUN_INDEX_FOLDER
 _USER_SAFE = re.compile(r"[^A-Za-z0-9._@+=-]+")
 _MARKER = re.compile(r"^(?P<run>\d{8}-\d{6}-[0-9a-f]{4})~(?P<user>.+)$")
 _CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})

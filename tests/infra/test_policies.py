@@ -41,7 +41,13 @@ def test_read_write_adds_object_writes_only():
         DataSettings(bucket="lab-data", prefix="runs/", access="read-write"), partition="aws-cn"
     )
     assert document is not None
-    _, objects = document["Statement"]
+    _, objects, records = document["Statement"]
+    assert records == {
+        "Sid": "RunRecordsAreTheUsers",
+        "Effect": "Deny",
+        "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"],
+        "Resource": ["arn:aws-cn:s3:::lab-data/runs/*/run.json", "arn:aws-cn:s3:::lab-data/runs/index/*"],
+    }
     assert set(objects["Action"]) == {
         "s3:GetObject",
         "s3:GetObjectVersion",
@@ -56,7 +62,7 @@ def test_no_statement_grants_wildcard_actions_or_whole_account():
     document = policies.data_access_policy(DataSettings(bucket="lab-data", access="read-write"))
     text = json.dumps(document)
     assert '"s3:*"' not in text and '"*"' not in text
-    listing, objects = document["Statement"]
+    listing, objects, _ = document["Statement"]
     assert "Condition" not in listing  # no prefix configured: the whole (single) bucket
     assert objects["Resource"] == "arn:aws:s3:::lab-data/*"
 

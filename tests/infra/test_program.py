@@ -126,10 +126,17 @@ def test_job_role_policy_is_scoped_to_the_data_bucket(dev: Deployment, prod: Dep
     ):
         (policy,) = deployment.mocks.of_type("aws:iam/rolePolicy:RolePolicy")
         document = json.loads(policy.inputs["policy"])
-        resources = {s["Resource"] for s in document["Statement"]}
-        assert resources == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/runs/*"}
+        allowed = {s["Resource"] for s in document["Statement"] if s["Effect"] == "Allow"}
+        assert allowed == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/runs/*"}
         actions = set(document["Statement"][1]["Action"])
         assert ("s3:PutObject" in actions) is writes
+        denied = [s["Resource"] for s in document["Statement"] if s["Effect"] == "Deny"]
+        # Run records are the users' to write: a writing role is denied them.
+        assert denied == (
+            [[f"arn:aws:s3:::{bucket}/runs/*/run.json", f"arn:aws:s3:::{bucket}/runs/index/*"]]
+            if writes
+            else []
+        )
         job_role = role_trusted_by(deployment, "ecs-tasks.amazonaws.com")
         assert policy.inputs["role"] == job_role.name or policy.inputs["role"] == job_role.state["name"]
 
