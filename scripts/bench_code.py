@@ -151,12 +151,80 @@ def edit_to_submitted() -> None:
     print(f"| unchanged (packed, 1 HeadObject, nothing uploaded) | {unchanged:.2f} |")
 
 
+def team_runs_listing() -> None:
+    """`runner runs` and `runs --by user --since 7d` over 10,000 team runs in moto's S3."""
+    import json as json_module
+
+    import boto3
+    from moto import mock_aws
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    from runner.aws.run_records import RunRecords
+    from runner.aws.stack_outputs import DataLocation
+    from runner.runs.team import team_runs, totals
+
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1"
+    )
+    runs = 10_000
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="lab-data")
+        backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        outputs = {
+            "region": "us-east-1",
+            "data": {"bucket": "lab-data", "prefix": "runs/", "access": "read-write"},
+        }
+        for number in range(runs):
+            run_id = (
+                f"202611{25 + number // 2000:02d}-{number % 2000 // 60:02d}{number % 60:02d}00-{number:04x}"
+            )
+            user = ("alice", "bob", "carol", "dan")[number % 4]
+            backend.put_object("lab-data", f"runs/index/{run_id}~{user}", b"")
+            record = {
+                "run_id": run_id,
+                "stack": "dev",
+                "created_at": "2026-11-25T00:00:00+00:00",
+                "job_name": "j",
+                "request": {},
+                "outputs": outputs,
+                "submitted_by": {"arn": f"arn:aws:iam::123456789012:user/{user}", "user": user},
+                "summary": {"vcpuHours": 0.5, "cost": {"estimatedUsd": 0.01}, "counts": {}},
+                "version": 1,
+            }
+            backend.put_object("lab-data", f"runs/{run_id}/run.json", json_module.dumps(record).encode())
+        records = RunRecords(s3, DataLocation("lab-data", "runs/", "read-write"))
+        calls: Counter[str] = Counter()
+        s3.meta.events.register("before-parameter-build.*.*", lambda model, **_: calls.update([model.name]))
+        started = time.process_time()
+        newest = team_runs(records, limit=20)
+        listing_cpu = time.process_time() - started
+        listing_calls = dict(calls)
+        calls.clear()
+        wall = time.perf_counter()
+        started = time.process_time()
+        window = team_runs(records, limit=None, since="20261125-000000")
+        by_user = totals(window.records, "user")
+        totals_cpu, wall = time.process_time() - started, time.perf_counter() - wall
+    assert len(newest.records) == 20 and sum(t.runs for t in by_user) == runs
+    print("| team runs in the bucket | command | S3 calls | CPU s (moto's S3 in-process included) | wall s |")
+    print("|---:|---|---|---:|---:|")
+    print(
+        f"| {runs:,} | `runner runs` (newest 20) | {listing_calls.get('ListObjectsV2', 0)} ListObjectsV2 + {listing_calls.get('GetObject', 0)} GetObject | {listing_cpu:.2f} | |"
+    )
+    print(
+        f"| {runs:,} | `runner runs --by user --since 7d` | {calls.get('ListObjectsV2', 0)} ListObjectsV2 + {calls.get('GetObject', 0):,} GetObject (8 at a time) | {totals_cpu:.2f} | {wall:.1f} |"
+    )
+
+
 def main() -> None:
     print(
         f"# code and inputs benchmark, {datetime.now(timezone.utc):%Y-%m-%d}, Python {sys.version.split()[0]}"
     )
     cli_start()
     input_check()
+    team_runs_listing()
     edit_to_submitted()
 
 
