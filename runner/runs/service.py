@@ -8,6 +8,7 @@ are cached beside it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -458,7 +459,9 @@ class RunService:
             summary = replace(summary, job_name=record.job_name)  # the run's name, not its first shard's
         if record is not None and (summary.complete or not cached or not cached.complete):
             record.summary = summary.to_json()
-            self.store.update(record.run_id, lambda current: keep_summary(current, record))
+            # Only a cache: a user who may read the run but not write its record still reads it.
+            with contextlib.suppress(RunnerError):
+                self.store.update(record.run_id, lambda current: keep_summary(current, record))
             if summary.complete and summary.times is not None:
                 self.store.save_times(record.run_id, summary.basis, summary.times)
         return summary

@@ -242,29 +242,32 @@ def code_rows_text(results: RowResults) -> str:
 
 
 def show_runs(console: Console, records: Sequence[RunRecord]) -> None:
+    """Runs newest first: who, when, tasks (and rows), state, vCPU-hours and cost, code and lineage."""
     if not records:
         console.print("no runs yet: submit one with `runner submit --array N`")
         return
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    for column in ("run", "who", "stack", "created", "tasks", "state", "result", "code and lineage"):
-        # Run ids are read whole; the last column a fact a line (the code, retries, what changed).
+    columns = ("run", "who", "stack", "created", "tasks", "state", "vCPU-h", "cost", "code and lineage")
+    for column in columns:
         table.add_column(
             column,
             overflow="fold",
             no_wrap=column == "run",
-            max_width=9 if column == "tasks" else None,
+            justify="right" if column in ("vCPU-h", "cost") else "left",
+            min_width=14 if column == "state" else None,
+            max_width=12 if column == "tasks" else None,
         )
     for record in records:
-        summary = record.summary
-        result = ""
+        summary = record.summary or {}
+        state = record.outcome
         if summary:
-            counts = summary["counts"]
-            result = f"{counts.get('SUCCEEDED', 0):,} ok, {counts.get('FAILED', 0):,} failed"
+            counts = summary.get("counts") or {}
+            state += f"\n{counts.get('SUCCEEDED', 0):,} ok, {counts.get('FAILED', 0):,} failed"
         elif record.error:
-            result = record.error
+            state += f"\n{record.error}"
         if record.missing_shards:
-            result = f"{len(record.job_ids)} of {len(record.shards)} shards submitted; " + (
-                result or (f"`runner submit --resume {record.run_id}`")
+            state += (
+                f"\n{len(record.job_ids)} of {len(record.shards)} shards submitted: `runner submit --resume`"
             )
         lineage = []
         if record.code and not (record.changes or {}).get("code"):
@@ -274,15 +277,21 @@ def show_runs(console: Console, records: Sequence[RunRecord]) -> None:
             lineage += describe_changes(record.changes)
         if record.retry_run_ids:
             lineage.append(f"retried by {', '.join(record.retry_run_ids)}")
-        shards = f" in {len(record.shards)} shards" if len(record.shards) > 1 else ""
+        tasks = f"{record.tasks:,}"
+        if len(record.shards) > 1:
+            tasks += f" in {len(record.shards)} shards"
+        if record.sweep:
+            tasks += f"\n{record.sweep['rows']:,} rows"
+        cost = (summary.get("cost") or {}).get("estimatedUsd")
         table.add_row(
             record.run_id,
             record.user if record.submitted_by else "",
             record.stack + (" (local)" if record.endpoint_url else ""),
             record.created_at[:16].replace("T", " "),
-            f"{record.tasks:,}{shards}",
-            record.outcome,
-            result,
+            tasks,
+            state,
+            f"{summary['vcpuHours']:,.3f}" if summary.get("vcpuHours") is not None else "",
+            f"${cost:,.2f}" if cost is not None else "",
             "\n".join(lineage),
             style=OUTCOME_STYLE.get(record.outcome, ""),
         )
