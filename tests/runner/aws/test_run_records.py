@@ -170,3 +170,18 @@ def test_since_takes_a_period_or_a_date():
     assert since_run_id("2026-11-30", now) == "20261130-000000"
     with pytest.raises(RunnerError, match="--since takes a period such as 7d or 12h"):
         since_run_id("last week", now)
+
+
+def test_a_user_who_may_only_read_is_told_why_not_when_writing(s3: Any, monkeypatch: pytest.MonkeyPatch):
+    from botocore.exceptions import ClientError
+
+    def denied(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "PutObject")
+
+    monkeypatch.setattr(s3, "put_object", denied)
+    with pytest.raises(RunnerError) as caught:
+        RunRecords(s3, DATA).create("20261202-010203-abcd", {}, "reader")
+    assert str(caught.value) == (
+        "you may not write run records to s3://lab-data/runs/ (s3:PutObject); ask for write access to "
+        "submit, retry or cancel (reading runs needs only s3:GetObject and s3:ListBucket)"
+    )
