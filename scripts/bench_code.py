@@ -14,6 +14,7 @@ Run with `make bench`; the tables are in the README.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -23,8 +24,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 # The last commit whose CLI imported every command (and so boto3 and the Pulumi SDK) at start.
@@ -58,24 +61,30 @@ def cli_start() -> None:
     print(f"| commands load when named (now) | {now:.3f}: {now / before:.0%} of before |")
 
 
-def input_check() -> None:
+@contextlib.contextmanager
+def moto_bucket(bucket: str) -> Iterator[tuple[Any, Any]]:
+    """moto's S3 in this process with ``bucket``: a client, and the backend to fill it fast."""
     import boto3
     from moto import mock_aws
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1"
+    )
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=bucket)
+        yield s3, s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+
+
+def input_check() -> None:
     from runner.aws.stack_outputs import DataLocation
     from runner.runs.inputs import missing_inputs, staged_inputs
     from runner.runs.table import TaskTable
 
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1"
-    )
     rows = 10_000
-    with mock_aws():
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket="lab-data")
-        backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    with moto_bucket("lab-data") as (s3, backend):
         keys = [f"runs/reads/sample-{i:05d}.fq" for i in range(rows)]
         for key in [*keys, *(f"runs/reads/zz-{i}.fq" for i in range(3_000))]:
             backend.put_object("lab-data", key, b"x")
@@ -155,23 +164,12 @@ def team_runs_listing() -> None:
     """`runner runs` and `runs --by user --since 7d` over 10,000 team runs in moto's S3."""
     import json as json_module
 
-    import boto3
-    from moto import mock_aws
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.s3.models import s3_backends
-
     from runner.aws.run_records import RunRecords
     from runner.aws.stack_outputs import DataLocation
     from runner.runs.team import team_runs, totals
 
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1"
-    )
     runs = 10_000
-    with mock_aws():
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket="lab-data")
-        backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    with moto_bucket("lab-data") as (s3, backend):
         outputs = {
             "region": "us-east-1",
             "data": {"bucket": "lab-data", "prefix": "runs/", "access": "read-write"},
