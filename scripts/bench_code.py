@@ -2,7 +2,7 @@
 
 1. `runner --help` wall time, side by side in one run: this tree's CLI, and the CLI as it was
    before commands loaded when named (commit a37a455, checked out in a temporary worktree, run
-   with the same interpreter). `python -X importtime -c "import runner.cli.main"` shows what is
+   with the same interpreter). `python -X importtime -c "import runner.cli.root"` shows what is
    left.
 2. The input check for 10,000 rows whose inputs share one folder (moto's S3, 13,000 objects there):
    S3 calls, against the budget of ceil(10,000 / 1,000) + 1.
@@ -117,7 +117,7 @@ def five_megabytes(folder: Path) -> None:
 def edit_to_submitted() -> None:
     from click.testing import CliRunner
 
-    from runner.cli.main import cli
+    from runner.cli.root import cli
     from runner.local.deploy import deploy_or_keep
     from runner.local.process import ExecutorOptions, start_server, stop_server
     from runner.local.state import LocalState

@@ -17,7 +17,7 @@ INTERRUPTED = "interrupted; nothing already submitted is lost (`runner runs` lis
 def main() -> None:
     """The ``runner`` console script."""
     try:
-        from runner.cli.main import cli
+        from runner.cli.root import cli
 
         cli.main(prog_name="runner", windows_expand_args=False)
     except KeyboardInterrupt:
@@ -27,7 +27,7 @@ def main() -> None:
 
 def __getattr__(name: str) -> Any:
     if name == "cli":
-        from runner.cli.main import cli
+        from runner.cli.root import cli
 
         return cli
     raise AttributeError(name)
