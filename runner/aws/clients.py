@@ -103,6 +103,18 @@ def unreachable(endpoint_url: str | None, what: str) -> AwsError:
     )
 
 
+# S3's answers a caller acts on: the object is not there; a conditional write lost (If-Match,
+# If-None-Match); the caller may not.
+NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+PRECONDITION_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
+DENIED_CODES = frozenset({"AccessDenied", "403"})
+
+
+def error_code(err: Exception) -> str:
+    """An AWS error's code (``""`` for anything that is not a refusal AWS sent)."""
+    return str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
+
+
 def client_errors() -> tuple[type[Exception], ...]:
     """botocore's ClientError and BotoCoreError: what an AWS call raises (loads botocore)."""
     from botocore.exceptions import BotoCoreError, ClientError

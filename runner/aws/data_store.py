@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
-from runner.aws.clients import aws_errors
+from runner.aws.clients import NOT_FOUND_CODES, PRECONDITION_CODES, aws_errors, error_code
 from runner.errors import InvalidInputError, RunnerError
 
 PIECE_NAME = "piece-{:05d}.jsonl"
@@ -81,7 +81,7 @@ def exists(s3: Any, bucket: str, key: str) -> bool:
         try:
             s3.head_object(Bucket=bucket, Key=key)
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            if error_code(err) in NOT_FOUND_CODES:
                 return False
             raise
     return True
@@ -101,10 +101,7 @@ def put_if_absent(s3: Any, bucket: str, key: str, body: bytes, content_type: str
         try:
             s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*")
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in {
-                "PreconditionFailed",
-                "ConditionalRequestConflict",
-            }:
+            if error_code(err) in PRECONDITION_CODES:
                 return False  # the same digest landed meanwhile: the same bytes
             raise
     return True

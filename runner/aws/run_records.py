@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.choices import RUN_INDEX_FOLDER, RUN_RECORD_NAME
-from runner.aws.clients import aws_errors
+from runner.aws.clients import DENIED_CODES, NOT_FOUND_CODES, PRECONDITION_CODES, aws_errors, error_code
 from runner.aws.stack_outputs import DataLocation
 from runner.errors import RunnerError, RunRecordError
 
@@ -33,7 +33,6 @@ RECORD_NAME = RUN_RECORD_NAME
 INDEX_FOLDER = RUN_INDEX_FOLDER
 _USER_SAFE = re.compile(r"[^A-Za-z0-9._@+=-]+")
 _MARKER = re.compile(r"^(?P<run>\d{8}-\d{6}-[0-9a-f]{4})~(?P<user>.+)$")
-_CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
 
 
 class RecordConflict(RunnerError):
@@ -51,10 +50,6 @@ class Indexed:
 def user_key(user: str) -> str:
     """A user name as it may stand in a key."""
     return _USER_SAFE.sub("_", user) or "unknown"
-
-
-def _code(err: Exception) -> str:
-    return str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
 
 
 class RunRecords:
@@ -78,7 +73,7 @@ class RunRecords:
                 try:
                     got = self.s3.get_object(Bucket=self.data.bucket, Key=self.key(run_id))
                 except ClientError as err:
-                    if _code(err) in ("NoSuchKey", "404", "NotFound"):
+                    if error_code(err) in NOT_FOUND_CODES:
                         return None
                     raise
                 body = got["Body"].read()
@@ -123,28 +118,25 @@ class RunRecords:
         from botocore.exceptions import ClientError
 
         body = json.dumps({**data, "version": RECORD_VERSION}, sort_keys=True).encode()
-        try:
-            put = self.s3.put_object(
-                Bucket=self.data.bucket,
-                Key=self.key(run_id),
-                Body=body,
-                ContentType="application/json",
-                **condition,
-            )
-        except ClientError as err:
-            if _code(err) in _CONFLICT_CODES:
-                raise RecordConflict(f"run {run_id}'s record changed meanwhile") from None
-            if _code(err) in ("AccessDenied", "403"):
-                raise RunnerError(
-                    f"you may not write run records to s3://{self.data.bucket}/{self.data.prefix} "
-                    "(s3:PutObject); ask for write access to submit, retry or cancel (reading runs "
-                    "needs only s3:GetObject and s3:ListBucket)"
-                ) from None
-            with aws_errors():
+        with aws_errors():
+            try:
+                put = self.s3.put_object(
+                    Bucket=self.data.bucket,
+                    Key=self.key(run_id),
+                    Body=body,
+                    ContentType="application/json",
+                    **condition,
+                )
+            except ClientError as err:
+                if error_code(err) in PRECONDITION_CODES:
+                    raise RecordConflict(f"run {run_id}'s record changed meanwhile") from None
+                if error_code(err) in DENIED_CODES:
+                    raise RunnerError(
+                        f"you may not write run records to s3://{self.data.bucket}/{self.data.prefix} "
+                        "(s3:PutObject); ask for write access to submit, retry or cancel (reading runs "
+                        "needs only s3:GetObject and s3:ListBucket)"
+                    ) from None
                 raise
-        except Exception as err:
-            with aws_errors():
-                raise err
         return str(put.get("ETag", ""))
 
     def index(self, since: str = "") -> Iterator[Indexed]:
