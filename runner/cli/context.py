@@ -112,14 +112,21 @@ class CliContext:
         """Whether the options name a stack (for a retry: run it there, not where the run went)."""
         return bool(self.stack_option or self.outputs_file)
 
+    @property
+    def shared(self) -> SharedRecords:
+        """The one way this command reaches shared run records (its clients and caller cached)."""
+        shared = self.store.shared
+        assert isinstance(shared, SharedRecords)
+        return shared
+
     def shared_records(self) -> RunRecords | None:
         """The run records of the stack the options name, when it has a data bucket."""
-        return SharedRecords(self).home()
+        return self.shared.home()
 
     def identity(self) -> dict[str, str] | None:
         """Who is calling: {"arn", "user"} of the caller identity where the stack is."""
         home = self.home()
-        return SharedRecords(self).caller(home.outputs.region, home.target.endpoint_url)
+        return self.shared.caller(home.outputs.region, home.target.endpoint_url)
 
     def service(self) -> RunService:
         return RunService(self.store, self.target_for, self.emulator_endpoint, self.home)

@@ -291,7 +291,9 @@ class RunStore:
     everyone with access), with a local copy as the cache; local only otherwise.
 
     Every local write is atomic and an unreadable record never hides the others. A shared record
-    is created with If-None-Match and changed with If-Match on the ETag it was read at.
+    is created with If-None-Match and changed with If-Match on the ETag it was read at. A store
+    serves one command: a shared record is read once by it (``update`` reads afresh), and the local
+    copy holds what was last read or written.
     """
 
     def __init__(self, root: Path, shared: Shared | None = None) -> None:
@@ -323,7 +325,7 @@ class RunStore:
         """Read the record afresh, change it, write it back; when someone else wrote it in
         between, read it again and apply the change again. ``change`` may raise to stop."""
         for _ in range(MAX_UPDATE_TRIES):
-            record = self.load(run_id)
+            record = self.load(run_id, fresh=True)
             change(record)
             try:
                 self.save(record)
@@ -355,13 +357,16 @@ class RunStore:
         except JsonFileError as err:
             raise RunRecordError(f"run record {err}", path) from None
 
-    def load(self, run_id: str) -> RunRecord:
+    def load(self, run_id: str, *, fresh: bool = False) -> RunRecord:
         """The run's record: the shared one when its stack has a data bucket (and the local copy
-        refreshed), else the local one."""
+        refreshed), else the local one. A shared record already read or written by this store is
+        its local copy, unless ``fresh``."""
         try:
             local: RunRecord | None = self.read(self.path(run_id))
         except FileNotFoundError:
             local = None
+        if local is not None and run_id in self._etags and not fresh:
+            return local
         shared = self._shared_copy(run_id, local)
         if shared is not None:
             return shared
