@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -106,7 +106,7 @@ def apply_fix(
     params: dict[str, Any],
     options: RetryOptions,
     launch: Launch | None,
-    definition_command: list[str],
+    definition_command: Callable[[], list[str]],
 ) -> dict[str, Any]:
     """Put the new code, command and variables into ``params`` (in place); returns what changed,
     before and after: ``{"code": [...], "command": [...], "env": {NAME: [...]}}`` (only what did).
@@ -120,7 +120,7 @@ def apply_fix(
     before_command = (
         json.loads(_env_value(environment, COMMAND_ENV) or "[]")
         if launched
-        else list(overrides.get("command") or definition_command)
+        else list(overrides.get("command") or definition_command())
     )
     after_command = shlex.split(options.command) if options.command is not None else before_command
     changes: dict[str, Any] = {}
@@ -239,8 +239,8 @@ def retry_run(
     run_id = new_run_id(now)
     params = retry_request(parent, outputs, run_id, options, rules)
     fixes = options.command is not None or options.env or launch is not None
-    command = definition_command(batch, outputs) if fixes else []
-    changes = apply_fix(params, options, launch, command) if fixes else {}
+    # The definition's command is asked for only when the run has none of its own to change.
+    changes = apply_fix(params, options, launch, lambda: definition_command(batch, outputs)) if fixes else {}
     record = new_run(
         params,
         outputs,

@@ -10,7 +10,7 @@ estimated cost, each run (and each retry run: each was paid for) counted once.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -108,16 +108,16 @@ class Total:
         }
 
 
-def totals(
-    found: Iterable[RunRecord], by: Grouping, key_of: Callable[[RunRecord], str] | None = None
-) -> list[Total]:
+def group_of(record: RunRecord, by: Grouping) -> str:
+    """Who submitted the run, or the UTC day its id begins with."""
+    return record.user if by == "user" else f"{record.run_id[:4]}-{record.run_id[4:6]}-{record.run_id[6:8]}"
+
+
+def totals(found: Iterable[RunRecord], by: Grouping) -> list[Total]:
     """vCPU-hours and estimated cost by user or by day (UTC, from the run id), largest cost first."""
-    key_of = key_of or (
-        (lambda r: r.user) if by == "user" else (lambda r: f"{r.run_id[:4]}-{r.run_id[4:6]}-{r.run_id[6:8]}")
-    )
     groups: dict[str, list[RunRecord]] = {}
     for record in found:
-        groups.setdefault(key_of(record), []).append(record)
+        groups.setdefault(group_of(record, by), []).append(record)
     result = []
     for key, members in groups.items():
         summaries = [m.summary for m in members if m.summary]
