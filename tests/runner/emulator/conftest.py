@@ -3,6 +3,7 @@ minimum attempt duration and a 0.5 s stop grace (test settings only; users get A
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,6 +61,13 @@ def local(emulator: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str
 
 def run(*args: str) -> Result:
     return CliRunner().invoke(cli, ["--local", *args])
+
+
+def as_json(*args: str) -> Any:
+    """A command's ``--json`` document (it must have run to its end)."""
+    result = run(*args, "--json")
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return json.loads(result.stdout)
 
 
 def batch(emulator: dict[str, Any], keys: tuple[str, str] | None = None) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from runner.local.process import ExecutorOptions
-from tests.runner.emulator.conftest import PROJECT_DIR, client, run, running_emulator
+from tests.runner.emulator.conftest import PROJECT_DIR, as_json, client, run, running_emulator
 
 pytestmark = pytest.mark.emulator
 
@@ -28,12 +28,6 @@ def local(code_emulator: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dic
     monkeypatch.setenv("XDG_STATE_HOME", str(code_emulator["root"]))
     monkeypatch.setenv("RUNNER_PROJECT_DIR", str(PROJECT_DIR))
     return code_emulator
-
-
-def as_json(*args: str) -> Any:
-    result = run(*args, "--json")
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return json.loads(result.stdout)
 
 
 QC = """\

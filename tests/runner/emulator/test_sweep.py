@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from runner.cli import cli
 from runner.local.process import ExecutorOptions
 from runner.runs import shards
-from tests.runner.emulator.conftest import PROJECT_DIR, batch, client, running_emulator
+from tests.runner.emulator.conftest import PROJECT_DIR, as_json, batch, client, running_emulator
 
 pytestmark = pytest.mark.emulator
 ROWS, PER_TASK = 3_050, 100  # 31 tasks
@@ -53,12 +53,6 @@ def local(sweep_emulator: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> di
 
 def run(*args: str) -> Result:
     return CliRunner().invoke(cli, ["--local", *args])
-
-
-def as_json(*args: str) -> Any:
-    result = run(*args, "--json")
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return json.loads(result.stdout)
 
 
 def test_a_sweep_of_3050_rows_in_chunks_and_shards_retries_exactly_its_failed_rows(local, tmp_path: Path):

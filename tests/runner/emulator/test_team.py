@@ -5,7 +5,6 @@ racing a retry leave one lineage; `runs --by user` adds up both; a task may not 
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from runner.local.process import ExecutorOptions
-from tests.runner.emulator.conftest import PROJECT_DIR, client, run, running_emulator
+from tests.runner.emulator.conftest import PROJECT_DIR, as_json, client, run, running_emulator
 
 pytestmark = pytest.mark.emulator
 QC = """\
@@ -34,12 +33,6 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         patch.setenv("RUNNER_EMULATOR_STOP_GRACE", "2")
         with running_emulator(root, ExecutorOptions(slots=3, spot_interruptions=0), ("dev",)) as started:
             yield started
-
-
-def as_json(*args: str) -> Any:
-    result = run(*args, "--json")
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return json.loads(result.stdout)
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
