@@ -40,12 +40,24 @@ def read_object(s3: Any, uri: str) -> bytes:
 
 
 def put_pieces(s3: Any, bucket: str, prefix: str, pieces: list[bytes]) -> list[str]:
-    """Upload the table's pieces under ``prefix``; one PutObject each. Returns their keys."""
+    """Upload the table's pieces under ``prefix``; one PutObject each, each with If-None-Match, so
+    a run whose id is taken can never overwrite another run's table. Returns their keys."""
+    from botocore.exceptions import ClientError
+
     keys = []
     with aws_errors():
         for number, body in enumerate(pieces):
             key = prefix + PIECE_NAME.format(number)
-            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+            try:
+                s3.put_object(
+                    Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson", IfNoneMatch="*"
+                )
+            except ClientError as err:
+                if error_code(err) in PRECONDITION_CODES:
+                    raise RunnerError(
+                        f"s3://{bucket}/{key} exists already: another run has this run's id; submit again"
+                    ) from None
+                raise
             keys.append(key)
     return keys
 

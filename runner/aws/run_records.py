@@ -32,7 +32,11 @@ RECORD_VERSION = 1
 RECORD_NAME = RUN_RECORD_NAME
 INDEX_FOLDER = RUN_INDEX_FOLDER
 _USER_SAFE = re.compile(r"[^A-Za-z0-9._@+=-]+")
-_MARKER = re.compile(r"^(?P<run>\d{8}-\d{6}-[0-9a-f]{4})~(?P<user>.+)$")
+_MARKER = re.compile(r"(?P<run>\d{8}-\d{6}-(?:[0-9a-f]{4}|[0-9a-f]{8}))~(?P<user>.+)")
+
+
+class NewerRecordError(RunRecordError):
+    """A record written by a newer batch-stacks: never to be replaced by this one's copy."""
 
 
 class RecordConflict(RunnerError):
@@ -66,6 +70,14 @@ class RunRecords:
 
     def read(self, run_id: str) -> tuple[dict[str, Any], str] | None:
         """The record's JSON and ETag; None when the bucket has none."""
+        found = self.read_raw(run_id)
+        if found is None:
+            return None
+        body, etag = found
+        return self.parse(run_id, body), etag
+
+    def read_raw(self, run_id: str) -> tuple[bytes, str] | None:
+        """The record's bytes and ETag, unparsed; None when the bucket has none."""
         from botocore.exceptions import ClientError
 
         try:
@@ -81,7 +93,7 @@ class RunRecords:
             raise
         except RunnerError as err:
             raise RunnerError(f"the run record {self.uri(run_id)} cannot be read: {err}") from None
-        return self.parse(run_id, body), str(got.get("ETag", ""))
+        return body, str(got.get("ETag", ""))
 
     def parse(self, run_id: str, body: bytes) -> dict[str, Any]:
         where = self.uri(run_id)
@@ -95,7 +107,7 @@ class RunRecords:
             raise RunRecordError(f"the run record {where} is not a JSON object; fix or remove it", None)
         version = data.get("version", RECORD_VERSION)
         if not isinstance(version, int) or version > RECORD_VERSION:
-            raise RunRecordError(
+            raise NewerRecordError(
                 f"the run record {where} was written by a newer batch-stacks (record version "
                 f"{version}); upgrade the runner",
                 None,
@@ -109,6 +121,13 @@ class RunRecords:
         with aws_errors():
             self.s3.put_object(Bucket=self.data.bucket, Key=marker, Body=b"")
         return etag
+
+    def remove(self, entry: Indexed) -> None:
+        """Delete a run's record and its index marker (``runs --prune``, for a record no one can read)."""
+        with aws_errors():
+            self.s3.delete_object(Bucket=self.data.bucket, Key=self.key(entry.run_id))
+            marker = self.data.key(INDEX_FOLDER, f"{entry.run_id}~{entry.user}")
+            self.s3.delete_object(Bucket=self.data.bucket, Key=marker)
 
     def replace(self, run_id: str, data: dict[str, Any], etag: str) -> str:
         """The record as changed since it was read at ``etag``; RecordConflict if it changed since."""
@@ -152,6 +171,6 @@ class RunRecords:
         with aws_errors():
             for page in self.s3.get_paginator("list_objects_v2").paginate(**params):
                 for item in page.get("Contents") or []:
-                    match = _MARKER.match(item["Key"][len(prefix) :])
+                    match = _MARKER.fullmatch(item["Key"][len(prefix) :])
                     if match:
                         yield Indexed(match["run"], match["user"])

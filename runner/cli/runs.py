@@ -17,7 +17,7 @@ from runner.cli.group import EXIT_JOBS_FAILED
 from runner.cli.options import interval_option, json_option, price_option, target_options
 from runner.errors import InvalidInputError, RunnerError
 from runner.runs.cancel import cancel_jobs
-from runner.runs.store import prune_runs
+from runner.runs.store import prune_runs, prune_shared
 from runner.runs.team import GROUPINGS, since_run_id, team_runs, totals
 from runner.show import terminal
 
@@ -241,7 +241,8 @@ def cancel(context: CliContext, run_or_job_id: str, reason: str, yes: bool, as_j
     "--prune",
     is_flag=True,
     help="Forget finished runs older than --older-than days, runs on an emulator that is "
-    "gone, and unreadable records (local copies only).",
+    "gone, and unreadable records; an unreadable record in the stack's bucket is repaired from "
+    "this machine's copy, or removed.",
 )
 @click.option(
     "--older-than",
@@ -279,6 +280,9 @@ def runs(
     """
     if prune:
         pruned = prune_runs(context.store, context.now(), older_than_days, context.emulator_endpoint())
+        shared = context.shared_records()
+        if shared is not None:
+            pruned += prune_shared(context.store, shared)
         if as_json:
             terminal.print_json([entry.to_json() for entry in pruned])
         else:

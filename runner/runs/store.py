@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol, get_args
 
 from runner.analysis.timeline import TaskTimes
 from runner.aws.job_logs import LogTail
-from runner.aws.run_records import RecordConflict, RunRecords
+from runner.aws.run_records import NewerRecordError, RecordConflict, RunRecords
 from runner.aws.stack_outputs import StackOutputs, parse_outputs
 from runner.errors import RunnerError, RunNotFoundError, RunRecordError
 from runner.json_files import JsonFileError, read_gzip_json, read_json, type_name, write_gzip_json, write_json
@@ -31,11 +31,13 @@ RUN_STATES: tuple[RunState, ...] = get_args(RunState)
 Cache = Literal["times", "logs"]
 CACHES: tuple[Cache, ...] = get_args(Cache)
 CACHE_SUFFIX = ".json.gz"
-_RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
+# Eight hex digits (32 random bits) since two runs in one second must never share an id; four in
+# the records written before.
+_RUN_ID = re.compile(r"\d{8}-\d{6}-(?:[0-9a-f]{4}|[0-9a-f]{8})")
 
 
 def is_run_id(text: str) -> bool:
-    return bool(_RUN_ID.match(text))
+    return bool(_RUN_ID.fullmatch(text))
 
 
 def state_dir() -> Path:
@@ -45,8 +47,8 @@ def state_dir() -> Path:
 
 
 def new_run_id(now: datetime) -> str:
-    """Sortable and short: ``YYYYMMDD-HHMMSS-xxxx``."""
-    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    """Sortable and unique: ``YYYYMMDD-HHMMSS-xxxxxxxx``."""
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(4)}"
 
 
 @dataclass
@@ -240,17 +242,23 @@ _OPTIONAL = (
 _FIELDS = frozenset(f.name for f in fields(RunRecord))
 
 
-def record_from_json(data: Any, path: Path) -> RunRecord:
-    """A record from its file's JSON, written by this version or another one.
+def record_from_json(data: Any, path: Path | str, run_id: str | None = None) -> RunRecord:
+    """A record from its file's JSON, written by this version or another one. ``run_id``: the id
+    its file or S3 key names, which the record's own ``run_id`` must equal (a record never chooses
+    where it is written).
 
     Keys a newer version added are ignored; keys an older one lacked take their defaults.
     """
     problem = _record_problem(data)
+    if problem is None and not is_run_id(data["run_id"]):
+        problem = f"its run_id {data['run_id'][:40]!r} is not a run id"
+    if problem is None and run_id is not None and data["run_id"] != run_id:
+        problem = f"it names run {data['run_id'][:40]!r}, not {run_id}"
     if problem:
         raise RunRecordError(
             f"run record {path} cannot be read: {problem}; "
             "remove it (`runner runs --prune` removes unreadable records)",
-            path,
+            path if isinstance(path, Path) else None,
         )
     values = {key: value for key, value in data.items() if key in _FIELDS}
     values["shards"] = [
@@ -321,6 +329,25 @@ class RunStore:
             self._etags[record.run_id] = etag
         write_json(self.path(record.run_id), asdict(record))
 
+    def commit(self, record: RunRecord, change: Callable[[RunRecord], None]) -> RunRecord:
+        """Apply ``change`` to ``record`` and save it; when someone else wrote the shared record
+        meanwhile (a watch, a summary, a cancel in another terminal), read theirs and apply the
+        change to it instead, so neither write is lost. Returns the record as saved.
+
+        A change that cannot be saved is still kept in the local copy before the error is raised:
+        a submitted job id is never left unrecorded here."""
+        change(record)
+        try:
+            self.save(record)
+            return record
+        except RecordConflict:
+            pass
+        try:
+            return self.update(record.run_id, change)
+        except RunnerError:
+            write_json(self.path(record.run_id), asdict(record))
+            raise
+
     def update(self, run_id: str, change: Callable[[RunRecord], None]) -> RunRecord:
         """Read the record afresh, change it, write it back; when someone else wrote it in
         between, read it again and apply the change again. ``change`` may raise to stop."""
@@ -341,11 +368,20 @@ class RunStore:
         records = self.shared.records_for(local) if local is not None else self.shared.home()
         if records is None:
             return None
-        found = records.read(run_id)
+        found = records.read_raw(run_id)
         if found is None:
             return None
-        data, etag = found
-        record = record_from_json(data, Path(records.uri(run_id)))
+        body, etag = found
+        try:
+            record = record_from_json(records.parse(run_id, body), records.uri(run_id), run_id)
+        except NewerRecordError:
+            raise
+        except RunRecordError:
+            if local is None:
+                raise
+            # Damaged in the bucket, good here: work from this copy; the next save repairs theirs.
+            self._etags[run_id] = etag
+            return local
         self._etags[run_id] = etag
         write_json(self.path(run_id), asdict(record))
         return record
@@ -353,7 +389,7 @@ class RunStore:
     def read(self, path: Path) -> RunRecord:
         fix = "remove it (`runner runs --prune` removes unreadable records)"
         try:
-            return record_from_json(read_json(path, fix), path)
+            return record_from_json(read_json(path, fix), path, path.name.removesuffix(".json"))
         except JsonFileError as err:
             raise RunRecordError(f"run record {err}", path) from None
 
@@ -361,15 +397,20 @@ class RunStore:
         """The run's record: the shared one when its stack has a data bucket (and the local copy
         refreshed), else the local one. A shared record already read or written by this store is
         its local copy, unless ``fresh``."""
+        damaged: RunRecordError | None = None
         try:
             local: RunRecord | None = self.read(self.path(run_id))
         except FileNotFoundError:
             local = None
+        except RunRecordError as err:  # a damaged copy here: the shared one, if any, replaces it
+            local, damaged = None, err
         if local is not None and run_id in self._etags and not fresh:
             return local
         shared = self._shared_copy(run_id, local)
         if shared is not None:
             return shared
+        if damaged is not None:
+            raise damaged
         if local is None:
             raise RunNotFoundError(
                 f"no run {run_id} here or in the stack's run records; list runs with `runner runs`"
@@ -522,6 +563,37 @@ def prune_runs(
             continue
         store.remove(record.run_id)
         pruned.append(Pruned(record.run_id, reason))
+    return pruned
+
+
+def prune_shared(store: RunStore, records: RunRecords) -> list[Pruned]:
+    """The stack's records in its bucket that no one can read: each is repaired from this
+    machine's copy where there is a good one, else removed with its index marker (a record no
+    runner can read finds no job and blocks its run for everyone). One listing per 1,000 runs and
+    one read per record."""
+    pruned = []
+    for entry in records.index():
+        found = records.read_raw(entry.run_id)
+        if found is None:
+            continue
+        body, etag = found
+        try:
+            record_from_json(records.parse(entry.run_id, body), records.uri(entry.run_id), entry.run_id)
+            continue
+        except NewerRecordError:
+            continue  # a newer runner's: readable by it
+        except RunRecordError as err:
+            problem = str(err)
+        try:
+            local = store.read(store.path(entry.run_id))
+        except (FileNotFoundError, RunRecordError):
+            local = None
+        if local is not None:
+            records.replace(entry.run_id, asdict(local), etag)
+            pruned.append(Pruned(entry.run_id, f"repaired in the bucket from this machine's copy ({problem})"))
+        else:
+            records.remove(entry)
+            pruned.append(Pruned(entry.run_id, f"removed from the bucket: {problem}"))
     return pruned
 
 

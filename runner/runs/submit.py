@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,6 +31,7 @@ from runner.errors import InvalidInputError, RunnerError
 from runner.runs.launch import LAUNCH_ENV, Launch
 from runner.runs.shards import OFFSET_ENV, SIZE_ENV, RateLimiter, plan_shards, shard_request, split_ranges
 from runner.runs.store import RunRecord, RunStore, new_run_id
+from runner.runs.variables import env_option_problem
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,6 @@ RESERVED_ENV = frozenset({RUN_ID_ENV, PARENT_RUN_ID_ENV, OFFSET_ENV, SIZE_ENV, *
 SHARD_SUFFIX = 6
 RUN_ID_TAG = "batch-stacks:run-id"
 STACK_TAG = "batch-stacks:stack"
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _JOB_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -140,10 +140,11 @@ def validate(options: SubmitOptions, outputs: StackOutputs) -> None:
             f"use 1 to {min(outputs.max_vcpus, MAX_JOB_VCPUS)} (its maxVcpus)"
         )
     for key in options.env:
-        if not _ENV_NAME.match(key):
-            raise InvalidInputError(f"--env {key!r} is not a variable name; use letters, digits and _")
-        if key in RESERVED_ENV or key.startswith("AWS_BATCH"):
-            raise InvalidInputError(f"--env {key} is reserved; choose another name")
+        problem = env_option_problem(key)
+        if problem is None and key in RESERVED_ENV:
+            problem = f"--env {key} is reserved; choose another name"
+        if problem:
+            raise InvalidInputError(problem)
     for key, value in options.tags.items():
         if key.startswith("aws:") or key.startswith("batch-stacks:"):
             raise InvalidInputError(f"--tag {key} uses a reserved prefix; choose another key")
@@ -326,8 +327,7 @@ def submit_shards(batch: Any, store: RunStore, record: RunRecord, limiter: RateL
             with aws_errors():
                 response = batch.submit_job(**shard_request(record.request, shard, record.total_tasks))
         except RunnerError as err:
-            record.state, record.error = "submit-failed", str(err)
-            store.save(record)
+            record = store.commit(record, _failed_with(str(err)))
             done = len(record.job_ids)
             if done:
                 raise RunnerError(
@@ -336,16 +336,33 @@ def submit_shards(batch: Any, store: RunStore, record: RunRecord, limiter: RateL
                 ) from None
             raise
         except KeyboardInterrupt:
-            store.save(record)
+            store.commit(record, lambda _: None)
             raise SubmitInterrupted(
                 f"interrupted while submitting run {record.run_id} ({len(record.job_ids)} of {total} "
                 f"shards recorded); `runner submit --resume {record.run_id}` submits the rest"
             ) from None
-        record.shards[position] = shard.with_job_id(response["jobId"])
-        store.save(record)
+        record = store.commit(record, _with_job_id(position, response["jobId"]))
+    return store.commit(record, _submitted)
+
+
+def _with_job_id(position: int, job_id: str) -> Callable[[RunRecord], None]:
+    """The change a shard's submission makes: its job id, applied to whatever the record now is."""
+
+    def change(record: RunRecord) -> None:
+        record.shards[position] = record.shards[position].with_job_id(job_id)
+
+    return change
+
+
+def _failed_with(error: str) -> Callable[[RunRecord], None]:
+    def change(record: RunRecord) -> None:
+        record.state, record.error = "submit-failed", error
+
+    return change
+
+
+def _submitted(record: RunRecord) -> None:
     record.state, record.error = "submitted", None
-    store.save(record)
-    return record
 
 
 def prepare_run(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, get_args
 
 from runner.aws.data_store import read_object
+from runner.runs.variables import column_problem
 from runner.errors import InvalidInputError
 
 TableFormat = Literal["csv", "tsv", "jsonl"]
@@ -30,8 +31,6 @@ MAX_ROWS = 1_000_000
 MAX_VALUE_BYTES = 128 * 1024
 # What the CSV reader accepts in one field before the size check names the real limit.
 _CSV_FIELD_LIMIT = 64 * 1024 * 1024
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-RESERVED_PREFIXES = ("AWS_", "RUNNER_")
 
 Row = dict[str, Any]
 
@@ -84,16 +83,9 @@ def _text(data: bytes, source: str) -> str:
 def _check_names(names: list[str], source: str, where: str) -> None:
     seen: set[str] = set()
     for name in names:
-        if not _NAME.match(name):
-            raise InvalidInputError(
-                f"--tasks {source}: {where} {name!r} is not an environment variable name; use letters, "
-                "digits and _, not starting with a digit"
-            )
-        if name.upper().startswith(RESERVED_PREFIXES):
-            raise InvalidInputError(
-                f"--tasks {source}: {where} {name!r} is reserved (AWS_* and RUNNER_* are set by Batch "
-                "and the runner); rename the column"
-            )
+        problem = column_problem(name)
+        if problem:
+            raise InvalidInputError(f"--tasks {source}: {where} {name!r} {problem}")
         if name in seen:
             raise InvalidInputError(f"--tasks {source}: {where} {name!r} appears twice; names must be unique")
         seen.add(name)

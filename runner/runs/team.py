@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Literal
 
 from runner.aws.run_records import Indexed, RunRecords, user_key
@@ -69,7 +68,7 @@ def read_records(records: RunRecords, entries: Sequence[Indexed]) -> tuple[list[
             found = records.read(entry.run_id)
             if found is None:
                 return f"run {entry.run_id} is in the index but its record {records.uri(entry.run_id)} is missing"
-            return record_from_json(found[0], Path(records.uri(entry.run_id)))
+            return record_from_json(found[0], records.uri(entry.run_id), entry.run_id)
         except RunnerError as err:
             return str(err)
 

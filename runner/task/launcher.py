@@ -125,6 +125,42 @@ class InputProblem(Exception):
     """A staged input that cannot be downloaded: its row fails with this line."""
 
 
+class OutputProblem(Exception):
+    """An output that must not be uploaded (a link leading out of the output folder)."""
+
+
+def inside(folder: Path, relative: str) -> Path | None:
+    """``folder / relative`` when that stays inside ``folder``, else None: an object key such as
+    ``data//home/u/.bashrc`` or ``data/../../x`` must never choose where a file is written."""
+    parts = relative.split("/")
+    if any(p in ("", ".", "..") or "\0" in p for p in parts):
+        return None
+    return folder.joinpath(*parts)
+
+
+def output_files(folder: Path) -> list[tuple[str, Path]]:
+    """The files under the output folder as (relative path, file to read), sorted. A link is
+    uploaded as the file it points to only when that file is inside the folder; a link leading out
+    of it (``ln -s ~/.aws/credentials``) is refused, so a task cannot ship what it was not given."""
+    root = folder.resolve()
+    found: list[tuple[str, Path]] = []
+    for directory, names, files in os.walk(folder, followlinks=False):
+        for name in sorted(names + files):
+            path = Path(directory) / name
+            relative = path.relative_to(folder).as_posix()
+            if path.is_symlink():
+                target = path.resolve()
+                if target != root and root not in target.parents:
+                    raise OutputProblem(
+                        f"{relative} links outside the output folder (to {target}); copy the file in instead"
+                    )
+                if target.is_dir():
+                    raise OutputProblem(f"{relative} links to a folder; copy its files in instead")
+            if name in files and path.is_file():
+                found.append((relative, path))
+    return sorted(found)
+
+
 def s3_problem(err: Exception) -> str:
     """An S3 refusal in words."""
     code = str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
@@ -269,8 +305,7 @@ class Launcher:
         bucket, prefix = self.outputs
         base = f"{prefix}{row}/{started:013d}-{self.attempt}/"
         outputs = []
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            relative = path.relative_to(folder).as_posix()
+        for relative, path in output_files(folder):
             entry = {
                 "path": relative,
                 "key": base + relative,
@@ -298,7 +333,12 @@ class Launcher:
                             relative = item["Key"][len(key) :]
                             if not relative or relative.endswith("/"):
                                 continue
-                            destination = target / relative
+                            destination = inside(target, relative)
+                            if destination is None:
+                                raise InputProblem(
+                                    f"input {column}: s3://{bucket}/{item['Key']} would be written "
+                                    f"outside the row's input folder; rename the object"
+                                )
                             destination.parent.mkdir(parents=True, exist_ok=True)
                             self.s3.download_file(bucket, item["Key"], str(destination))  # type: ignore[attr-defined]
                             count += 1
@@ -306,7 +346,9 @@ class Launcher:
                         raise InputProblem(f"input {column}: nothing under {uri}")
                     staged[column] = str(target)
                 else:
-                    destination = target / key.rsplit("/", 1)[-1]
+                    destination = inside(target, key.rsplit("/", 1)[-1])
+                    if destination is None:
+                        raise InputProblem(f"input {column}: {uri} has no file name; name an object")
                     self.s3.download_file(bucket, key, str(destination))  # type: ignore[attr-defined]
                     staged[column] = str(destination)
             except InputProblem:
@@ -368,6 +410,8 @@ class Launcher:
             stage = "while its outputs were uploaded"
             try:
                 uploaded = self.upload(outputs, row, started)
+            except OutputProblem as problem:
+                return self.failed(row, key, started, None, f"outputs not uploaded: {problem}", [])
             except Exception as err:  # S3 said no (permissions, a vanished bucket): this row fails
                 return self.failed(row, key, started, None, f"outputs not uploaded: {err}", [])
             stage = "before its manifest was written"
