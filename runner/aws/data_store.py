@@ -6,6 +6,8 @@ call), never a call per row.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -99,22 +101,54 @@ def exists(s3: Any, bucket: str, key: str) -> bool:
     return True
 
 
+def _holds(head: dict[str, Any], body: bytes) -> bool:
+    """Whether a HeadObject answer is for exactly ``body``: its SHA-256 checksum (sent with every
+    upload), else (an object put without one) its single-part ETag, the MD5 of the bytes."""
+    if int(head.get("ContentLength", -1)) != len(body):
+        return False
+    checksum = head.get("ChecksumSHA256")
+    if checksum:
+        return bool(checksum == _sha256_base64(body))
+    return str(head.get("ETag", "")).strip('"') == hashlib.md5(body, usedforsecurity=False).hexdigest()
+
+
+def _sha256_base64(body: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(body).digest()).decode()
+
+
 def put_if_absent(s3: Any, bucket: str, key: str, body: bytes, content_type: str) -> bool:
-    """Upload a content-addressed object unless it is there already; returns whether it was sent.
+    """Upload a content-addressed object unless the bucket holds these very bytes; returns whether
+    it was sent.
 
     One HeadObject; when absent, a PutObject with If-None-Match: * so two submits racing to upload
-    the same bytes leave one object and neither fails.
+    the same bytes leave one object and neither fails. An object at the key that is not these bytes
+    (replaced, or cut short by hand) is overwritten, so submitting again repairs it.
     """
-    if exists(s3, bucket, key):
-        return False
     from botocore.exceptions import ClientError
 
     with aws_errors():
         try:
-            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*")
+            head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        except ClientError as err:
+            if error_code(err) not in NOT_FOUND_CODES:
+                raise
+            head = None
+    if head is not None and _holds(head, body):
+        return False
+    condition = {"IfNoneMatch": "*"} if head is None else {"IfMatch": str(head.get("ETag", ""))}
+    with aws_errors():
+        try:
+            s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
+                ChecksumSHA256=_sha256_base64(body),
+                **condition,
+            )
         except ClientError as err:
             if error_code(err) in PRECONDITION_CODES:
-                return False  # the same digest landed meanwhile: the same bytes
+                return False  # the same digest landed (or was repaired) meanwhile: the same bytes
             raise
     return True
 

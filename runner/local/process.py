@@ -29,6 +29,8 @@ EMULATOR_CONFIG = {"batch": {"use_docker": False}}
 # not take this one; the environment does. Stock AMIs are never used and slow every EC2 backend.
 EMULATOR_ENV = {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
 EMULATOR_MODULE = "runner.emulator.server"
+# The moto release the emulator is built and tested on (pyproject's `local` extra pins it).
+TESTED_MOTO = "5.2.5"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 # Servers this process started: the emulator outlives `runner local up` by design, so the Popen
@@ -169,6 +171,7 @@ def start_server(
         configure(existing.endpoint_url)
         return existing, False
 
+    check_moto()
     slots = options.slots or os.cpu_count() or 1
     rate = options.spot_interruptions or 0.0
     state.credentials()  # made before the emulator reads them
@@ -229,6 +232,22 @@ def start_server(
         raise
     state.save_server(info)
     return info, True
+
+
+def check_moto(version: Callable[[str], str] | None = None) -> None:
+    """The emulator runs on moto's internals: refuse, in one line, a moto it was not tested with."""
+    from importlib import metadata
+
+    try:
+        installed = (version or metadata.version)("moto")
+    except metadata.PackageNotFoundError:
+        installed = None
+    if installed != TESTED_MOTO:
+        found = f"moto {installed} is installed" if installed else "moto is not installed"
+        raise RunnerError(
+            f"{found}; the emulator needs moto {TESTED_MOTO}: pip install 'batch-stacks[local]' "
+            f"(or 'moto[server]=={TESTED_MOTO}')"
+        )
 
 
 def _terminate(pid: int, *, sleep: Callable[[float], None] = time.sleep) -> None:

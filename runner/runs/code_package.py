@@ -157,6 +157,13 @@ def _ignored_by_file(folder: Path, names: Iterable[str]) -> set[str]:
 
 def _code_file(root: Path, name: str, source: Path) -> CodeFile | None:
     """One listed name as a file to pack; None for what git lists but the tree no longer has."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise InvalidInputError(
+            f"--code {source}: the name {shown!r} is not UTF-8; rename it or list it in {IGNORE_FILE}"
+        ) from None
     path = root / name
     if path.is_symlink():
         target = path.resolve()

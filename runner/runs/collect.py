@@ -68,10 +68,24 @@ def file_sha256(path: Path) -> str:
 
 
 def _target(dest: Path, item: OutputFile) -> Path:
-    path = (dest / str(item.row) / item.relative).resolve()
-    if dest.resolve() not in path.parents:
-        raise RunnerError(f"{item.key} would land outside {dest}; its manifest is not trustworthy")
-    return path
+    """Where a listed file goes: inside ``dest/<row>/``, whatever its manifest says."""
+    parts = item.relative.split("/")
+    if any(part in ("", ".", "..") or "\0" in part for part in parts):
+        raise RunnerError(
+            f"row {item.row}'s manifest lists {item.relative[:80]!r}, which would land outside "
+            f"{dest / str(item.row)}; its manifest is not trustworthy"
+        )
+    return (dest / str(item.row)).joinpath(*parts).absolute()
+
+
+def _check_key(sweep: Sweep, item: OutputFile) -> None:
+    """A manifest may only name objects its own row wrote: under ``out/<row>/`` of this run."""
+    folder = f"{sweep.outputs_key}{item.row}/"
+    if not item.key.startswith(folder) or "/../" in f"/{item.key}/":
+        raise RunnerError(
+            f"row {item.row}'s manifest names s3://{sweep.data.bucket}/{item.key[:120]}, outside "
+            f"s3://{sweep.data.bucket}/{folder}; its manifest is not trustworthy"
+        )
 
 
 def manifest_files(s3: Any, sweep: Sweep, fate: RowFate) -> list[OutputFile]:
@@ -106,6 +120,7 @@ def collect_outputs(
         listed = [item for files in pool.map(lambda f: manifest_files(s3, sweep, f), done) for item in files]
         todo: list[tuple[OutputFile, Path, bool]] = []
         for item in listed:
+            _check_key(sweep, item)
             path = _target(dest, item)
             there = path.exists()
             if there and _matches(path, item):
