@@ -21,6 +21,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+from runner.emulator.server import MOTO_API_ENV
 from runner.local.process import EMULATOR_ENV, ExecutorOptions, free_port, responds, start_server, stop_server
 from runner.local.state import LocalState
 
@@ -142,6 +143,8 @@ def main() -> int:
                 server.wait()
         else:
             state = LocalState(Path(root) / "batch-stacks")
+            # moto's suite resets moto between tests through its API, closed to everyone else.
+            os.environ[MOTO_API_ENV] = "1"
             info, _ = start_server(state, None, ExecutorOptions(slots=4))
             try:
                 code = run_suite(tree, info.endpoint_url, state.credentials(), args.report, args.pytest_args)

@@ -364,6 +364,8 @@ class Executor:
             AWS_ENDPOINT_URL=self.settings.endpoint_url,
             AWS_DEFAULT_REGION=self.settings.region,
             AWS_REGION=self.settings.region,
+            # A container's only keys are its job role's: none from an instance profile.
+            AWS_EC2_METADATA_DISABLED="true",
             HOME=str(home),
             **identity,
         )

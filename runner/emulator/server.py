@@ -17,15 +17,14 @@ from typing import Any
 
 from moto.batch.responses import BatchResponse
 from moto.core.base_backend import BackendDict
-from moto.core.exceptions import JsonRESTError
+from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
 
 from runner.emulator.backend import LocalBatchBackend
 from runner.emulator.executor import Executor, ExecutorSettings
 from runner.emulator.gate import gate
-from runner.emulator.iam import access_key_of, enforce_for, register_owner, user_secret
-from runner.emulator.signing import signed_by
+from runner.emulator.iam import enforce, issued, register_owner
 from runner.emulator.task_identity import TaskIdentity
 
 LOOPBACK = "127.0.0.1"
@@ -36,28 +35,15 @@ def _backend(self: BatchResponse) -> Any:
     return local_backends[self.current_account][self.region]
 
 
-class InvalidSignature(JsonRESTError):
-    code = 403
-
-    def __init__(self) -> None:
-        super().__init__(
-            "InvalidSignatureException",
-            "The request signature we calculated does not match the signature you provided "
-            "(sign with the keys `runner local env` prints)",
-        )
+# Jobs complete at once, without Docker, in moto's own Batch; this backend runs them instead.
+MOTO_CONFIG = {"batch": {"use_docker": False}}
+# Opens moto's own API (reset, seed, state dump) for the conformance suite, which resets between tests.
+MOTO_API_ENV = "RUNNER_EMULATOR_MOTO_API"
 
 
 def _submit_job(self: BatchResponse) -> str:
-    """moto's SubmitJob, plus the submitted retryStrategy and overrides, once its signature is
-    checked: the emulator runs the command, so only a request signed with its own secret (or by an
-    IAM user its owner made, with that user's secret) may."""
-    credentials = LocalBatchBackend.executor.settings.credentials if LocalBatchBackend.executor else None
-    body = self.raw_body if isinstance(self.raw_body, bytes) else str(self.raw_body or "").encode()
-    if credentials is not None:
-        key = access_key_of(self.headers) or ""
-        secret = credentials[1] if key == credentials[0] else user_secret(key)
-        if secret is None or not signed_by(self.method, self.uri, dict(self.headers), body, key, secret):
-            raise InvalidSignature()
+    """moto's SubmitJob, plus the submitted retryStrategy and overrides. Who signed it was checked
+    before it got here (the gate, then moto's signature check on every request)."""
     name, job_id, arn = self.batch_backend.submit_job(
         self._get_param("jobName"),
         self._get_param("jobDefinition"),
@@ -88,14 +74,17 @@ def main(argv: list[str] | None = None) -> None:
 
     credentials = None
     region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    owner = getpass.getuser()
     if args.credentials:
         keys = json.loads(args.credentials.read_text())
         credentials = (keys["accessKeyId"], keys["secretAccessKey"])
-        register_owner(credentials, getpass.getuser(), region)
-    # Each task's job role keys and metadata, served on loopback; what they sign is held to IAM.
+        register_owner(credentials, owner, region)
+    moto_api_backend.set_config(MOTO_CONFIG)
+    # Each task's job role keys and metadata, served on loopback; every request's signature is
+    # verified, and what a role's keys sign is held to the role's policies.
     identity = TaskIdentity(region)
     identity.start()
-    enforce_for(identity.issued)
+    enforce()
     executor = Executor(
         ExecutorSettings(
             slots=args.slots,
@@ -125,11 +114,23 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop)
     os.environ.setdefault("MOTO_PORT", str(args.port))
     access_key = credentials[0] if credentials else None
+
+    def after_reset() -> None:
+        if credentials is not None:
+            register_owner(credentials, owner, region)
+        moto_api_backend.set_config(MOTO_CONFIG)
+
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         LOOPBACK,
         args.port,
-        gate(app, lambda: access_key, lambda key: key in identity.issued or user_secret(key) is not None),
+        gate(
+            app,
+            lambda: access_key,
+            issued,
+            moto_api=os.environ.get(MOTO_API_ENV) == "1",
+            after_reset=after_reset,
+        ),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

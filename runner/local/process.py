@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -23,8 +22,6 @@ from runner.errors import RunnerError
 from runner.local.state import JOINED, LocalState, ServerInfo
 
 LOOPBACK = "127.0.0.1"
-# Jobs complete at once, without Docker.
-EMULATOR_CONFIG = {"batch": {"use_docker": False}}
 # AWS-managed policies exist, so the instance role's attachment resolves. moto's config API does
 # not take this one; the environment does. Stock AMIs are never used and slow every EC2 backend.
 EMULATOR_ENV = {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
@@ -84,18 +81,6 @@ def is_emulator(pid: int) -> bool:
         return EMULATOR_MODULE.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return is_alive(pid)  # no /proc (macOS): trust the pid file
-
-
-def configure(endpoint_url: str, config: dict | None = None, timeout: float = 5.0) -> dict:
-    """POST moto's config API; returns the config in force."""
-    request = urllib.request.Request(
-        f"{endpoint_url}/moto-api/config",
-        data=json.dumps(config or EMULATOR_CONFIG).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read())
 
 
 def warm_up(endpoint_url: str, credentials: tuple[str, str] | None = None) -> None:
@@ -168,7 +153,6 @@ def start_server(
                 raise RunnerError(
                     f"the emulator already runs with {name} {running}; `runner local down` first to change it"
                 )
-        configure(existing.endpoint_url)
         return existing, False
 
     check_moto()
@@ -214,7 +198,6 @@ def start_server(
                 tail = state.log_file.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
                 raise RunnerError(f"the emulator did not start ({tail[0]}); see {state.log_file}")
             sleep(0.1)
-        configure(endpoint)
         warm_up(endpoint, state.credentials())
         info = ServerInfo(
             pid=process.pid,

@@ -590,7 +590,9 @@ def prune_shared(store: RunStore, records: RunRecords) -> list[Pruned]:
             local = None
         if local is not None:
             records.replace(entry.run_id, asdict(local), etag)
-            pruned.append(Pruned(entry.run_id, f"repaired in the bucket from this machine's copy ({problem})"))
+            pruned.append(
+                Pruned(entry.run_id, f"repaired in the bucket from this machine's copy ({problem})")
+            )
         else:
             records.remove(entry)
             pruned.append(Pruned(entry.run_id, f"removed from the bucket: {problem}"))

@@ -12,15 +12,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, get_args
 
 from runner.aws.data_store import read_object
-from runner.runs.variables import column_problem
 from runner.errors import InvalidInputError
+from runner.runs.variables import column_problem
 
 TableFormat = Literal["csv", "tsv", "jsonl"]
 FORMATS: tuple[TableFormat, ...] = get_args(TableFormat)

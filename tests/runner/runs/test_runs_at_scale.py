@@ -349,7 +349,10 @@ def test_a_bad_fix_is_one_line_and_submits_nothing(runner: Runner, api_calls: Co
     fail(run["jobId"], {0: APP})
     api_calls.clear()
     for args, message in [
-        (["--env", "RUNNER_RUN_ID=x"], "Error: --env RUNNER_RUN_ID is reserved (RUNNER_*, AWS_BATCH*, ECS_* are set by the runner and Batch); choose another name\n"),
+        (
+            ["--env", "RUNNER_RUN_ID=x"],
+            "Error: --env RUNNER_RUN_ID is reserved (RUNNER_*, AWS_BATCH*, ECS_* are set by the runner and Batch); choose another name\n",
+        ),
         (
             ["--command", "'unclosed"],
             "Error: --command cannot be parsed (No closing quotation); quote it as one string\n",

@@ -56,7 +56,11 @@ def test_the_key_column_is_the_first_by_default_and_must_exist():
         (b"a,b\n", "csv", "--tasks t has a header but no rows; add one row per task"),
         (b"a,1b\nx,y\n", "csv", "--tasks t: column '1b' is not an environment variable name"),
         (b"a,a\nx,y\n", "csv", "--tasks t: column 'a' appears twice"),
-        (b"a,AWS_REGION\nx,y\n", "csv", "--tasks t: column 'AWS_REGION' is reserved (AWS_*, ECS_* and RUNNER_*"),
+        (
+            b"a,AWS_REGION\nx,y\n",
+            "csv",
+            "--tasks t: column 'AWS_REGION' is reserved (AWS_*, ECS_* and RUNNER_*",
+        ),
         (b"a,runner_row\nx,y\n", "csv", "--tasks t: column 'runner_row' is reserved"),
         (b"a,b\nx,y\nz\n", "csv", "--tasks t: line 3 has 1 field(s); the header has 2"),
         (b'a,b\n"x\ny",1\nz,2,3\n', "csv", "--tasks t: line 4 has 3 field(s)"),
