@@ -105,8 +105,11 @@ def up(
     click.echo(
         f"Tasks run as local processes ({info.slots} at a time"
         + (f", {info.spot_interruptions:.0%} of Spot attempts reclaimed" if info.spot_interruptions else "")
-        + "), each as its job role with IAM enforced; the image is not pulled and `user` is not switched."
+        + "), each as its job role with IAM enforced; the image is not pulled."
     )
+    isolation = state.isolation()
+    if isolation is not None:
+        click.echo(isolation.describe())
     click.echo(f"Next: runner --local --stack {stack} submit --array 100 --wait")
 
 
@@ -197,9 +200,12 @@ def status(context: CliContext, as_json: bool) -> None:
         )
         click.echo(f"Deployed stacks: {', '.join(stacks) or 'none'}. Log: {info.log_file}")
         click.echo(
-            f"Tasks run as local processes of yours, {info.slots} at a time, in {state.work_dir}, "
-            "each as its job role with IAM enforced; the image is not pulled and `user` is not switched."
+            f"Tasks run as local processes, {info.slots} at a time, in {state.work_dir}, "
+            "each as its job role with IAM enforced; the image is not pulled."
         )
+        isolation = state.isolation()
+        if isolation is not None and info.pid != JOINED:
+            click.echo(isolation.describe())
     if info is None:
         sys.exit(EXIT_NOT_RUNNING)
 

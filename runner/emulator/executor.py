@@ -5,7 +5,9 @@ RUNNABLE -> STARTING -> RUNNING -> SUCCEEDED/FAILED, within the compute environm
 the local slots; runs its command with Batch's environment in a fresh directory per attempt;
 reports exit codes, OOM kills, timeouts and (on demand) Spot reclaims as Batch does; applies the
 retry strategy; and writes each attempt's output to the CloudWatch stream Batch would use.
-The image is not pulled and ``user`` is not switched: the command runs as the emulator's owner.
+The image is not pulled: the command runs on this machine, inside the walls ``sandbox`` builds
+(its own folder, /tmp and /proc; the owner's HOME and the emulator's state out of sight; no
+capabilities, as the definition's ``user`` when the emulator runs as root) where the kernel allows.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -32,6 +35,7 @@ import psutil
 from moto.batch.models import Job
 from moto.core.utils import unix_time_millis
 
+from runner.emulator import sandbox
 from runner.emulator.task_identity import TaskIdentity
 
 TICK = 0.01  # how soon an exited task is noticed and its slot refilled
@@ -74,6 +78,62 @@ class Compute:
 
 
 @dataclass(frozen=True)
+class Walls:
+    """How tasks are walled in (``runner.emulator.sandbox``): what they must not see, and what of
+    it they run with (read-only)."""
+
+    hide: tuple[Path, ...]
+    expose: tuple[Path, ...]
+
+    @classmethod
+    def for_emulator(cls, work_dir: Path) -> Walls:
+        """The owner's HOME and the emulator's state folder hidden; the Python the emulator runs
+        on, and the PATH tasks get, visible."""
+        python = Path(sys.executable)
+        expose = [python.parent, python.resolve().parent, Path(sys.prefix), Path(sys.base_prefix)]
+        expose += [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
+        return cls((Path.home(), work_dir.resolve().parents[1]), tuple(expose))
+
+    def command(self, command: list[str], workdir: Path, user: tuple[int, int] | None) -> list[str]:
+        """``command`` as started through the sandbox."""
+        wrapped = [
+            sys.executable,
+            "-I",
+            "-S",
+            sandbox.__file__,
+            "--workdir",
+            str(workdir),
+            "--keep",
+            str(workdir),
+        ]
+        for path in self.hide:
+            wrapped += ["--hide", str(path)]
+        for path in self.expose:
+            wrapped += ["--expose", str(path)]
+        if user is not None:
+            wrapped += ["--user", f"{user[0]}:{user[1]}"]
+        return [*wrapped, "--", *command]
+
+
+def run_as(name: str | None) -> tuple[int, int]:
+    """The uid and gid a task runs as when the emulator runs as root: the job definition's
+    ``user`` (a name or a number), else (or when this machine has no such user) nobody's."""
+    import pwd
+
+    for candidate in (name, "nobody"):
+        if not candidate:
+            continue
+        if candidate.isdigit():
+            return int(candidate), int(candidate)
+        try:
+            entry = pwd.getpwnam(candidate)
+        except KeyError:
+            continue
+        return entry.pw_uid, entry.pw_gid
+    return 65534, 65534
+
+
+@dataclass(frozen=True)
 class ExecutorSettings:
     slots: int
     work_dir: Path
@@ -84,11 +144,13 @@ class ExecutorSettings:
     seed: int | None = None
     min_timeout_seconds: int = 60
     stop_grace_seconds: float = 30.0
+    # None: tasks run as plain processes of the owner (the kernel refused namespaces).
+    walls: Walls | None = None
 
 
 @dataclass
 class Attempt:
-    process: subprocess.Popen
+    process: subprocess.Popen  # with walls: the sandbox, whose child (the namespace's init) runs the task
     number: int
     task_id: str
     started: float
@@ -139,6 +201,11 @@ def waits_for(job: Job) -> list[str]:
         elif job_id:
             ids.append(job_id)
     return ids
+
+
+def properties_user(job: Job) -> str | None:
+    """The job definition's ``user`` (a container property), if any."""
+    return (job.job_definition.container_properties or {}).get("user") or None
 
 
 def exit_rule_action(
@@ -353,6 +420,8 @@ class Executor:
         job = task.job
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
         env.update({name: os.environ[name] for name in HOST_VARIABLES if os.environ.get(name)})
+        # The image's python3 is the emulator's own (it has boto3, as the image must).
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])
         for entry in job._get_container_property("environment", []):
             env[entry["name"]] = str(entry["value"])
         env.update(
@@ -446,10 +515,14 @@ class Executor:
             stream = self._stream_name(task, task_id)
             container, document = self._metadata(task, task_id, stream)
             identity = self.identity.open(task_id, role, container, document)
+        argv = command or ["true"]
+        if self.settings.walls is not None:
+            user = run_as(properties_user(job)) if os.getuid() == 0 else None
+            argv = self.settings.walls.command(argv, home / "work", user)
         try:
             with output.open("wb") as out:
                 process = subprocess.Popen(
-                    command or ["true"],
+                    argv,
                     cwd=home / "work",
                     env=self._environment(task, number, home / "work", identity),
                     stdin=subprocess.DEVNULL,
@@ -519,6 +592,8 @@ class Executor:
         try:
             parent = psutil.Process(process.pid)
             members = [parent, *parent.children(recursive=True)]
+            if self.settings.walls is not None:  # the sandbox and its init are not the task's
+                members = [m for m in members[1:] if m.ppid() != parent.pid]
         except psutil.Error:
             return 0.0
         total = 0

@@ -21,8 +21,9 @@ from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
 
+from runner.emulator import sandbox
 from runner.emulator.backend import LocalBatchBackend
-from runner.emulator.executor import Executor, ExecutorSettings
+from runner.emulator.executor import Executor, ExecutorSettings, Walls
 from runner.emulator.gate import gate
 from runner.emulator.iam import enforce, issued, register_owner
 from runner.emulator.task_identity import TaskIdentity
@@ -37,6 +38,8 @@ def _backend(self: BatchResponse) -> Any:
 
 # Jobs complete at once, without Docker, in moto's own Batch; this backend runs them instead.
 MOTO_CONFIG = {"batch": {"use_docker": False}}
+# Beside the work folder: whether tasks are walled in, and if not why (``runner local up`` says so).
+ISOLATION_FILE = "isolation.json"
 # Opens moto's own API (reset, seed, state dump) for the conformance suite, which resets between tests.
 MOTO_API_ENV = "RUNNER_EMULATOR_MOTO_API"
 
@@ -80,6 +83,13 @@ def main(argv: list[str] | None = None) -> None:
         credentials = (keys["accessKeyId"], keys["secretAccessKey"])
         register_owner(credentials, owner, region)
     moto_api_backend.set_config(MOTO_CONFIG)
+    # Before any thread starts (the probe forks): can tasks be walled in here?
+    refused = sandbox.probe()
+    walls = None if refused else Walls.for_emulator(args.work_dir)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    (args.work_dir.parent / ISOLATION_FILE).write_text(
+        json.dumps({"isolated": walls is not None, "why": refused, "root": os.getuid() == 0})
+    )
     # Each task's job role keys and metadata, served on loopback; every request's signature is
     # verified, and what a role's keys sign is held to the role's policies.
     identity = TaskIdentity(region)
@@ -97,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
             # Only the test suite lowers these (AWS's minimum attempt duration is 60 s).
             min_timeout_seconds=int(os.environ.get("RUNNER_EMULATOR_MIN_TIMEOUT", "60")),
             stop_grace_seconds=float(os.environ.get("RUNNER_EMULATOR_STOP_GRACE", "30")),
+            walls=walls,
         ),
         identity,
     )

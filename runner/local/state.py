@@ -50,6 +50,28 @@ class Deployment:
     created: list[tuple[str, str]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Isolation:
+    """Whether the running emulator walls its tasks in, as it found at start (``isolation.json``)."""
+
+    isolated: bool
+    why: str | None = None  # why not
+    root: bool = False  # the emulator runs as root: tasks run as the definition's user
+
+    def describe(self) -> str:
+        """One sentence for ``local up`` and ``local status``."""
+        if not self.isolated:
+            return (
+                f"Warning: tasks are NOT isolated ({self.why}): they run as you, and can read your files "
+                "and the emulator's keys."
+            )
+        who = "as the job definition's user" if self.root else "as you, with no privileges"
+        return (
+            f"Each task runs {who} in namespaces of its own: your HOME and the emulator's state are "
+            "out of sight, /tmp and /proc are its own."
+        )
+
+
 class LocalStateError(RunnerError):
     """A file of the emulator's state cannot be read."""
 
@@ -77,6 +99,22 @@ class LocalState:
     @property
     def work_dir(self) -> Path:
         return self.root / "work"
+
+    @property
+    def isolation_file(self) -> Path:
+        """Written by the emulator at start (``runner/emulator/server.py``'s ISOLATION_FILE)."""
+        return self.root / "isolation.json"
+
+    def isolation(self) -> Isolation | None:
+        """What the running emulator found; None before it wrote it (or if it cannot be read)."""
+        try:
+            raw = json.loads(self.isolation_file.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(raw, dict) or not isinstance(raw.get("isolated"), bool):
+            return None
+        why = raw.get("why") if isinstance(raw.get("why"), str) else None
+        return Isolation(raw["isolated"], why, raw.get("root") is True)
 
     def credentials(self) -> tuple[str, str]:
         """The emulator's access key pair, made on first use, readable by its owner only."""

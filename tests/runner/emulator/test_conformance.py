@@ -75,11 +75,10 @@ def test_sequential_array_runs_in_order_and_a_failure_stops_the_rest(local):
     ]
 
 
-def test_sequential_child_waits_for_its_predecessors_retries(local, tmp_path: Path):
+def test_sequential_child_waits_for_its_predecessors_retries(local):
     client = batch(local)
-    marker = tmp_path / "tried"
     # Child 0 fails its first attempt and succeeds on the retry; child 1 must wait for that.
-    script = f"if [ {INDEX} = 0 ] && [ ! -e {marker} ]; then touch {marker}; exit 1; fi"
+    script = f"if [ {INDEX} = 0 ] && [ $AWS_BATCH_JOB_ATTEMPT = 1 ]; then exit 1; fi"
     job = submit(
         local,
         "prod",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -446,11 +447,18 @@ def test_local_down_leaves_no_task_process(local):
     client = batch(local)
     job = submit(local, "prod", ["sh", "-c", "trap '' TERM; sleep 300"], arrayProperties={"size": 2})
     wait_for(client, f"{job}:0", ("RUNNING",), timeout=10)
-    pids = [
-        int(p.name)
-        for p in Path("/proc").iterdir()
-        if p.name.isdigit() and b"sleep\x00300" in (p / "cmdline").read_bytes()
-    ]
+
+    def sleepers() -> list[int]:
+        found = []
+        for p in Path("/proc").iterdir():
+            with contextlib.suppress(OSError):
+                if p.name.isdigit() and b"sleep\x00300" in (p / "cmdline").read_bytes():
+                    found.append(int(p.name))
+        return found
+
+    deadline = time.monotonic() + 10  # RUNNING once started: its walls go up, then it runs
+    while not (pids := sleepers()) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert pids
     stop_server(local["state"])
     time.sleep(0.2)
