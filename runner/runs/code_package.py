@@ -162,7 +162,7 @@ def _code_file(root: Path, name: str, source: Path) -> CodeFile | None:
     except UnicodeEncodeError:
         shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         raise InvalidInputError(
-            f"--code {source}: the name {shown!r} is not UTF-8; rename it or list it in {IGNORE_FILE}"
+            f"--code {source}: the name '{shown}' is not UTF-8; rename it or list it in {IGNORE_FILE}"
         ) from None
     path = root / name
     if path.is_symlink():

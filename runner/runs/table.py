@@ -84,7 +84,7 @@ def _check_names(names: list[str], source: str, where: str) -> None:
     for name in names:
         problem = column_problem(name)
         if problem:
-            raise InvalidInputError(f"--tasks {source}: {where} {name!r} {problem}")
+            raise InvalidInputError(f"--tasks {source}: {where} {name[:40]!r} {problem}")
         if name in seen:
             raise InvalidInputError(f"--tasks {source}: {where} {name!r} appears twice; names must be unique")
         seen.add(name)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 
-# fullmatch, so a name with a trailing newline ("FOO\n") is not a name.
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# fullmatch, so a name with a trailing newline ("FOO\n") is not a name. 255 characters at most:
+# a longer one is a mistake (a header line pasted as a name), not a variable.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 # Set by the runner's launcher, by Batch and by ECS on every task.
 RESERVED_PREFIXES = ("RUNNER_", "AWS_BATCH", "ECS_")
 # Who the task is: its job role's keys, never keys passed in the clear.
@@ -66,7 +67,7 @@ def is_variable_name(name: str) -> bool:
 def env_option_problem(name: str) -> str | None:
     """Why ``--env NAME=...`` may not be set on a task, or None."""
     if not is_variable_name(name):
-        return f"--env {name!r} is not a variable name; use letters, digits and _"
+        return f"--env {name[:40]!r} is not a variable name; use up to 255 letters, digits and _"
     if name.upper() in CREDENTIAL_NAMES:
         return f"--env {name} would give the task other keys than its job role's; grant the job role access instead"
     if name.upper().startswith(RESERVED_PREFIXES):
@@ -77,7 +78,7 @@ def env_option_problem(name: str) -> str | None:
 def column_problem(name: str) -> str | None:
     """Why a table's column (a variable of every row) may not be called ``name``, or None."""
     if not is_variable_name(name):
-        return "is not an environment variable name; use letters, digits and _, not starting with a digit"
+        return "is not an environment variable name; use up to 255 letters, digits and _, not starting with a digit"
     if name.upper().startswith(("AWS_", "RUNNER_", "ECS_")):
         return "is reserved (AWS_*, ECS_* and RUNNER_* are set by Batch and the runner); rename the column"
     if name.upper() in SYSTEM_NAMES:
