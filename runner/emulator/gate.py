@@ -95,8 +95,23 @@ def gate(
     reset (with ``moto_api``), so the owner stays a user of the emulator."""
 
     def guarded(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        service = routed_service(dispatcher, environ)
         path = environ.get("PATH_INFO", "")
+        authorization = environ.get("HTTP_AUTHORIZATION")
+        credential = SIGV4.fullmatch(authorization.strip()) if authorization else None
+        if authorization and credential is None:  # before routing: moto's router chokes on some
+            return error(
+                start_response,
+                "403 Forbidden",
+                "IncompleteSignatureException",
+                "The Authorization header is not one well-formed AWS4-HMAC-SHA256 signature",
+                "batch" if _BATCH_PATH.fullmatch(path) else "s3",
+            )
+        try:
+            service = routed_service(dispatcher, environ)
+        except Exception:  # moto's router failed on this request: it reaches no service
+            return error(
+                start_response, "400 Bad Request", "InvalidRequest", "no service takes this request", "s3"
+            )
         if service == "moto_api":
             if moto_api:
                 answer = dispatcher(environ, start_response)
@@ -121,8 +136,7 @@ def gate(
                 "AWS_CONTAINER_CREDENTIALS_FULL_URI",
                 "s3",
             )
-        authorization = environ.get("HTTP_AUTHORIZATION")
-        if not authorization:
+        if credential is None:
             # Refused whatever it was for; a Batch path is answered in Batch's words (unsigned,
             # moto would have taken it for S3).
             if _BATCH_PATH.fullmatch(path):
@@ -133,15 +147,6 @@ def gate(
                 "MissingAuthenticationTokenException" if service in JSON_SERVICES else "AccessDenied",
                 "Missing Authentication Token (sign requests with SigV4; presigned URLs are not "
                 "served by the emulator)",
-                service,
-            )
-        credential = SIGV4.fullmatch(authorization.strip())
-        if credential is None:
-            return error(
-                start_response,
-                "403 Forbidden",
-                "IncompleteSignatureException",
-                "The Authorization header is not one well-formed AWS4-HMAC-SHA256 signature",
                 service,
             )
         key, owner = credential["key"], owner_key()

@@ -92,6 +92,29 @@ def outermost(paths: Sequence[Path]) -> list[Path]:
     return kept
 
 
+def closed_to(user: tuple[int, int], paths: Sequence[Path]) -> list[Path]:
+    """The folders above ``paths`` that ``user`` cannot pass through (root's 0700 HOME holding
+    the Python the emulator runs on): emptied and the paths put back, so the task's user can reach
+    exactly them."""
+    closed = []
+    for path in paths:
+        for folder in reversed(path.resolve().parents):
+            try:
+                info = folder.stat()
+            except OSError:
+                break
+            if info.st_uid == user[0]:
+                allowed = info.st_mode & 0o100
+            elif info.st_gid == user[1]:
+                allowed = info.st_mode & 0o010
+            else:
+                allowed = info.st_mode & 0o001
+            if not allowed:
+                closed.append(folder)
+                break
+    return closed
+
+
 def enter(flags: int) -> None:
     """Unshare the namespaces; in a new user namespace, map the caller's ids to themselves."""
     uid, gid = os.getuid(), os.getgid()
@@ -102,17 +125,20 @@ def enter(flags: int) -> None:
         _write("/proc/self/gid_map", f"{gid} {gid} 1")
 
 
-def build_walls(hide: Sequence[Path], keep: Sequence[Path], expose: Sequence[Path]) -> None:
+def build_walls(
+    hide: Sequence[Path], keep: Sequence[Path], expose: Sequence[Path], user: tuple[int, int] | None = None
+) -> None:
     """Inside the new mount namespace: empty the hidden folders and /tmp, put back what is kept
     (read-write) and exposed (read-only), and a /proc of the task's own PID namespace."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    hidden = outermost(hide)
+    hidden = outermost([*hide, *(closed_to(user, [*keep, *expose]) if user else [])])
     back = [(p.resolve(), False) for p in keep] + [(p, True) for p in outermost(expose)]
     back = [(path, read_only) for path, read_only in back if covered(path, [*hidden, Path("/tmp")])]
     # Opened before anything is covered; bound back from these handles afterwards.
     handles = [(os.open(path, os.O_PATH | os.O_DIRECTORY), path, ro) for path, ro in back]
-    for path in [*hidden, Path("/tmp")]:
+    for path in hidden:
         _mount("none", str(path), "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
+    _mount("none", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")  # anyone's, as /tmp is
     for handle, path, read_only in handles:
         path.mkdir(parents=True, exist_ok=True)
         _mount(f"/proc/self/fd/{handle}", str(path), None, MS_BIND | MS_REC)
@@ -196,7 +222,7 @@ def sandboxed(
         code = CANNOT_RUN
         try:
             _libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-            build_walls(hide, keep, expose)
+            build_walls(hide, keep, expose, user if root else None)
             code = init(command, workdir, user if root else None)
         except (OSError, SandboxError) as err:
             sys.stderr.write(f"CannotStartContainerError: the task's sandbox: {err}\n")

@@ -79,7 +79,9 @@ def test_a_record_naming_another_run_id_is_refused_and_writes_nothing_elsewhere(
 def sweep_of(run_id: str = "20261202-010203-abcdef01") -> Sweep:
     from runner.aws.stack_outputs import DataLocation
 
-    return Sweep(DataLocation(BUCKET, "runs/", "read-write"), run_id, rows=10, per_task=1, columns=("sample",))
+    return Sweep(
+        DataLocation(BUCKET, "runs/", "read-write"), run_id, rows=10, per_task=1, columns=("sample",)
+    )
 
 
 class ManifestS3:

@@ -160,8 +160,9 @@ def test_rows_killed_in_every_way_are_never_done_and_a_retry_reruns_exactly_them
     bucket, prefix = local["stacks"]["dev"]["data"]["bucket"], f"runs/{run_id}/out/4/"
     deadline = time.monotonic() + 60
     # Stop task 1 once row 4's upload has begun (its 1,500 files take seconds to upload).
-    while time.monotonic() < deadline and not (
-        s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)["KeyCount"]
+    while (
+        time.monotonic() < deadline
+        and not (s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)["KeyCount"])
     ):
         time.sleep(0.05)
     batch(local).terminate_job(jobId=f"{job_id}:1", reason="stopped mid-upload by the test")
