@@ -196,6 +196,9 @@ def _record_problem(data: Any) -> str | None:
     for key, kind, label in _OPTIONAL:
         if data.get(key) is not None and not isinstance(data[key], kind):
             return f"'{key}' should be {label}, got {type_name(data[key])}"
+    linked = [data.get("parent_run_id") or "", *(data.get("retry_run_ids") or [])]
+    if not all(isinstance(run, str) and (run == "" or is_run_id(run)) for run in linked):
+        return "'parent_run_id' and 'retry_run_ids' should be run ids"
     if not all(isinstance(job_id, str) for job_id in data.get("job_ids") or []):
         return "'job_ids' should be a list of job ids"
     for shard in data.get("shards") or []:
@@ -310,6 +313,12 @@ class RunStore:
         self._etags: dict[str, str] = {}  # the shared record's ETag, as last read or written
 
     def path(self, run_id: str) -> Path:
+        """The local copy's file; a name that is not a run id (``../../x`` from a forged record's
+        ``retry_run_ids``) never becomes a path."""
+        if not is_run_id(run_id):
+            raise RunRecordError(
+                f"{run_id[:60]!r} is not a run id; a record naming it is not trustworthy", None
+            )
         return self.root / f"{run_id}.json"
 
     def save(self, record: RunRecord) -> None:

@@ -131,3 +131,12 @@ def test_collect_refuses_a_manifest_that_reaches_outside_its_row(tmp_path: Path,
         collect_outputs(s3, sweep, [fate], tmp_path / "out", workers=1)
     assert message.replace("RUN", run_id) in str(refused.value)
     assert s3.downloads == [] and not (tmp_path / "out").exists()
+
+
+def test_a_record_linking_to_a_path_instead_of_a_run_never_becomes_a_file(tmp_path: Path):
+    store = RunStore(tmp_path)
+    with pytest.raises(RunRecordError, match="is not a run id"):
+        store.path("../../../../tmp/x")
+    forged = {**GOOD, "retry_run_ids": ["../../../../tmp/x"]}
+    with pytest.raises(RunRecordError, match="'parent_run_id' and 'retry_run_ids' should be run ids"):
+        record_from_json(forged, "s3://lab-data/runs/x/run.json", GOOD["run_id"])
