@@ -83,8 +83,13 @@ def enforce() -> Callable[[], None]:
             headers=self.headers,
             action=self._get_action(),
         )
+        if self.method in ("GET", "HEAD", "DELETE") and iam_request_cls is IAMRequest:
+            # moto signs a bodiless request's parsed parameters as if they were its body (Batch's
+            # ListTagsForResource and UntagResource would never match): check the empty body sent.
+            iam_request._data = {}
         try:
             iam_request.check_signature()
+            iam_request._data = self.data
             if isinstance(iam_request._access_key, AssumedRoleAccessKey):
                 iam_request.check_action_permitted(resource)
         except tuple(_IN_JSON) as refusal:
@@ -121,20 +126,26 @@ def _iam() -> Any:
     return iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
 
 
+# Every partition a client may sign for (the region decides it: cn-northwest-1 is aws-cn).
+PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+
+
 def register_owner(keys: tuple[str, str], name: str, region: str) -> None:
     """The emulator's owner as an IAM user of its account, signing with the emulator's own keys, so
-    a caller identity names them (``arn:aws:iam::123456789012:user/<name>``) as AWS would."""
+    a caller identity names them (``arn:aws:iam::123456789012:user/<name>``) as AWS would; in each
+    partition, as moto keeps one IAM per partition."""
     from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.iam.models import AccessKey
+    from moto.iam.models import AccessKey, iam_backends
 
-    backend = _iam()
-    if name not in backend.users:
-        backend.create_user(region_name=region, user_name=name)
-    if any(k.access_key_id == keys[0] for k in backend.users[name].access_keys):
-        return
-    key = AccessKey(user_name=name, prefix="LKIA", account_id=DEFAULT_ACCOUNT_ID)
-    key.access_key_id, key.secret_access_key = keys
-    backend.users[name].access_keys.append(key)
+    for partition in PARTITIONS:
+        backend = iam_backends[DEFAULT_ACCOUNT_ID][partition]
+        if name not in backend.users:
+            backend.create_user(region_name=region, user_name=name)
+        if any(k.access_key_id == keys[0] for k in backend.users[name].access_keys):
+            continue
+        key = AccessKey(user_name=name, prefix="LKIA", account_id=DEFAULT_ACCOUNT_ID)
+        key.access_key_id, key.secret_access_key = keys
+        backend.users[name].access_keys.append(key)
 
 
 def user_secret(access_key_id: str) -> str | None:
