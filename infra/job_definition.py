@@ -13,6 +13,9 @@ from infra.settings import PROJECT, JobSettings
 # Containers never run as root (the seed's "User: nobody").
 CONTAINER_USER = "nobody"
 LOG_STREAM_PREFIX = "job"
+# Defaults every task starts with (a submit's --env, or a row's column, overrides them). Python
+# writes its output as it goes, so a row's last line in its log is the error, not an older print.
+DEFAULT_ENVIRONMENT = {"PYTHONUNBUFFERED": "1"}
 
 
 # How Batch reports a host or task taken back: an EC2 instance gone, or ECS's Fargate Spot notice.
@@ -63,7 +66,7 @@ def container_properties(
                 "awslogs-stream-prefix": LOG_STREAM_PREFIX,
             },
         },
-        "environment": [],
+        "environment": [{"name": k, "value": v} for k, v in sorted(DEFAULT_ENVIRONMENT.items())],
         "mountPoints": [],
         "volumes": [],
     }

@@ -441,6 +441,8 @@ class Executor:
         index = (job.array_properties or {}).get("index")
         if index is not None:
             env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(index)
+        if self.settings.walls is None:  # no /tmp of its own: its temporary files stay in its folder
+            env["TMPDIR"] = str(home.parent / "tmp")
         return env
 
     def _metadata(self, task: Task, task_id: str, stream: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -500,6 +502,7 @@ class Executor:
         home = self.settings.work_dir / job.job_id.replace(":", "-") / str(number)
         shutil.rmtree(home, ignore_errors=True)
         (home / "work").mkdir(parents=True)
+        (home / "tmp").mkdir()
         output = home / "output.log"
         job.status = "STARTING"
         job.job_started_at = datetime.now()
@@ -624,6 +627,8 @@ class Executor:
         exit_code = 128 - code if code < 0 else code  # killed by signal N: exit 128+N, as Docker reports
         reclaimed = attempt.stop_reason in (FARGATE_SPOT,) or str(attempt.stop_reason).startswith("Host EC2")
         stream = self._write_log(task, attempt)
+        # Its output is in its log stream now: nothing of the attempt stays on disk.
+        shutil.rmtree(attempt.output.parent, ignore_errors=True)
         container: dict[str, Any] = {
             "logStreamName": stream,
             "networkInterfaces": [],  # no network of its own: the task shares the host's

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -254,6 +255,8 @@ def stop_server(state: LocalState, *, sleep: Callable[[float], None] = time.slee
         return None
     if info.pid != JOINED:  # a joined emulator is its owner's to stop: this only leaves it
         _terminate(info.pid, sleep=sleep)
+        # Every task is stopped with it: what their attempts left in their folders goes too.
+        shutil.rmtree(state.work_dir, ignore_errors=True)
     state.clear_server()
     return info
 

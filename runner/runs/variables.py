@@ -55,7 +55,6 @@ SYSTEM_NAMES = frozenset(
         "PYTHONHOME",
         "PYTHONSTARTUP",
         "PYTHONUSERBASE",
-        "PYTHONUNBUFFERED",
     }
 )
 

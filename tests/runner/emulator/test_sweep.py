@@ -213,3 +213,15 @@ def test_rows_killed_in_every_way_are_never_done_and_a_retry_reruns_exactly_them
         (dest / str(row) / "result.txt").read_text() == f"S{row:02d}\n" for row in (0, 1, 3, 4, 5, 6, 7, 8)
     )
     assert not (dest / "2").exists()
+
+
+def test_a_python_rows_last_line_is_its_error_not_an_earlier_print(local, tmp_path: Path):
+    """The job definition sets PYTHONUNBUFFERED=1: what a row printed lands before its traceback."""
+    path = tmp_path / "one.csv"
+    path.write_text("sample\nS0\n")
+    script = "import sys; print('working on', sys.argv[1]); raise SystemExit('bad input ' + sys.argv[1])"
+    submitted = as_json(
+        "submit", "--tasks", str(path), "--command", f'python3 -c "{script}" S0', "--wait", "--interval", "1"
+    )
+    (entry,) = as_json("results", submitted["runId"])["entries"]
+    assert entry["state"] == "failed" and entry["lastLine"] == "bad input S0"
