@@ -21,9 +21,9 @@ from runner.cli.options import (
 )
 from runner.errors import InvalidInputError
 from runner.indices import format_ranges
-from runner.runs.code_package import describe_code
+from runner.runs.code_package import code_drift, describe_code
 from runner.runs.launch import interpreter, plan_launch
-from runner.runs.retry import RetryOptions, describe_changes, parse_classes, retry_run
+from runner.runs.retry import RetryOptions, describe_changes, latest_attempt, parse_classes, retry_run
 from runner.runs.service import StackTarget
 from runner.runs.store import RunRecord, is_run_id
 from runner.runs.submit import MAX_ARRAY, MIN_ARRAY, SubmitOptions, parse_pairs, resume_run, submit_run
@@ -340,6 +340,11 @@ def retry(
     there = context.home() if context.overrides_stack else StackTarget(ref.outputs, ref.target)
     launch = plan_launch(ref.outputs, code, interpreter(there.target.endpoint_url)) if code else None
     summary = service.summary(ref)
+    latest = latest_attempt(context.store, ref.record)
+    if code is None:
+        drift = code_drift(latest.code, latest.run_id)
+        if drift:
+            click.echo(f"Note: {drift}", err=True)
     record = retry_run(
         there.target.client("batch"),
         context.store,
@@ -351,5 +356,6 @@ def retry(
         endpoint_url=there.target.endpoint_url,
         launch=launch,
         s3=ref.target.client("s3") if launch else None,
+        latest=latest,
     )
     after_submit(context, record, as_json=as_json, wait=wait, interval=interval, price=vcpu_hour_price)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.errors import InvalidInputError
+from runner.errors import InvalidInputError, RunnerError
 
 MAX_CODE_BYTES = 100 * 1024 * 1024
 IGNORE_FILE = ".runnerignore"
@@ -283,6 +283,27 @@ def package_code(source: Path | None, launcher: bytes) -> CodePackage:
         return build_package([], launcher, source=None, git=None)
     files, git = gather(source)
     return build_package(files, launcher, source=str(source), git=git)
+
+
+def code_drift(code: dict[str, Any] | None, run_id: str) -> str | None:
+    """One line when the folder ``code`` was packaged from now holds other code (edited since):
+    what a retry without ``--code`` runs, and how to run the folder's code instead. None when it is
+    unchanged, or cannot be read from here."""
+    source = (code or {}).get("source")
+    if not source or not code or not Path(source).exists():
+        return None
+    try:
+        files, _ = gather(Path(source))
+        now = code_digest(files, [file.path.read_bytes() for file in files])
+    except (RunnerError, OSError):
+        return None
+    if now == code.get("digest"):
+        return None
+    return (
+        f"{source} has changed since run {run_id} packaged it ({short(code.get('digest'))}, now "
+        f"{short(now)}); this retry runs {short(code.get('digest'))}: pass --code {source} to run what "
+        "is there now"
+    )
 
 
 def describe_code(code: dict[str, Any] | None) -> str:

@@ -148,15 +148,26 @@ def apply_fix(
     return changes
 
 
+def latest_attempt(store: RunStore, record: RunRecord) -> RunRecord:
+    """The newest run of ``record``'s lineage (itself, or its latest retry): what a retry starts
+    from, so a fix a retry shipped (``--code``, ``--command``, ``--env``) is never silently undone."""
+    lineage = store.lineage(record)
+    return lineage[-1] if lineage else record
+
+
 def retry_request(
     parent: RunRecord,
     outputs: StackOutputs,
     run_id: str,
     options: RetryOptions,
     evaluate_on_exit: list[dict[str, Any]] | None,
+    latest: RunRecord | None = None,
 ) -> dict[str, Any]:
-    """The parent's request for a new run on ``outputs``' stack, with the options applied. Pure."""
+    """The parent's request for a new run on ``outputs``' stack, with the options applied: what
+    runs (command, code, variables, resources) as the lineage's ``latest`` run had it. Pure."""
     params = copy.deepcopy(parent.request)
+    if latest is not None and latest is not parent:
+        params["containerOverrides"] = copy.deepcopy(latest.request.get("containerOverrides") or {})
     params.pop("arrayProperties", None)
     params.pop("dependsOn", None)  # what the parent waited for has finished
     suffix = f"-{parent.run_id}"
@@ -213,9 +224,11 @@ def retry_run(
     limiter: RateLimiter | None = None,
     launch: Launch | None = None,
     s3: Any = None,
+    latest: RunRecord | None = None,
 ) -> RunRecord:
     """Submit the chosen indices of ``parent`` as a new run on ``outputs``' stack, with the fix
-    (new code, command, variables) if any, and what it changed kept in the new record.
+    (new code, command, variables) if any, and what it changed kept in the new record. What runs
+    is what the lineage's ``latest`` run ran (``latest_attempt``), the fix applied to it.
 
     The new record (and the parent's link to it) is saved before the first SubmitJob; new code is
     uploaded (unless the bucket has it) after every check and before that.
@@ -237,7 +250,8 @@ def retry_run(
     check_queue(batch, outputs)
     rules = definition_exit_rules(batch, outputs) if options.attempts is not None else None
     run_id = new_run_id(now)
-    params = retry_request(parent, outputs, run_id, options, rules)
+    latest = latest or parent
+    params = retry_request(parent, outputs, run_id, options, rules, latest)
     fixes = options.command is not None or options.env or launch is not None
     # The definition's command is asked for only when the run has none of its own to change.
     changes = apply_fix(params, options, launch, lambda: definition_command(batch, outputs)) if fixes else {}
@@ -255,8 +269,8 @@ def retry_run(
     record.changes = changes or None
     if launch is not None:
         record.code = launch.record(launch.upload(s3))
-    elif parent.code is not None:
-        record.code = {key: value for key, value in parent.code.items() if key != "uploaded"}
+    elif latest.code is not None:
+        record.code = {key: value for key, value in latest.code.items() if key != "uploaded"}
     seen = list(parent.retry_run_ids)
 
     def claim(current: RunRecord) -> None:
