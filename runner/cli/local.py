@@ -9,11 +9,12 @@ from pathlib import Path
 
 import click
 
-from runner.aws.stack_outputs import find_project_dir, outputs_from_file
+from runner.aws.stack_outputs import outputs_from_file
 from runner.cli.context import NOT_RUNNING, CliContext, pass_context
 from runner.cli.options import json_option
 from runner.errors import RunnerError
 from runner.local.process import ExecutorOptions, join_server, running_server, start_server, stop_server
+from runner.local.project import local_project_dir
 from runner.local.state import JOINED
 from runner.show import terminal
 
@@ -65,12 +66,15 @@ def up(
 ) -> None:
     """Start the emulator (or reuse it) and deploy a stack's Pulumi program into it.
 
-    Jobs submitted to it run their command as local processes of yours, with AWS Batch's states,
-    environment, capacity, exit codes, retries and logs (the image is not pulled, `user` is not
-    switched).
+    Jobs submitted to it run their command as local processes, walled in where the kernel allows,
+    with AWS Batch's states, environment, capacity, exit codes, retries and logs (the image is not
+    pulled). From a folder outside a batch-stacks checkout the program that ships with the package
+    is deployed.
     """
     stack = stack_name or context.stack_option or "dev"
-    project_dir = find_project_dir()
+    project_dir, bundled = local_project_dir()
+    if bundled and not as_json:
+        click.echo(f"Using the program that ships with batch-stacks ({project_dir}).")
     state = context.local_state
     with state.lock():
         from runner.local.deploy import deploy_or_keep  # the Pulumi SDK, only to deploy

@@ -28,10 +28,20 @@ class DeployResult:
     action: Action
 
 
+def _program_sources(project_dir: Path) -> list[Path]:
+    """The files whose change changes what a deploy makes: ``__main__.py`` and the ``infra``
+    package it imports (the project's own, else the installed one)."""
+    import infra
+
+    package = project_dir / "infra"
+    package = package if package.is_dir() else Path(infra.__file__).resolve().parent
+    return [project_dir / "__main__.py", *sorted(package.glob("*.py"))]
+
+
 def fingerprint(project_dir: Path, stack: str) -> str:
     """What a deployment was made from: the stack's config and the program's source."""
     digest = hashlib.sha256(json.dumps(load_stack_config(project_dir, stack), sort_keys=True).encode())
-    for path in [project_dir / "__main__.py", *sorted((project_dir / "infra").glob("*.py"))]:
+    for path in _program_sources(project_dir):
         if path.is_file():
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()

@@ -21,7 +21,9 @@ OOM = ("Essential container in task exited", 137, "OutOfMemoryError: Container k
 def with_data(stack: StackOutputs, tmp_path: Path) -> Runner:
     boto3.client("s3", region_name=REGION).create_bucket(Bucket="lab-data")
     path = tmp_path / "dev.json"
-    path.write_text(json.dumps(replace(stack, data=DataLocation("lab-data", "runs/", "read-write")).to_json()))
+    path.write_text(
+        json.dumps(replace(stack, data=DataLocation("lab-data", "runs/", "read-write")).to_json())
+    )
     return Runner(path)
 
 
