@@ -23,6 +23,7 @@ from runner.errors import InvalidInputError
 from runner.indices import format_ranges
 from runner.runs.code_package import code_drift, describe_code
 from runner.runs.launch import interpreter, plan_launch
+from runner.runs.local_inputs import LocalInput, upload_inputs
 from runner.runs.retry import RetryOptions, describe_changes, latest_attempt, parse_classes, retry_run
 from runner.runs.service import StackTarget
 from runner.runs.store import RunRecord, is_run_id
@@ -180,6 +181,20 @@ def submit(
     if tasks_source is not None:
         s3 = functools.partial(home.target.client, "s3")
         table = read_table(tasks_source, table_format, stdin=sys.stdin.buffer, s3=s3)
+        # Local paths in --input columns are relative to the table's folder (or to here).
+        local_table = tasks_source != "-" and not tasks_source.startswith("s3://")
+        base = Path(tasks_source).absolute().parent if local_table else Path.cwd()
+        transfer = terminal.Transfer(
+            terminal.make_console(stderr=True), quiet=as_json, doing="uploading inputs"
+        )
+
+        def uploads(items: list[LocalInput]) -> list[LocalInput]:
+            assert home.outputs.data is not None  # a sweep needs a data bucket (checked before)
+            with transfer:
+                return upload_inputs(
+                    s3(), home.outputs.data, items, on_plan=transfer.plan, on_bytes=transfer.advance
+                )
+
         record = submit_sweep(
             home.target.client("batch"),
             s3(),
@@ -196,6 +211,8 @@ def submit(
             python=python,
             depends_on_job_ids=depends_on_jobs,
             endpoint_url=home.target.endpoint_url,
+            input_base=base,
+            uploads=uploads,
         )
         after_submit(context, record, as_json=as_json, wait=wait, interval=interval, price=vcpu_hour_price)
         return

@@ -64,7 +64,7 @@ def staged_inputs(
             if not isinstance(value, str) or not value.startswith("s3://") or not value[5:].partition("/")[2]:
                 raise InvalidInputError(
                     f"--input {column}: row {row} ({key_column} {name}) holds {value!r}, not an "
-                    "s3://bucket/key address (or s3://bucket/folder/ for a folder)"
+                    "s3://bucket/key address (or s3://bucket/folder/ for a folder), nor a local file or folder"
                 )
             if not any(value.startswith(place) for place in readable):
                 raise InvalidInputError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ from runner.aws.stack_outputs import DataLocation, StackOutputs
 from runner.errors import InvalidInputError
 from runner.runs.inputs import check_inputs, staged_inputs
 from runner.runs.launch import IMAGE_PYTHON, plan_launch
+from runner.runs.local_inputs import LocalInput, find_local_inputs, upload_inputs, with_addresses
 from runner.runs.rows import OUTPUTS_FOLDER, ROWS_FOLDER, TABLE_FOLDER
 from runner.runs.shards import RateLimiter
 from runner.runs.store import RunRecord, RunStore, new_run_id
@@ -206,6 +207,8 @@ def submit_sweep(
     depends_on_job_ids: Sequence[str] = (),
     endpoint_url: str | None = None,
     limiter: RateLimiter | None = None,
+    input_base: Path | None = None,
+    uploads: Callable[[list[LocalInput]], list[LocalInput]] | None = None,
 ) -> RunRecord:
     """Check everything, upload the package and the table, record the run, then submit its tasks.
 
@@ -221,6 +224,9 @@ def submit_sweep(
             f"--array {options.array_size} disagrees with --tasks: {len(table):,} rows at --per-task "
             f"{per_task} make {sweep.tasks:,} tasks; drop --array"
         )
+    # Local files and folders named by the input columns: found and hashed now, sent below.
+    local = find_local_inputs(table, inputs, input_base or Path.cwd(), sweep.key_column) if inputs else {}
+    table = with_addresses(table, inputs, local, sweep.data)
     staged = staged_inputs(table, inputs, sweep.data, sweep.key_column) if inputs else []
     row_command = shlex.split(options.command) if options.command else definition_command(batch, outputs)
     if not row_command:
@@ -238,8 +244,12 @@ def submit_sweep(
         container_command=launch.command(),
         system_env={**sweep.environment(), **launch.environment(row_command)},
     )
+    uploaded_uris = {item.uri(sweep.data) for item in local.values()}
     if staged and check_inputs_exist:
-        check_inputs(s3, staged)
+        check_inputs(s3, [item for item in staged if item.uri not in uploaded_uris])
+    if local:
+        send = uploads or (lambda items: upload_inputs(s3, sweep.data, items))
+        send(list(local.values()))
     uploaded = launch.upload(s3)
     upload_table(s3, table, sweep)
     record.sweep = sweep.to_json()

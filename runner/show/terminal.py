@@ -525,13 +525,14 @@ def show_sweep_rows(console: Console, results: RowResults) -> None:
 
 
 class Transfer:
-    """A download's progress bar on stderr (nothing with ``quiet`` or off a terminal)."""
+    """A transfer's progress bar on stderr (nothing with ``quiet`` or off a terminal): a download
+    (``collecting``) or an upload (``uploading inputs``)."""
 
-    def __init__(self, console: Console, *, quiet: bool = False) -> None:
+    def __init__(self, console: Console, *, quiet: bool = False, doing: str = "collecting") -> None:
         self.console = console
         self.quiet = quiet or not console.is_terminal
         self.bar = Progress(
-            TextColumn("collecting"),
+            TextColumn(doing),
             BarColumn(),
             TextColumn("{task.completed:,.0f}/{task.total:,.0f} bytes"),
             TimeElapsedColumn(),
