@@ -6,6 +6,7 @@ result as plain values and callables, never this object.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from runner.aws.stack_outputs import (
     selected_stack,
 )
 from runner.errors import RunnerError
-from runner.local.process import running_server
+from runner.local.process import responds, running_server
 from runner.local.state import LocalState
 from runner.runs.service import RunService, StackTarget
 from runner.runs.store import RunRecord, RunStore, state_dir, utc_now
@@ -98,10 +99,22 @@ class CliContext:
     def target(self) -> AwsTarget:
         return self.target_for(self.outputs().region, self.endpoint_url())
 
+    def emulator_answers(self, endpoint_url: str) -> bool:
+        """Whether the emulator at ``endpoint_url`` (where a local run went) is there to ask: this
+        state folder's, or the one this command is pointed at (``AWS_ENDPOINT_URL``: a teammate
+        using its owner's emulator with the keys the owner made for them)."""
+        if endpoint_url == self.emulator_endpoint():
+            return True
+        return endpoint_url == os.environ.get("AWS_ENDPOINT_URL") and responds(endpoint_url)
+
     def target_for(self, region: str, endpoint_url: str | None) -> AwsTarget:
-        """Real AWS, or the emulator signed with its own keys."""
-        credentials = self.local_state.credentials() if endpoint_url else None
-        return AwsTarget(region, endpoint_url, credentials)
+        """Real AWS, or the emulator: this state folder's signed with its keys; another one (the
+        one AWS_ENDPOINT_URL points at) with the keys of the environment, as any SDK would."""
+        if endpoint_url is None:
+            return AwsTarget(region, None, None)
+        if endpoint_url != self.emulator_endpoint() and endpoint_url == os.environ.get("AWS_ENDPOINT_URL"):
+            return AwsTarget(region, None, None)  # the standard chain: that endpoint, those keys
+        return AwsTarget(region, endpoint_url, self.local_state.credentials())
 
     def home(self) -> StackTarget:
         """The stack the options name, and where to reach it."""
@@ -129,7 +142,7 @@ class CliContext:
         return self.shared.caller(home.outputs.region, home.target.endpoint_url)
 
     def service(self) -> RunService:
-        return RunService(self.store, self.target_for, self.emulator_endpoint, self.home)
+        return RunService(self.store, self.target_for, self.emulator_answers, self.home)
 
 
 pass_context = click.make_pass_decorator(CliContext)

@@ -122,13 +122,14 @@ class RunService:
     """Runs as the commands see them.
 
     ``target_for(region, endpoint_url)`` says how to reach where a run went (AWS, or the emulator
-    with its own keys); ``emulator_endpoint()`` where the local emulator answers now, if anywhere;
+    with its own keys); ``emulator_answers(endpoint)`` whether the emulator a local run went to is
+    still there to ask (this state folder's, or the one this command is pointed at: a teammate's);
     ``home()`` the stack a bare AWS job id (one with no run record) is looked up on.
     """
 
     store: RunStore
     target_for: Callable[[str, str | None], AwsTarget]
-    emulator_endpoint: Callable[[], str | None]
+    emulator_answers: Callable[[str], bool]
     home: Callable[[], StackTarget]
 
     def target_of(self, record: RunRecord) -> AwsTarget:
@@ -137,7 +138,7 @@ class RunService:
 
     def require_emulator(self, record: RunRecord) -> None:
         """A local run's jobs live in the emulator that ran them: say so at once if it is gone."""
-        if record.endpoint_url and self.emulator_endpoint() != record.endpoint_url:
+        if record.endpoint_url and not self.emulator_answers(record.endpoint_url):
             raise RunnerError(
                 f"run {record.run_id} ran on the local emulator at {record.endpoint_url}, which is no "
                 "longer running, and its jobs went with it; `runner runs --prune` forgets such runs"

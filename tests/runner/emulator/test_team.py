@@ -145,3 +145,44 @@ def test_a_task_may_read_run_records_but_never_write_them(
     log = run("--stack", "dev", "logs", submitted["runId"]).output
     assert "denied runs/20261202-000000-0000/run.json AccessDenied" in log
     assert "denied runs/index/20261202-000000-0000~x AccessDenied" in log and "wrote" not in log
+
+
+def test_a_teammate_pointed_at_the_owners_emulator_reads_and_retries_the_owners_run(
+    team: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """carol never joins: AWS_ENDPOINT_URL and the keys alice made for her, the stack by --outputs,
+    her own state folder with no emulator. alice's run is hers to read and retry all the same."""
+    from click.testing import CliRunner
+
+    from runner.cli import cli as runner_cli
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(team["root"]))
+    monkeypatch.setenv("RUNNER_PROJECT_DIR", str(PROJECT_DIR))
+    first = as_json(
+        "--stack", "dev", "submit", "--array", "3", "--command", "sh -c 'exit $AWS_BATCH_JOB_ARRAY_INDEX'"
+    )
+    assert run("--stack", "dev", "watch", first["runId"], "--interval", "1").exit_code == 3
+    outputs = tmp_path / "dev.json"
+    outputs.write_text(run("--stack", "dev", "outputs", "--json").stdout)
+    iam = client(team, "iam")
+    iam.create_user(UserName="carol")
+    key = iam.create_access_key(UserName="carol")["AccessKey"]
+    for name, value in {
+        "XDG_STATE_HOME": str(tmp_path / "carol"),
+        "AWS_ENDPOINT_URL": team["info"].endpoint_url,
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+
+    def carol(*args: str) -> Any:
+        return CliRunner().invoke(runner_cli, ["--outputs", str(outputs), *args])
+
+    summary = carol("summary", first["runId"])
+    assert summary.exit_code == 3 and "2 failed, by class" in summary.output, summary.output
+    report = carol("report", first["runId"], "--out", str(tmp_path / "r.html"))
+    assert report.exit_code == 0 and (tmp_path / "r.html").exists(), report.output
+    retried = carol("retry", first["runId"], "--command", "true", "--json")
+    assert retried.exit_code == 0, retried.output
+    assert not (tmp_path / "carol" / "batch-stacks" / "local" / "credentials.json").exists()
