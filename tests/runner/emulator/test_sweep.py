@@ -213,36 +213,3 @@ def test_rows_killed_in_every_way_are_never_done_and_a_retry_reruns_exactly_them
         (dest / str(row) / "result.txt").read_text() == f"S{row:02d}\n" for row in (0, 1, 3, 4, 5, 6, 7, 8)
     )
     assert not (dest / "2").exists()
-
-
-def test_a_python_rows_last_line_is_its_error_not_an_earlier_print(local, tmp_path: Path):
-    """The job definition sets PYTHONUNBUFFERED=1: what a row printed lands before its traceback."""
-    path = tmp_path / "one.csv"
-    path.write_text("sample\nS0\n")
-    script = "import sys; print('working on', sys.argv[1]); raise SystemExit('bad input ' + sys.argv[1])"
-    submitted = as_json(
-        "submit", "--tasks", str(path), "--command", f'python3 -c "{script}" S0', "--wait", "--interval", "1"
-    )
-    (entry,) = as_json("results", submitted["runId"])["entries"]
-    assert entry["state"] == "failed" and entry["lastLine"] == "bad input S0"
-
-
-def test_a_sweep_from_a_folder_of_your_own_reads_its_local_inputs(
-    local, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
-    project = tmp_path / "my-analysis"
-    (project / "reads" / "lanes").mkdir(parents=True)
-    (project / "reads" / "s1.fq").write_text("ACGT\n")
-    (project / "reads" / "lanes" / "1.fq").write_text("GG\n")
-    (project / "reads" / "lanes" / "2.fq").write_text("CC\n")
-    (project / "samples.csv").write_text("sample,reads\ns1,reads/s1.fq\nlanes,reads/lanes\n")
-    monkeypatch.chdir(project)
-    script = 'if [ -d "$reads" ]; then cat "$reads"/*.fq; else cat "$reads"; fi > "$RUNNER_OUTPUT_DIR/r.txt"'
-    submitted = as_json(
-        "submit", "--tasks", "samples.csv", "--input", "reads", "--command", f"sh -c '{script}'", "--wait"
-    )
-    assert submitted["summary"]["counts"]["FAILED"] == 0
-    collected = as_json("collect", submitted["runId"], "--to", "out")
-    assert collected["rows"] == 2
-    assert (project / "out" / "0" / "r.txt").read_text() == "ACGT\n"
-    assert (project / "out" / "1" / "r.txt").read_text() == "GG\nCC\n"
