@@ -113,6 +113,9 @@ def outputs_file(stack: StackOutputs, tmp_path: Path) -> Path:
     return path
 
 
+DATA_BUCKET = "lab-data"
+
+
 @dataclass
 class Runner:
     outputs_file: Path
@@ -129,6 +132,21 @@ class Runner:
 @pytest.fixture
 def runner(outputs_file: Path) -> Runner:
     return Runner(outputs_file)
+
+
+@pytest.fixture
+def data_stack(stack: StackOutputs, tmp_path: Path) -> Runner:
+    """The lab stack with a data bucket (``s3://lab-data/runs/``): sweeps, records, packages."""
+    from dataclasses import replace
+
+    from runner.aws.stack_outputs import DataLocation
+
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=DATA_BUCKET)
+    path = tmp_path / "dev.json"
+    path.write_text(
+        json.dumps(replace(stack, data=DataLocation(DATA_BUCKET, "runs/", "read-write")).to_json())
+    )
+    return Runner(path)
 
 
 @pytest.fixture

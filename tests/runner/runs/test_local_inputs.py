@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -18,16 +17,6 @@ from tests.runner.conftest import REGION, Runner, moto_jobs
 
 BUCKET = "lab-data"
 DATA = DataLocation(BUCKET, "runs/", "read-write")
-
-
-@pytest.fixture
-def data_stack(stack: Any, tmp_path: Path) -> Runner:
-    from dataclasses import replace
-
-    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
-    path = tmp_path / "dev.json"
-    path.write_text(json.dumps(replace(stack, data=DATA).to_json()))
-    return Runner(path)
 
 
 def keys(prefix: str) -> list[str]:

@@ -20,15 +20,6 @@ from tests.runner.conftest import REGION, Runner, moto_jobs
 BUCKET = "lab-data"
 
 
-@pytest.fixture
-def data_stack(stack: StackOutputs, tmp_path: Path) -> Runner:
-    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
-    with_data = replace(stack, data=DataLocation(BUCKET, "runs/", "read-write"))
-    path = tmp_path / "dev.json"
-    path.write_text(json.dumps(with_data.to_json()))
-    return Runner(path)
-
-
 # A one-shard run's record in the data bucket: created (and its index marker), after its shard,
 # when submitted.
 RECORD_WRITES = 4
