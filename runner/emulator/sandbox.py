@@ -19,19 +19,19 @@ The network is the host's (a task reaches the emulator and its credentials serve
 Where the kernel refuses namespaces (no user namespaces, macOS) ``probe`` says why, and the
 emulator runs tasks unisolated and says so at ``runner local up``.
 
-This module imports nothing but the standard library: it starts once per task attempt.
+This module imports nothing but the standard library, and little of it (no argparse, no pathlib:
+10 ms of a task's start): it starts once per task attempt.
 """
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import errno
 import os
 import signal
 import sys
+import warnings  # noqa: F401  (os.execvp imports it lazily, once the walls may hide the stdlib)
 from collections.abc import Sequence
-from pathlib import Path
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -77,30 +77,36 @@ def _write(path: str, text: str) -> None:
         handle.write(text)
 
 
-def covered(path: Path, hidden: Sequence[Path]) -> bool:
+def covered(path: str, hidden: Sequence[str]) -> bool:
     """Whether ``path`` is one of the hidden folders or inside one."""
-    return any(path == h or h in path.parents for h in hidden)
+    return any(path == h or path.startswith(h.rstrip("/") + "/") for h in hidden)
 
 
-def outermost(paths: Sequence[Path]) -> list[Path]:
+def outermost(paths: Sequence[str]) -> list[str]:
     """The existing folders of ``paths``, resolved, without those inside another one."""
-    found = sorted({p.resolve() for p in paths if p.is_dir()}, key=lambda p: len(p.parts))
-    kept: list[Path] = []
+    found = sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)}, key=lambda p: p.count("/"))
+    kept: list[str] = []
     for path in found:
         if not covered(path, kept):
             kept.append(path)
     return kept
 
 
-def closed_to(user: tuple[int, int], paths: Sequence[Path]) -> list[Path]:
+def _ancestors(path: str) -> list[str]:
+    """The folders above ``path``, outermost first: ``/a/b/c`` -> ``/``, ``/a``, ``/a/b``."""
+    parts = os.path.realpath(path).split("/")[1:-1]
+    return ["/"] + ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def closed_to(user: tuple[int, int], paths: Sequence[str]) -> list[str]:
     """The folders above ``paths`` that ``user`` cannot pass through (root's 0700 HOME holding
     the Python the emulator runs on): emptied and the paths put back, so the task's user can reach
     exactly them."""
     closed = []
     for path in paths:
-        for folder in reversed(path.resolve().parents):
+        for folder in _ancestors(path):
             try:
-                info = folder.stat()
+                info = os.stat(folder)
             except OSError:
                 break
             if info.st_uid == user[0]:
@@ -126,24 +132,24 @@ def enter(flags: int) -> None:
 
 
 def build_walls(
-    hide: Sequence[Path], keep: Sequence[Path], expose: Sequence[Path], user: tuple[int, int] | None = None
+    hide: Sequence[str], keep: Sequence[str], expose: Sequence[str], user: tuple[int, int] | None = None
 ) -> None:
     """Inside the new mount namespace: empty the hidden folders and /tmp, put back what is kept
     (read-write) and exposed (read-only), and a /proc of the task's own PID namespace."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     hidden = outermost([*hide, *(closed_to(user, [*keep, *expose]) if user else [])])
-    back = [(p.resolve(), False) for p in keep] + [(p, True) for p in outermost(expose)]
-    back = [(path, read_only) for path, read_only in back if covered(path, [*hidden, Path("/tmp")])]
+    back = [(os.path.realpath(p), False) for p in keep] + [(p, True) for p in outermost(expose)]
+    back = [(path, read_only) for path, read_only in back if covered(path, [*hidden, "/tmp"])]
     # Opened before anything is covered; bound back from these handles afterwards.
     handles = [(os.open(path, os.O_PATH | os.O_DIRECTORY), path, ro) for path, ro in back]
     for path in hidden:
-        _mount("none", str(path), "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
+        _mount("none", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
     _mount("none", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")  # anyone's, as /tmp is
     for handle, path, read_only in handles:
-        path.mkdir(parents=True, exist_ok=True)
-        _mount(f"/proc/self/fd/{handle}", str(path), None, MS_BIND | MS_REC)
+        os.makedirs(path, exist_ok=True)
+        _mount(f"/proc/self/fd/{handle}", path, None, MS_BIND | MS_REC)
         if read_only:
-            _mount(None, str(path), None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
+            _mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
         os.close(handle)
     try:
         _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -163,7 +169,7 @@ def _status(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-def run_command(command: Sequence[str], workdir: Path, user: tuple[int, int] | None) -> None:
+def run_command(command: Sequence[str], workdir: str, user: tuple[int, int] | None) -> None:
     """The task's command, in its folder, as ``user`` (when root drops to it); never returns."""
     try:
         if user is not None:
@@ -179,7 +185,7 @@ def run_command(command: Sequence[str], workdir: Path, user: tuple[int, int] | N
         os._exit(127 if err.errno == errno.ENOENT else 126)
 
 
-def init(command: Sequence[str], workdir: Path, user: tuple[int, int] | None) -> int:
+def init(command: Sequence[str], workdir: str, user: tuple[int, int] | None) -> int:
     """PID 1 of the task's namespace: start the command, reap every orphan, end with the command."""
     os.chdir(workdir)
     child = os.fork()
@@ -197,10 +203,10 @@ def init(command: Sequence[str], workdir: Path, user: tuple[int, int] | None) ->
 def sandboxed(
     command: Sequence[str],
     *,
-    workdir: Path,
-    hide: Sequence[Path],
-    keep: Sequence[Path],
-    expose: Sequence[Path],
+    workdir: str,
+    hide: Sequence[str],
+    keep: Sequence[str],
+    expose: Sequence[str],
     user: tuple[int, int] | None,
 ) -> int:
     """Run ``command`` inside the walls; its exit code (CANNOT_RUN if they cannot be built)."""
@@ -210,9 +216,10 @@ def sandboxed(
     try:
         if root and user is not None:
             for path in keep:
-                os.chown(path, *user)
-                for inner in Path(path).rglob("*"):
-                    os.lchown(inner, *user)
+                for top, dirs, files in os.walk(path):
+                    os.chown(top, *user)
+                    for name in dirs + files:
+                        os.lchown(os.path.join(top, name), *user)
         enter(CLONE_NEWNS | CLONE_NEWPID if root else CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID)
     except (OSError, SandboxError) as err:
         sys.stderr.write(f"CannotStartContainerError: the task's sandbox: {err}\n")
@@ -256,23 +263,37 @@ def probe() -> str | None:
     return None
 
 
+USAGE = (
+    "usage: python -m runner.emulator.sandbox --workdir DIR [--keep DIR] [--hide DIR]... "
+    "[--expose DIR]... [--user UID:GID] -- COMMAND..."
+)
+
+
+def parse(argv: Sequence[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """``--name VALUE`` pairs (repeatable) up to ``--``, then the command (the emulator builds
+    these arguments: ``runner.emulator.executor.Walls.command``)."""
+    options: dict[str, list[str]] = {"workdir": [], "keep": [], "hide": [], "expose": [], "user": []}
+    args = list(argv)
+    while args and args[0] != "--":
+        name = args.pop(0).removeprefix("--")
+        if name not in options or not args:
+            raise SystemExit(USAGE)
+        options[name].append(args.pop(0))
+    command = args[1:]
+    if len(options["workdir"]) != 1 or not command:
+        raise SystemExit(USAGE)
+    return options, command
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runner.emulator.sandbox")
-    parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--hide", type=Path, action="append", default=[])
-    parser.add_argument("--keep", type=Path, action="append", default=[])
-    parser.add_argument("--expose", type=Path, action="append", default=[])
-    parser.add_argument("--user", help="UID:GID the command runs as when the emulator runs as root")
-    parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    user = tuple(int(part) for part in args.user.split(":")) if args.user else None
+    options, command = parse(sys.argv[1:] if argv is None else argv)
+    user = tuple(int(part) for part in options["user"][0].split(":")) if options["user"] else None
     return sandboxed(
         command,
-        workdir=args.workdir,
-        hide=args.hide,
-        keep=args.keep,
-        expose=args.expose,
+        workdir=options["workdir"][0],
+        hide=options["hide"],
+        keep=options["keep"],
+        expose=options["expose"],
         user=user,  # type: ignore[arg-type]
     )
 
