@@ -92,7 +92,9 @@ class Walls:
         python = Path(sys.executable)
         expose = [python.parent, python.resolve().parent, Path(sys.prefix), Path(sys.base_prefix)]
         expose += [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
-        return cls((Path.home(), work_dir.resolve().parents[1]), tuple(expose))
+        hide = [Path.home(), work_dir.resolve().parents[1]]
+        # A HOME of "/" (a service account's) would hide the whole machine: hide the state only.
+        return cls(tuple(p for p in hide if p.resolve() != Path("/")), tuple(expose))
 
     def command(self, command: list[str], workdir: Path, user: tuple[int, int] | None) -> list[str]:
         """``command`` as started through the sandbox."""
