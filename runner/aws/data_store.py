@@ -87,20 +87,6 @@ def read_json_lines(s3: Any, bucket: str, key: str) -> list[Any]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def exists(s3: Any, bucket: str, key: str) -> bool:
-    """Whether the object is there: one HeadObject (404 is no; any other refusal is the caller's line)."""
-    from botocore.exceptions import ClientError
-
-    with aws_errors():
-        try:
-            s3.head_object(Bucket=bucket, Key=key)
-        except ClientError as err:
-            if error_code(err) in NOT_FOUND_CODES:
-                return False
-            raise
-    return True
-
-
 def _holds(head: dict[str, Any], body: bytes) -> bool:
     """Whether a HeadObject answer is for exactly ``body``: its SHA-256 checksum (sent with every
     upload), else (an object put without one) its single-part ETag, the MD5 of the bytes."""

@@ -141,7 +141,6 @@ class ExecutorSettings:
     work_dir: Path
     endpoint_url: str
     region: str
-    credentials: tuple[str, str] | None = None
     spot_rate: float = 0.0
     seed: int | None = None
     min_timeout_seconds: int = 60

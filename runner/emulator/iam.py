@@ -20,7 +20,6 @@ consulted.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
@@ -53,15 +52,6 @@ _IN_JSON = {
 
 class JsonRefusal(JsonRESTError):
     code = 403
-
-
-_CREDENTIAL = re.compile(r"Credential=(?P<key>[^/,\s]+)/")
-
-
-def access_key_of(headers: Any) -> str | None:
-    """The access key id a request was signed with (SigV4 header), if any."""
-    match = _CREDENTIAL.search(str(headers.get("Authorization") or ""))
-    return match["key"] if match else None
 
 
 def enforce() -> Callable[[], None]:

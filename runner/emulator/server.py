@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--work-dir", type=Path, required=True)
     parser.add_argument(
-        "--credentials", type=Path, help="JSON file with the keys SubmitJob must be signed with"
+        "--credentials", type=Path, help="JSON file with the owner's keys (an IAM user of the emulator)"
     )
     args = parser.parse_args(argv)
 
@@ -101,7 +101,6 @@ def main(argv: list[str] | None = None) -> None:
             work_dir=args.work_dir,
             endpoint_url=f"http://{LOOPBACK}:{args.port}",
             region=region,
-            credentials=credentials,
             spot_rate=args.spot_interruptions,
             seed=args.seed,
             # Only the test suite lowers these (AWS's minimum attempt duration is 60 s).

@@ -28,8 +28,8 @@ from infra.limits import (
 from runner.aws.clients import aws_errors
 from runner.aws.stack_outputs import StackOutputs
 from runner.errors import InvalidInputError, RunnerError
-from runner.runs.launch import LAUNCH_ENV, Launch
-from runner.runs.shards import OFFSET_ENV, SIZE_ENV, RateLimiter, plan_shards, shard_request, split_ranges
+from runner.runs.launch import Launch
+from runner.runs.shards import RateLimiter, plan_shards, shard_request, split_ranges
 from runner.runs.store import RunRecord, RunStore, new_run_id
 from runner.runs.variables import env_option_problem
 
@@ -58,7 +58,6 @@ ATTEMPTS = OptionRange("--attempts", MIN_ATTEMPTS, MAX_ATTEMPTS)
 RUN_ID_ENV = "RUNNER_RUN_ID"
 # Set on a retry's tasks: the run it first came from, so outputs can be named by it.
 PARENT_RUN_ID_ENV = "RUNNER_PARENT_RUN_ID"
-RESERVED_ENV = frozenset({RUN_ID_ENV, PARENT_RUN_ID_ENV, OFFSET_ENV, SIZE_ENV, *LAUNCH_ENV})
 SHARD_SUFFIX = 6
 RUN_ID_TAG = "batch-stacks:run-id"
 STACK_TAG = "batch-stacks:stack"
@@ -140,9 +139,7 @@ def validate(options: SubmitOptions, outputs: StackOutputs) -> None:
             f"use 1 to {min(outputs.max_vcpus, MAX_JOB_VCPUS)} (its maxVcpus)"
         )
     for key in options.env:
-        problem = env_option_problem(key)
-        if problem is None and key in RESERVED_ENV:
-            problem = f"--env {key} is reserved; choose another name"
+        problem = env_option_problem(key)  # RUNNER_* (the runner's own variables) among them
         if problem:
             raise InvalidInputError(problem)
     for key, value in options.tags.items():

@@ -410,9 +410,7 @@ class Launcher:
             stage = "while its outputs were uploaded"
             try:
                 uploaded = self.upload(outputs, row, started)
-            except OutputProblem as problem:
-                return self.failed(row, key, started, None, f"outputs not uploaded: {problem}", [])
-            except Exception as err:  # S3 said no (permissions, a vanished bucket): this row fails
+            except Exception as err:  # a link out of the folder, or S3 said no: this row fails
                 return self.failed(row, key, started, None, f"outputs not uploaded: {err}", [])
             stage = "before its manifest was written"
             ended = now_ms()
