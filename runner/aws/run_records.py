@@ -32,7 +32,9 @@ RECORD_VERSION = 1
 RECORD_NAME = RUN_RECORD_NAME
 INDEX_FOLDER = RUN_INDEX_FOLDER
 _USER_SAFE = re.compile(r"[^A-Za-z0-9._@+=-]+")
-_MARKER = re.compile(r"(?P<run>\d{8}-\d{6}-(?:[0-9a-f]{4}|[0-9a-f]{8}))~(?P<user>.+)")
+# A run id: its UTC second, then eight hex digits (32 random bits; four in records written before).
+RUN_ID_PATTERN = r"\d{8}-\d{6}-(?:[0-9a-f]{4}|[0-9a-f]{8})"
+_MARKER = re.compile(rf"(?P<run>{RUN_ID_PATTERN})~(?P<user>.+)")
 
 
 class NewerRecordError(RunRecordError):

@@ -99,20 +99,23 @@ class CliContext:
     def target(self) -> AwsTarget:
         return self.target_for(self.outputs().region, self.endpoint_url())
 
+    def _pointed_elsewhere(self, endpoint_url: str) -> bool:
+        """Whether ``endpoint_url`` is the emulator this command is pointed at (``AWS_ENDPOINT_URL``)
+        and not this state folder's: a teammate using its owner's emulator with the keys the owner
+        made for them."""
+        return endpoint_url == os.environ.get("AWS_ENDPOINT_URL") and endpoint_url != self.emulator_endpoint()
+
     def emulator_answers(self, endpoint_url: str) -> bool:
         """Whether the emulator at ``endpoint_url`` (where a local run went) is there to ask: this
-        state folder's, or the one this command is pointed at (``AWS_ENDPOINT_URL``: a teammate
-        using its owner's emulator with the keys the owner made for them)."""
+        state folder's, or the one this command is pointed at."""
         if endpoint_url == self.emulator_endpoint():
             return True
-        return endpoint_url == os.environ.get("AWS_ENDPOINT_URL") and responds(endpoint_url)
+        return self._pointed_elsewhere(endpoint_url) and responds(endpoint_url)
 
     def target_for(self, region: str, endpoint_url: str | None) -> AwsTarget:
         """Real AWS, or the emulator: this state folder's signed with its keys; another one (the
         one AWS_ENDPOINT_URL points at) with the keys of the environment, as any SDK would."""
-        if endpoint_url is None:
-            return AwsTarget(region, None, None)
-        if endpoint_url != self.emulator_endpoint() and endpoint_url == os.environ.get("AWS_ENDPOINT_URL"):
+        if endpoint_url is None or self._pointed_elsewhere(endpoint_url):
             return AwsTarget(region, None, None)  # the standard chain: that endpoint, those keys
         return AwsTarget(region, endpoint_url, self.local_state.credentials())
 

@@ -170,13 +170,12 @@ def gate(
         if service == "batch":
             match = _BATCH_PATH.fullmatch(path)
             if match is None or not hasattr(BatchResponse, match["operation"]):
-                operation = match["operation"] if match else path
+                behind = f"/v1/{match['operation']}" if match else path
                 return error(
                     start_response,
                     "400 Bad Request",
                     "ClientException",
-                    f"the operation behind {operation if match is None else '/v1/' + operation} is "
-                    "not supported by the emulator",
+                    f"the operation behind {behind} is not supported by the emulator",
                 )
         return dispatcher(environ, start_response)
 

@@ -121,9 +121,11 @@ def closed_to(user: tuple[int, int], paths: Sequence[str]) -> list[str]:
     return closed
 
 
-def enter(flags: int) -> None:
-    """Unshare the namespaces; in a new user namespace, map the caller's ids to themselves."""
+def enter() -> None:
+    """Unshare the namespaces: mount and PID, and (unless root, who needs none to mount) a user
+    namespace mapping the caller's ids to themselves."""
     uid, gid = os.getuid(), os.getgid()
+    flags = CLONE_NEWNS | CLONE_NEWPID | (0 if uid == 0 else CLONE_NEWUSER)
     _check(_libc().unshare(flags), "unshare")
     if flags & CLONE_NEWUSER:
         _write("/proc/self/setgroups", "deny")
@@ -220,7 +222,7 @@ def sandboxed(
                     os.chown(top, *user)
                     for name in dirs + files:
                         os.lchown(os.path.join(top, name), *user)
-        enter(CLONE_NEWNS | CLONE_NEWPID if root else CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID)
+        enter()
     except (OSError, SandboxError) as err:
         sys.stderr.write(f"CannotStartContainerError: the task's sandbox: {err}\n")
         return CANNOT_RUN
@@ -250,8 +252,7 @@ def probe() -> str | None:
     pid = os.fork()
     if pid == 0:
         try:
-            root = os.getuid() == 0
-            enter(CLONE_NEWNS | CLONE_NEWPID if root else CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID)
+            enter()
             _mount(None, "/", None, MS_REC | MS_PRIVATE)
             _mount("none", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
         except (OSError, SandboxError):

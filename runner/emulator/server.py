@@ -38,8 +38,6 @@ def _backend(self: BatchResponse) -> Any:
 
 # Jobs complete at once, without Docker, in moto's own Batch; this backend runs them instead.
 MOTO_CONFIG = {"batch": {"use_docker": False}}
-# Beside the work folder: whether tasks are walled in, and if not why (``runner local up`` says so).
-ISOLATION_FILE = "isolation.json"
 # Opens moto's own API (reset, seed, state dump) for the conformance suite, which resets between tests.
 MOTO_API_ENV = "RUNNER_EMULATOR_MOTO_API"
 
@@ -71,6 +69,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--work-dir", type=Path, required=True)
     parser.add_argument(
+        "--isolation-file",
+        type=Path,
+        help="where to say whether tasks are walled in (`runner local up` reads it)",
+    )
+    parser.add_argument(
         "--credentials", type=Path, help="JSON file with the owner's keys (an IAM user of the emulator)"
     )
     args = parser.parse_args(argv)
@@ -86,10 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     # Before any thread starts (the probe forks): can tasks be walled in here?
     refused = sandbox.probe()
     walls = None if refused else Walls.for_emulator(args.work_dir)
-    args.work_dir.mkdir(parents=True, exist_ok=True)
-    (args.work_dir.parent / ISOLATION_FILE).write_text(
-        json.dumps({"isolated": walls is not None, "why": refused, "root": os.getuid() == 0})
-    )
+    if args.isolation_file:
+        args.isolation_file.write_text(
+            json.dumps({"isolated": walls is not None, "why": refused, "root": os.getuid() == 0})
+        )
     # Each task's job role keys and metadata, served on loopback; every request's signature is
     # verified, and what a role's keys sign is held to the role's policies.
     identity = TaskIdentity(region)

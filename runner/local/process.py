@@ -178,6 +178,8 @@ def start_server(
         str(rate),
         "--work-dir",
         str(state.work_dir),
+        "--isolation-file",
+        str(state.isolation_file),
         "--credentials",
         str(state.credentials_file),
         *seed,

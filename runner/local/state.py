@@ -102,7 +102,7 @@ class LocalState:
 
     @property
     def isolation_file(self) -> Path:
-        """Written by the emulator at start (``runner/emulator/server.py``'s ISOLATION_FILE)."""
+        """Where the emulator says, at start, whether it walls its tasks in (``--isolation-file``)."""
         return self.root / "isolation.json"
 
     def isolation(self) -> Isolation | None:

@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol, get_args
 
 from runner.analysis.timeline import TaskTimes
 from runner.aws.job_logs import LogTail
-from runner.aws.run_records import NewerRecordError, RecordConflict, RunRecords
+from runner.aws.run_records import RUN_ID_PATTERN, NewerRecordError, RecordConflict, RunRecords
 from runner.aws.stack_outputs import StackOutputs, parse_outputs
 from runner.errors import RunnerError, RunNotFoundError, RunRecordError
 from runner.json_files import JsonFileError, read_gzip_json, read_json, type_name, write_gzip_json, write_json
@@ -31,9 +31,7 @@ RUN_STATES: tuple[RunState, ...] = get_args(RunState)
 Cache = Literal["times", "logs"]
 CACHES: tuple[Cache, ...] = get_args(Cache)
 CACHE_SUFFIX = ".json.gz"
-# Eight hex digits (32 random bits) since two runs in one second must never share an id; four in
-# the records written before.
-_RUN_ID = re.compile(r"\d{8}-\d{6}-(?:[0-9a-f]{4}|[0-9a-f]{8})")
+_RUN_ID = re.compile(RUN_ID_PATTERN)
 
 
 def is_run_id(text: str) -> bool:

@@ -15,6 +15,8 @@ import re
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 # Set by the runner's launcher, by Batch and by ECS on every task.
 RESERVED_PREFIXES = ("RUNNER_", "AWS_BATCH", "ECS_")
+# A column is every row's variable: no AWS_* at all (a row's keys, its region, its endpoint).
+COLUMN_RESERVED_PREFIXES = ("AWS_", "RUNNER_", "ECS_")
 # Who the task is: its job role's keys, never keys passed in the clear.
 CREDENTIAL_NAMES = frozenset(
     {
@@ -78,7 +80,7 @@ def column_problem(name: str) -> str | None:
     """Why a table's column (a variable of every row) may not be called ``name``, or None."""
     if not is_variable_name(name):
         return "is not an environment variable name; use up to 255 letters, digits and _, not starting with a digit"
-    if name.upper().startswith(("AWS_", "RUNNER_", "ECS_")):
+    if name.upper().startswith(COLUMN_RESERVED_PREFIXES):
         return "is reserved (AWS_*, ECS_* and RUNNER_* are set by Batch and the runner); rename the column"
     if name.upper() in SYSTEM_NAMES:
         return "would replace a variable every command relies on; rename the column"
