@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from runner.local.process import ExecutorOptions
-from tests.runner.emulator.conftest import client, running_emulator, wait_for
+from tests.runner.emulator.conftest import client, running_emulator, small_definition, wait_for
 
 pytestmark = pytest.mark.emulator
 SECRET = "aws_secret_access_key = the-owners-real-secret"
@@ -209,13 +209,5 @@ def test_a_task_sees_neither_the_emulators_keys_nor_the_owners_files_nor_other_p
 
 def test_a_task_without_a_role_has_no_keys_at_all(emulator: dict[str, Any]):
     isolated(emulator)
-    definition = client(emulator, "batch").register_job_definition(
-        jobDefinitionName="no-role",
-        type="container",
-        containerProperties={
-            "image": "busybox",
-            "user": "nobody",
-            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}],
-        },
-    )["jobDefinitionArn"]
+    definition = small_definition(emulator, "no-role", user="nobody")
     assert probe(emulator, definition)["identity"] == "NoCredentialsError"

@@ -86,6 +86,19 @@ def client(emulator: dict[str, Any], service: str, keys: tuple[str, str] | None 
     )
 
 
+def small_definition(emulator: dict[str, Any], name: str, **properties: Any) -> str:
+    """A job definition of 1 vCPU and 512 MiB (plus ``properties``), registered by the owner."""
+    return batch(emulator).register_job_definition(
+        jobDefinitionName=name,
+        type="container",
+        containerProperties={
+            "image": "busybox",
+            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}],
+            **properties,
+        },
+    )["jobDefinitionArn"]
+
+
 def wait_for(
     client: Any, job_id: str, statuses: tuple[str, ...] = ("SUCCEEDED", "FAILED"), timeout: float = 30
 ) -> dict:

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from runner.cli import cli
 from runner.local.process import stop_server
-from tests.runner.emulator.conftest import SLOTS, batch, run, submit, wait_for
+from tests.runner.emulator.conftest import SLOTS, batch, run, small_definition, submit, wait_for
 from tests.runner.emulator.conftest import client as emulator_client
 
 pytestmark = pytest.mark.emulator
@@ -404,28 +404,14 @@ def test_a_role_of_ones_own_allows_or_denies_and_a_missing_role_fails_at_once(lo
             PolicyName="p",
             PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
         )
-        definitions[name] = client.register_job_definition(
-            jobDefinitionName=f"probe-{name}",
-            type="container",
-            containerProperties={
-                "image": "busybox",
-                "jobRoleArn": role,
-                "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}],
-            },
-        )["jobDefinitionArn"]
+        definitions[name] = small_definition(local, f"probe-{name}", jobRoleArn=role)
     tries = [("write", bucket, "anywhere/x.txt")]
     assert probe(local, "prod", tries, definitions["allows"])["write"] == "allowed"
     assert probe(local, "prod", tries, definitions["denies"])["write"] == "AccessDenied"
 
-    missing = client.register_job_definition(
-        jobDefinitionName="probe-missing",
-        type="container",
-        containerProperties={
-            "image": "busybox",
-            "jobRoleArn": "arn:aws:iam::123456789012:role/no-such-role",
-            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}],
-        },
-    )["jobDefinitionArn"]
+    missing = small_definition(
+        local, "probe-missing", jobRoleArn="arn:aws:iam::123456789012:role/no-such-role"
+    )
     outputs = local["stacks"]["prod"]
     job = wait_for(
         client,
