@@ -71,6 +71,8 @@ class AwsTarget:
     endpoint_url: str | None = None
     # The emulator's own keys (only its owner can read them); never real credentials.
     credentials: tuple[str, str] | None = field(default=None, compare=False, repr=False)
+    # Which local stack answers at the endpoint (its identity): what a local run records.
+    emulator: str | None = field(default=None, compare=False)
 
     def client(self, service: str) -> Any:
         import boto3

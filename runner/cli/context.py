@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from runner.aws.clients import AwsTarget, aws_errors
+from runner.aws.clients import AwsTarget, aws_errors, is_loopback
 from runner.aws.run_records import RunRecords
 from runner.aws.stack_outputs import (
     StackOutputs,
@@ -26,8 +26,8 @@ from runner.aws.stack_outputs import (
     selected_stack,
 )
 from runner.errors import RunnerError
-from runner.local.process import responds, running_server
-from runner.local.state import LocalState
+from runner.local.process import identity_at, responds, running_server
+from runner.local.state import JOINED, LocalState
 from runner.runs.service import RunService, StackTarget
 from runner.runs.store import RunRecord, RunStore, state_dir, utc_now
 
@@ -48,6 +48,7 @@ class CliContext:
     _outputs: StackOutputs | None = None
 
     _store: RunStore | None = None
+    _emulators: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def store(self) -> RunStore:
@@ -105,19 +106,80 @@ class CliContext:
         made for them."""
         return endpoint_url == os.environ.get("AWS_ENDPOINT_URL") and endpoint_url != self.emulator_endpoint()
 
-    def emulator_answers(self, endpoint_url: str) -> bool:
-        """Whether the emulator at ``endpoint_url`` (where a local run went) is there to ask: this
-        state folder's, or the one this command is pointed at."""
-        if endpoint_url == self.emulator_endpoint():
-            return True
-        return self._pointed_elsewhere(endpoint_url) and responds(endpoint_url)
+    def _own_emulator(self) -> str | None:
+        """This state folder's own local stack (its identity), when it has one (not a joined one)."""
+        server = running_server(self.local_state)
+        if server is not None and server.pid == JOINED:
+            return None
+        identity = self.local_state.identity(create=False)
+        return identity.id if identity else None
+
+    def emulator_at(self, endpoint_url: str) -> str | None:
+        """Which local stack answers at ``endpoint_url`` (asked once per command)."""
+        if endpoint_url not in self._emulators:
+            own = self._own_emulator()
+            if own is not None and endpoint_url == self.emulator_endpoint():
+                self._emulators[endpoint_url] = own
+            else:
+                self._emulators[endpoint_url] = (
+                    identity_at(endpoint_url) if is_loopback(endpoint_url) else None
+                )
+        return self._emulators[endpoint_url]
+
+    def locate(self, record: RunRecord) -> str:
+        """Where the emulator that ran a local run answers now: this state folder's own local stack
+        (on whatever port it runs), the one joined or pointed at (a teammate's view of its owner's
+        stack), or where it was; a one-line error when it answers nowhere."""
+        assert record.endpoint_url is not None, "only local runs are located"
+        if record.emulator is None:  # recorded before local stacks had an identity: by its endpoint
+            if record.endpoint_url == self.emulator_endpoint() or (
+                self._pointed_elsewhere(record.endpoint_url) and responds(record.endpoint_url)
+            ):
+                return record.endpoint_url
+            raise RunnerError(
+                f"run {record.run_id} ran on the local emulator at {record.endpoint_url}, which is no "
+                "longer running, and its jobs went with it; `runner runs --prune` forgets such runs"
+            )
+        if record.emulator == self._own_emulator():
+            endpoint = self.emulator_endpoint()
+            if endpoint is None:
+                raise RunnerError(
+                    f"run {record.run_id} ran on this machine's local stack, which is not running; "
+                    "`runner local up` starts it again with every run it holds"
+                )
+            return endpoint
+        candidates = [self.emulator_endpoint(), os.environ.get("AWS_ENDPOINT_URL"), record.endpoint_url]
+        for endpoint in dict.fromkeys(c.rstrip("/") for c in candidates if c):
+            if self.emulator_at(endpoint) == record.emulator:
+                return endpoint
+        raise RunnerError(
+            f"run {record.run_id} ran on another local stack ({record.emulator}, last at "
+            f"{record.endpoint_url}), which answers nowhere now; its owner starts it with `runner local up` "
+            "(a stack that was reset is gone: `runner runs --prune` forgets its runs)"
+        )
+
+    def emulator_gone(self, record: RunRecord) -> str | None:
+        """Why a local run can never be reached again (its local stack was reset, or its emulator
+        stopped before local stacks kept their data), or None."""
+        if record.endpoint_url is None or (record.emulator and record.emulator == self._own_emulator()):
+            return None  # on AWS, or on this folder's local stack, which keeps it while stopped
+        try:
+            self.locate(record)
+        except RunnerError:
+            where = record.emulator or record.endpoint_url
+            return f"ran on a local stack that is gone ({where})"
+        return None
 
     def target_for(self, region: str, endpoint_url: str | None) -> AwsTarget:
         """Real AWS, or the emulator: this state folder's signed with its keys; another one (the
         one AWS_ENDPOINT_URL points at) with the keys of the environment, as any SDK would."""
         if endpoint_url is None or self._pointed_elsewhere(endpoint_url):
-            return AwsTarget(region, None, None)  # the standard chain: that endpoint, those keys
-        return AwsTarget(region, endpoint_url, self.local_state.credentials())
+            # the standard chain: that endpoint, those keys
+            emulator = self.emulator_at(endpoint_url) if endpoint_url else None
+            return AwsTarget(region, None, None, emulator=emulator)
+        return AwsTarget(
+            region, endpoint_url, self.local_state.credentials(), emulator=self.emulator_at(endpoint_url)
+        )
 
     def home(self) -> StackTarget:
         """The stack the options name, and where to reach it."""
@@ -145,7 +207,7 @@ class CliContext:
         return self.shared.caller(home.outputs.region, home.target.endpoint_url)
 
     def service(self) -> RunService:
-        return RunService(self.store, self.target_for, self.emulator_answers, self.home)
+        return RunService(self.store, self.target_for, self.locate, self.home)
 
 
 pass_context = click.make_pass_decorator(CliContext)
@@ -169,7 +231,7 @@ class SharedRecords:
         data = record.stack_outputs.data
         if data is None:
             return None
-        return RunRecords(self._s3(record.outputs["region"], record.endpoint_url), data)
+        return RunRecords(self._s3(record.outputs["region"], self._endpoint_of(record)), data)
 
     def home(self) -> RunRecords | None:
         try:
@@ -181,7 +243,17 @@ class SharedRecords:
         return RunRecords(self._s3(home.outputs.region, home.target.endpoint_url), home.outputs.data)
 
     def who(self, record: RunRecord) -> dict[str, str] | None:
-        return self.caller(record.outputs["region"], record.endpoint_url)
+        return self.caller(record.outputs["region"], self._endpoint_of(record))
+
+    def _endpoint_of(self, record: RunRecord) -> str | None:
+        """Where a run's records are now (a local run's emulator may have moved); where it was
+        when it is nowhere now (the call then says it cannot be reached)."""
+        if record.endpoint_url is None:
+            return None
+        try:
+            return self.context.locate(record)
+        except RunnerError:
+            return record.endpoint_url
 
     def caller(self, region: str, endpoint_url: str | None) -> dict[str, str] | None:
         if self._who is None:

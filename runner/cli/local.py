@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ from runner.cli.options import json_option
 from runner.errors import RunnerError
 from runner.local.process import ExecutorOptions, join_server, running_server, start_server, stop_server
 from runner.local.project import local_project_dir
+from runner.local.reset import forget_local_runs, reset_stack
 from runner.local.state import JOINED
 from runner.show import terminal
 
@@ -96,11 +98,16 @@ def up(
                 "stack": stack,
                 "deployment": result.action,
                 "outputs": outputs.to_json(),
+                "restored": asdict(restored) if (restored := state.restored()) and started else None,
             }
         )
         return
     verb = "Started" if started else "Reusing"
     click.echo(f"{verb} the emulator (moto) at {info.endpoint_url}, pid {info.pid}.")
+    restored = state.restored() if started else None
+    said = restored.describe() if restored else None
+    if said:
+        click.echo(said)
     what = {"deployed": "Deployed", "kept": "Kept the unchanged", "replaced": "Replaced the changed"}
     click.echo(
         f"{what[result.action]} stack '{stack}': {outputs.purchase_model} compute up to "
@@ -163,7 +170,12 @@ def join(context: CliContext, endpoint_url: str, outputs_files: tuple[Path, ...]
 @json_option
 @pass_context
 def down(context: CliContext, as_json: bool) -> None:
-    """Stop the emulator; everything deployed into it is gone with it."""
+    """Stop the emulator. What it holds (stacks, buckets, jobs, logs, runs) is kept in the state
+    folder: `runner local up` brings it all back; `runner local reset` wipes it.
+
+    Tasks still running are stopped, and fail as on a terminated host (retried where their retry
+    strategy allows) when the emulator starts again.
+    """
     state = context.local_state
     with state.lock():
         info = stop_server(state)
@@ -174,7 +186,62 @@ def down(context: CliContext, as_json: bool) -> None:
     elif info.pid == JOINED:
         click.echo(f"Left the emulator at {info.endpoint_url} (its owner stops it).")
     else:
-        click.echo(f"Stopped the emulator (pid {info.pid}).")
+        click.echo(
+            f"Stopped the emulator (pid {info.pid}); its data is kept in {state.data_dir}: "
+            "`runner local up` resumes, `runner local reset` wipes it."
+        )
+
+
+@local.command()
+@click.option(
+    "--stack",
+    "stack_name",
+    default=None,
+    metavar="NAME",
+    help="Remove only this stack: its resources, its data bucket and the records of its local runs.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@pass_context
+def reset(context: CliContext, stack_name: str | None, yes: bool, as_json: bool) -> None:
+    """Wipe what the local stack holds: every stack, bucket, job, log and local run (or, with
+    --stack, one stack's). Stops the emulator first; `runner local up` starts afresh.
+
+    \b
+    Example:
+        runner local reset --stack dev
+    """
+    state = context.local_state
+    info = running_server(state)
+    if info is not None and info.pid == JOINED:
+        raise RunnerError("this state folder uses another user's emulator; its owner resets it")
+    what = (
+        f"stack '{stack_name}' of the local stack: its resources, its data bucket and its local runs"
+        if stack_name
+        else f"everything the local stack holds ({state.root}): every stack, bucket, job, log and local run"
+    )
+    if not yes:
+        if not sys.stdin.isatty():
+            raise RunnerError(f"local reset wipes {what}; pass --yes to confirm")
+        click.confirm(f"Wipe {what}?", abort=True)
+    own = state.identity(create=False)
+    with state.lock():
+        if stack_name:
+            removed = reset_stack(state, stack_name)
+        else:
+            stop_server(state)
+            state.wipe()
+            removed = None
+    forgotten = forget_local_runs(context.store, own.id if own else None, stack_name) if own else 0
+    if as_json:
+        terminal.print_json({"stack": stack_name, "removed": removed, "runsForgotten": forgotten})
+    elif stack_name:
+        click.echo(
+            f"Removed stack '{stack_name}' ({removed} resources and objects) and {forgotten} local run "
+            f"record(s). Next: runner local up --stack {stack_name}"
+        )
+    else:
+        click.echo(f"Wiped the local stack and {forgotten} local run record(s). Next: runner local up")
 
 
 @local.command()

@@ -279,7 +279,7 @@ def runs(
         runner runs --by user --since 7d
     """
     if prune:
-        pruned = prune_runs(context.store, context.now(), older_than_days, context.emulator_endpoint())
+        pruned = prune_runs(context.store, context.now(), older_than_days, context.emulator_gone)
         shared = context.shared_records()
         if shared is not None:
             pruned += prune_shared(context.store, shared)

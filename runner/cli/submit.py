@@ -211,6 +211,7 @@ def submit(
             python=python,
             depends_on_job_ids=depends_on_jobs,
             endpoint_url=home.target.endpoint_url,
+            emulator=home.target.emulator,
             input_base=base,
             uploads=uploads,
         )
@@ -225,6 +226,7 @@ def submit(
         now=context.now(),
         depends_on_job_ids=depends_on_jobs,
         endpoint_url=home.target.endpoint_url,
+        emulator=home.target.emulator,
         launch=launch,
         s3=home.target.client("s3") if launch else None,
     )
@@ -371,6 +373,7 @@ def retry(
         there.outputs,
         now=context.now(),
         endpoint_url=there.target.endpoint_url,
+        emulator=there.target.emulator,
         launch=launch,
         s3=ref.target.client("s3") if launch else None,
         latest=latest,

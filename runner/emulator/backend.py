@@ -29,6 +29,9 @@ class LocalJob(Job):
     ``AWS_BATCH_JOB_ID`` to the overrides' environment on every DescribeJobs).
     """
 
+    # The retryStrategy SubmitJob was given (moto keeps none): a restarted emulator applies it again.
+    submitted_retry_strategy: dict[str, Any] | None = None
+
     def _get_container_property(self, p: str, default: Any) -> Any:
         if p != "environment":
             return super()._get_container_property(p, default)
@@ -119,6 +122,7 @@ class LocalBatchBackend(BatchBackend):
             "_compute_of",
             "_task",
             "_job_to_stop",
+            "unfinished",
         ):
             return object.__getattribute__(self, name)
         return object.__getattribute__(self.backend, name)
@@ -210,6 +214,7 @@ class LocalBatchBackend(BatchBackend):
                 tags=tags if provided_id is None else None,
             )
             job.status = "SUBMITTED"
+            job.submitted_retry_strategy = retry_strategy  # a restarted emulator applies it again
             backend._jobs[job.job_id] = job
             return job
 
@@ -226,6 +231,20 @@ class LocalBatchBackend(BatchBackend):
             else:
                 executor.add(self._task(job, compute, retry_strategy))
         return job_name, job.job_id, job.arn
+
+    def unfinished(self) -> tuple[list[Task], list[Job]]:
+        """What a restored emulator must carry on with: the tasks (jobs and array children) that
+        had not finished, and the array parents waiting on them."""
+        tasks, parents = [], []
+        for job in self.backend._jobs.values():
+            if job.status in ("SUCCEEDED", "FAILED"):
+                continue
+            if job._child_jobs:
+                parents.append(job)
+                continue
+            retry = getattr(job, "submitted_retry_strategy", None)
+            tasks.append(self._task(job, self._compute_of(job.job_queue), retry))
+        return tasks, parents
 
     def cancel_job(self, job_id: str, reason: str) -> None:
         job = self._job_to_stop(job_id, reason)

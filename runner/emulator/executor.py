@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import json
 import os
 import random
 import re
@@ -224,6 +225,46 @@ def exit_rule_action(
     return "RETRY"
 
 
+PROCESS_FILE = "process.json"
+
+
+def _write_process(home: Path, process: subprocess.Popen) -> None:
+    """Which process an attempt is (its group's leader, and when it started), beside its folder,
+    so an emulator that was killed can stop what it left running when it starts again."""
+    try:
+        started = psutil.Process(process.pid).create_time()
+    except psutil.Error:
+        return  # already gone
+    (home / PROCESS_FILE).write_text(json.dumps({"pid": process.pid, "started": started}))
+
+
+def stop_orphans(work_dir: Path) -> int:
+    """Stop every task process a killed emulator left running (by the process files of its
+    attempts' folders: the same pid and start time), then remove what the attempts left.
+    Returns how many were stopped."""
+    stopped = 0
+    for path in work_dir.glob(f"*/*/{PROCESS_FILE}"):
+        try:
+            recorded = json.loads(path.read_text())
+            leader = psutil.Process(int(recorded["pid"]))
+            if abs(leader.create_time() - float(recorded["started"])) > 0.01:
+                continue  # the pid was reused by another process
+            members = [leader, *leader.children(recursive=True)]
+        except (OSError, ValueError, KeyError, TypeError, psutil.Error):
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(leader.pid, signal.SIGKILL)
+        for member in members:
+            with contextlib.suppress(psutil.Error):
+                member.kill()
+        psutil.wait_procs(members, timeout=5)
+        stopped += 1
+    if work_dir.exists():
+        for entry in work_dir.iterdir():
+            shutil.rmtree(entry, ignore_errors=True)
+    return stopped
+
+
 def task_memory_bytes(process: psutil.Process) -> int:
     """One process's share of the task's memory: its PSS (Linux), else its RSS."""
     try:
@@ -255,6 +296,8 @@ class Executor:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="batch-executor", daemon=True)
+        # Called when a job moves on (the emulator's snapshots listen).
+        self.changed: Callable[[], None] = lambda: None
 
     def start(self) -> None:
         self._thread.start()
@@ -270,6 +313,46 @@ class Executor:
     def add_parent(self, job: Job) -> None:
         with self.lock:
             self.parents[job.job_id] = job
+
+    def resume(self, tasks: list[Task], parents: list[Job]) -> list[Task]:
+        """The unfinished jobs of a restored emulator, handed back before it starts. Queued ones
+        queue again. Those that were starting or running lost their host with the emulator: the
+        attempt fails as AWS reports a terminated instance, and the retry strategy applies.
+        Returns those."""
+        lost = []
+        with self.lock:
+            for parent in parents:
+                self.parents[parent.job_id] = parent
+            for task in tasks:
+                task.history = list(task.job.attempts or [])
+                self.tasks[task.job.job_id] = task
+                if task.job.status in ACTIVE:
+                    lost.append(task)
+                    self._lost_host(task)
+                elif task.job.status in QUEUED:
+                    task.job.status = "SUBMITTED"
+                    self.arrivals.append(task)
+        self._wake.set()
+        return lost
+
+    def _lost_host(self, task: Task) -> None:
+        job = task.job
+        reason = HOST_RECLAIMED.format(uuid.uuid4().hex[:17])
+        task.history.append(
+            {
+                "container": {"networkInterfaces": []},
+                "startedAt": int(unix_time_millis(job.job_started_at)),
+                "stoppedAt": int(unix_time_millis()),
+                "statusReason": reason,
+            }
+        )
+        action = exit_rule_action(task.exit_rules, reason, "", None)
+        if action == "RETRY" and len(task.history) < task.attempts_allowed:
+            job.status = "RUNNABLE"
+            job.attempts = list(task.history)
+            self.runnable.append(task)
+        else:
+            self._finish(task, success=False, status_reason=reason)
 
     def cancel(self, job: Job, reason: str) -> None:
         """CancelJob: queued tasks fail with the reason at once; running ones carry on (as on AWS)."""
@@ -547,6 +630,8 @@ class Executor:
             attempt.interrupt_at = now + self.random.uniform(0.05, 0.5)
         task.attempt = attempt
         job.status = "RUNNING"
+        _write_process(home, process)
+        self.changed()
 
     def _failed_to_start(self, task: Task, reason: str, status_reason: str = "Task failed to start") -> None:
         task.history.append(
@@ -672,6 +757,7 @@ class Executor:
             job.status = "RUNNABLE"
             job.attempts = list(task.history)
             self.runnable.append(task)
+            self.changed()
             return
         self._finish(
             task,
@@ -699,6 +785,7 @@ class Executor:
         job.job_stopped_at = datetime.now()
         job.status = "SUCCEEDED" if success else "FAILED"
         self._touch_parent(task)
+        self.changed()
 
     @staticmethod
     def _log_options(task: Task) -> dict[str, str]:

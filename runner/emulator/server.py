@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from moto.batch.models import batch_backends
 from moto.batch.responses import BatchResponse
 from moto.core.base_backend import BackendDict
 from moto.moto_api._internal.models import moto_api_backend
@@ -23,9 +24,10 @@ from werkzeug.serving import run_simple
 
 from runner.emulator import sandbox
 from runner.emulator.backend import LocalBatchBackend
-from runner.emulator.executor import Executor, ExecutorSettings, Walls
+from runner.emulator.executor import Executor, ExecutorSettings, Walls, stop_orphans
 from runner.emulator.gate import gate
 from runner.emulator.iam import enforce, issued, register_owner
+from runner.emulator.persistence import Gate, Snapshots, restore, serving
 from runner.emulator.task_identity import TaskIdentity
 
 LOOPBACK = "127.0.0.1"
@@ -76,16 +78,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--credentials", type=Path, help="JSON file with the owner's keys (an IAM user of the emulator)"
     )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where the emulator keeps its state across restarts (default: nowhere, it is lost)",
+    )
+    parser.add_argument(
+        "--restored-file",
+        type=Path,
+        help="where to say what was restored at start (`runner local up` reads it)",
+    )
+    parser.add_argument("--identity", default="", help="which local stack this is (in every response)")
     args = parser.parse_args(argv)
 
     credentials = None
     region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
     owner = getpass.getuser()
+    moto_api_backend.set_config(MOTO_CONFIG)
+    snapshot = args.data_dir / "emulator.snapshot" if args.data_dir else None
+    restored = restore(snapshot) if snapshot else None
     if args.credentials:
         keys = json.loads(args.credentials.read_text())
         credentials = (keys["accessKeyId"], keys["secretAccessKey"])
         register_owner(credentials, owner, region)
-    moto_api_backend.set_config(MOTO_CONFIG)
     # Before any thread starts (the probe forks): can tasks be walled in here?
     refused = sandbox.probe()
     walls = None if refused else Walls.for_emulator(args.work_dir)
@@ -116,10 +131,30 @@ def main(argv: list[str] | None = None) -> None:
     LocalBatchBackend.executor = executor
     BatchResponse.batch_backend = property(_backend)  # type: ignore[assignment,method-assign]
     BatchResponse.submitjob = _submit_job  # type: ignore[method-assign]
+    if restored is not None:
+        # What a killed emulator left running is stopped; its jobs lost their host (AWS's words).
+        restored.orphans_stopped = stop_orphans(args.work_dir)
+        lost = []
+        for account, regions in batch_backends.items():
+            for region_name in list(regions):
+                tasks, parents = local_backends[account][region_name].unfinished()
+                lost += executor.resume(tasks, parents)
+        restored.jobs_lost_host = len(lost)
+    gate_lock = Gate()
+    identity.guard = gate_lock.request
+    snapshots = Snapshots(snapshot, gate_lock, executor.lock, skip=[local_backends]) if snapshot else None
+    if snapshots is not None:
+        executor.changed = snapshots.changed
+        snapshots.save()  # what the restart changed, and the proof that the folder takes writes
+        snapshots.start()
+    if args.restored_file and restored is not None:
+        args.restored_file.write_text(json.dumps(restored.to_json()))
     executor.start()
 
     def stop(_signum: int, _frame: Any) -> None:
         executor.shutdown()
+        if snapshots is not None:
+            snapshots.stop()  # everything, after the last task stopped
         identity.shutdown()
         sys.exit(0)
 
@@ -134,16 +169,17 @@ def main(argv: list[str] | None = None) -> None:
         moto_api_backend.set_config(MOTO_CONFIG)
 
     app = DomainDispatcherApplication(create_backend_app)
+    guarded = gate(
+        app,
+        lambda: access_key,
+        issued,
+        moto_api=os.environ.get(MOTO_API_ENV) == "1",
+        after_reset=after_reset,
+    )
     run_simple(
         LOOPBACK,
         args.port,
-        gate(
-            app,
-            lambda: access_key,
-            issued,
-            moto_api=os.environ.get(MOTO_API_ENV) == "1",
-            after_reset=after_reset,
-        ),
+        serving(guarded, gate_lock, snapshots.changed if snapshots else None, args.identity),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

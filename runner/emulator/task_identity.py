@@ -15,6 +15,7 @@ import json
 import secrets
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,6 +82,8 @@ class TaskIdentity:
     issued: set[str] = field(default_factory=set)  # access key ids of task sessions
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
+    # Held while moto's STS issues keys, as a request holds it (the emulator's snapshots wait).
+    guard: Callable[[], AbstractContextManager[None]] = field(default=nullcontext)
 
     # --- Lifecycle ------------------------------------------------------------------------------
 
@@ -178,14 +181,15 @@ class TaskIdentity:
         }
 
     def _assume(self, session: TaskSession, now: datetime) -> tuple[dict[str, str], datetime]:
-        assumed = sts_backends[self.account_id]["aws"].assume_role(
-            region_name=self.region,
-            role_session_name=session.task_id,
-            role_arn=str(session.role_arn),
-            policy="",
-            duration=int(self.lifetime.total_seconds()),
-            external_id="",
-        )
+        with self.guard():
+            assumed = sts_backends[self.account_id]["aws"].assume_role(
+                region_name=self.region,
+                role_session_name=session.task_id,
+                role_arn=str(session.role_arn),
+                policy="",
+                duration=int(self.lifetime.total_seconds()),
+                external_id="",
+            )
         self.issued.add(assumed.access_key_id)
         keys = {
             "AccessKeyId": assumed.access_key_id,

@@ -122,11 +122,14 @@ def deploy_or_keep(project_dir: Path, stack: str, endpoint_url: str, state: Loca
     """
     credentials = state.credentials()
     previous = state.deployment(stack) if stack in state.deployed_stacks() else None
+    if previous is not None and not _still_there(
+        state.outputs(stack), AwsTarget(state.outputs(stack).region, endpoint_url, credentials)
+    ):
+        state.forget_stack(stack)  # the emulator no longer holds it (its data was reset or set aside)
+        previous = None
     if previous is not None:
         outputs = state.outputs(stack)
-        if previous.fingerprint == fingerprint(project_dir, stack) and _still_there(
-            outputs, AwsTarget(outputs.region, endpoint_url, credentials)
-        ):
+        if previous.fingerprint == fingerprint(project_dir, stack):
             return DeployResult(outputs, "kept")
         mocks = EmulatorMocks(AwsTarget(_region(project_dir, stack), endpoint_url, credentials))
         left = mocks.teardown(previous.created)
@@ -134,7 +137,7 @@ def deploy_or_keep(project_dir: Path, stack: str, endpoint_url: str, state: Loca
         if left:
             raise RunnerError(
                 f"could not remove the previous deployment of '{stack}' ({'; '.join(left)}); "
-                "`runner local down` and `runner local up` start clean"
+                f"`runner local reset --stack {stack}` removes it and its data"
             )
     outputs, deployment = deploy_stack(project_dir, stack, endpoint_url, credentials)
     state.save_stack(stack, outputs, deployment)

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from runner.aws.clients import AwsTarget, aws_errors, is_loopback
 from runner.aws.stack_outputs import StackOutputs
+from runner.emulator_wire import IDENTITY_HEADER
 from runner.errors import RunnerError
 from runner.local.state import JOINED, LocalState, ServerInfo
 
@@ -160,10 +161,14 @@ def start_server(
     slots = options.slots or os.cpu_count() or 1
     rate = options.spot_interruptions or 0.0
     state.credentials()  # made before the emulator reads them
-    port = port or free_port()
+    identity = state.identity()
+    if port is None:
+        # The port it had, if it is free: the endpoint teammates and scripts were given stays good.
+        port = identity.port if identity.port and not port_in_use(identity.port) else free_port()
     if port_in_use(port):
         raise RunnerError(f"port {port} on {LOOPBACK} is in use; pick another with --port")
     state.root.mkdir(parents=True, exist_ok=True)
+    state.restored_file.unlink(missing_ok=True)
     endpoint = f"http://{LOOPBACK}:{port}"
     seed = ["--seed", str(options.seed)] if options.seed is not None else []
     command = [
@@ -182,6 +187,12 @@ def start_server(
         str(state.isolation_file),
         "--credentials",
         str(state.credentials_file),
+        "--data-dir",
+        str(state.data_dir),
+        "--restored-file",
+        str(state.restored_file),
+        "--identity",
+        identity.id,
         *seed,
     ]
     with state.log_file.open("ab") as log:
@@ -217,6 +228,7 @@ def start_server(
         _terminate(process.pid)
         raise
     state.save_server(info)
+    state.prefer_port(port)
     return info, True
 
 
@@ -255,12 +267,28 @@ def stop_server(state: LocalState, *, sleep: Callable[[float], None] = time.slee
     info = running_server(state)
     if info is None:
         return None
-    if info.pid != JOINED:  # a joined emulator is its owner's to stop: this only leaves it
+    if info.pid != JOINED:
+        # It saves everything it holds as it stops (its data folder keeps it for the next start).
         _terminate(info.pid, sleep=sleep)
         # Every task is stopped with it: what their attempts left in their folders goes too.
         shutil.rmtree(state.work_dir, ignore_errors=True)
+    else:  # a joined emulator is its owner's to stop: this only leaves it, and forgets its stacks
+        for stack in state.deployed_stacks():
+            state.forget_stack(stack)
     state.clear_server()
     return info
+
+
+def identity_at(endpoint_url: str) -> str | None:
+    """Which local stack the emulator at ``endpoint_url`` is (every answer names it); None when
+    nothing answers there, or something that is not an emulator of batch-stacks."""
+    try:
+        with urllib.request.urlopen(f"{endpoint_url}/moto-api/config", timeout=2) as response:
+            return response.headers.get(IDENTITY_HEADER) or None
+    except urllib.error.HTTPError as err:
+        return err.headers.get(IDENTITY_HEADER) or None
+    except (urllib.error.URLError, OSError):
+        return None
 
 
 def join_server(

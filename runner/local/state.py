@@ -1,7 +1,9 @@
-"""Where the local emulator keeps its lock, pid, endpoint and each locally deployed stack.
+"""Where the local emulator keeps its lock, pid, endpoint, data and each locally deployed stack.
 
 Files under ``<state dir>/local``: ``lock`` (held by whoever starts, deploys into or stops the
-emulator, so there is one emulator per state directory), ``server.json`` and, per stack,
+emulator, so there is one emulator per state directory), ``server.json`` (while it runs),
+``identity.json`` (which local stack this is, for good, and the port it prefers), ``data/`` (what
+the emulator holds, kept across restarts: ``runner local reset`` wipes it) and, per stack,
 ``stacks/<stack>.json`` (its outputs) and ``stacks/<stack>.deploy.json`` (what was created, and
 from which stack file and program, so a second ``local up`` can keep or replace it).
 """
@@ -17,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from runner.aws.stack_outputs import StackOutputs, parse_outputs
 from runner.errors import RunnerError
@@ -72,6 +74,50 @@ class Isolation:
         )
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Which local stack a state folder holds: an id made once (a reset makes a new one), which
+    its emulator names in every answer and every run it ran records, and the port it prefers."""
+
+    id: str
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What the emulator found in its data folder at start (``restored.json``)."""
+
+    backends: int
+    size: int
+    seconds: float
+    error: str | None
+    set_aside: str | None
+    orphans_stopped: int
+    jobs_lost_host: int
+
+    def describe(self) -> str | None:
+        """One or two sentences for ``local up``; None when there was nothing to restore."""
+        if self.error:
+            return (
+                f"Warning: the emulator's saved state could not be loaded ({self.error}); it was set aside "
+                f"as {self.set_aside} and the emulator started empty."
+            )
+        if not self.backends:
+            return None
+        said = f"Restored the local stack's state ({self.size / 1e6:.1f} MB in {self.seconds:.1f} s)."
+        if self.jobs_lost_host:
+            said += (
+                f" {self.jobs_lost_host} task(s) running when it stopped lost their host, as on AWS: "
+                "retried where their retry strategy allows, else failed"
+                + (
+                    f"; {self.orphans_stopped} left-over process group(s) stopped."
+                    if self.orphans_stopped
+                    else "."
+                )
+            )
+        return said
+
+
 class LocalStateError(RunnerError):
     """A file of the emulator's state cannot be read."""
 
@@ -99,6 +145,70 @@ class LocalState:
     @property
     def work_dir(self) -> Path:
         return self.root / "work"
+
+    @property
+    def data_dir(self) -> Path:
+        """What the emulator holds (``--data-dir``), kept across restarts."""
+        return self.root / "data"
+
+    @property
+    def identity_file(self) -> Path:
+        return self.root / "identity.json"
+
+    @property
+    def restored_file(self) -> Path:
+        """Where the emulator says what it restored at start (``--restored-file``)."""
+        return self.root / "restored.json"
+
+    @overload
+    def identity(self) -> Identity: ...
+    @overload
+    def identity(self, *, create: Literal[False]) -> Identity | None: ...
+    def identity(self, *, create: bool = True) -> Identity | None:
+        """This local stack's identity, made on first use (unless ``create`` is False)."""
+        try:
+            raw = self._read(self.identity_file, "delete it; earlier local runs will no longer be found")
+        except FileNotFoundError:
+            if not create:
+                return None
+            identity = Identity("ls-" + secrets.token_hex(8))
+            write_json(self.identity_file, asdict(identity))
+            return identity
+        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+            raise LocalStateError(
+                f"{self.identity_file} does not name a local stack; delete it (earlier local runs will "
+                "no longer be found)"
+            )
+        port = raw.get("port")
+        return Identity(raw["id"], port if isinstance(port, int) else None)
+
+    def prefer_port(self, port: int) -> None:
+        """The port the emulator runs on, to be taken again at the next start if it is free."""
+        write_json(self.identity_file, asdict(Identity(self.identity().id, port)))
+
+    def restored(self) -> Restored | None:
+        try:
+            raw = json.loads(self.restored_file.read_text())
+            return Restored(
+                int(raw["backends"]),
+                int(raw["bytes"]),
+                float(raw["seconds"]),
+                raw.get("error") if isinstance(raw.get("error"), str) else None,
+                raw.get("setAside") if isinstance(raw.get("setAside"), str) else None,
+                int(raw.get("orphansStopped") or 0),
+                int(raw.get("jobsLostHost") or 0),
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def wipe(self) -> None:
+        """Everything the local stack holds, and its identity: a new one is made at the next start."""
+        import shutil
+
+        for folder in (self.data_dir, self.work_dir, self.root / "stacks"):
+            shutil.rmtree(folder, ignore_errors=True)
+        for path in (self.identity_file, self.restored_file):
+            path.unlink(missing_ok=True)
 
     @property
     def isolation_file(self) -> Path:
@@ -208,10 +318,8 @@ class LocalState:
         return ServerInfo(**{k: v for k, v in raw.items() if k in names})
 
     def clear_server(self) -> None:
+        """The emulator stopped: its stacks stay (its data folder keeps them for the next start)."""
         self.server_file.unlink(missing_ok=True)
-        # Deployed stacks lived in the emulator's memory and are gone with it.
-        for path in (self.root / "stacks").glob("*.json"):
-            path.unlink()
 
     def save_stack(self, stack: str, outputs: StackOutputs, deployment: Deployment) -> None:
         write_json(self.deployment_file(stack), asdict(deployment))

@@ -221,6 +221,7 @@ def retry_run(
     *,
     now: datetime,
     endpoint_url: str | None,
+    emulator: str | None = None,
     limiter: RateLimiter | None = None,
     launch: Launch | None = None,
     s3: Any = None,
@@ -264,6 +265,7 @@ def retry_run(
         total_tasks=parent.total_tasks,
         array=parent.array,
         endpoint_url=endpoint_url,
+        emulator=emulator,
         parent_run_id=parent.run_id,
     )
     record.changes = changes or None

@@ -122,27 +122,30 @@ class RunService:
     """Runs as the commands see them.
 
     ``target_for(region, endpoint_url)`` says how to reach where a run went (AWS, or the emulator
-    with its own keys); ``emulator_answers(endpoint)`` whether the emulator a local run went to is
-    still there to ask (this state folder's, or the one this command is pointed at: a teammate's);
-    ``home()`` the stack a bare AWS job id (one with no run record) is looked up on.
+    with its own keys); ``locate(record)`` where the local stack that ran a local run answers now
+    (this state folder's on whatever port it runs, or a teammate's), raising a one-line error when
+    it answers nowhere; ``home()`` the stack a bare AWS job id (one with no run record) is looked
+    up on.
     """
 
     store: RunStore
     target_for: Callable[[str, str | None], AwsTarget]
-    emulator_answers: Callable[[str], bool]
+    locate: Callable[[RunRecord], str]
     home: Callable[[], StackTarget]
 
     def target_of(self, record: RunRecord) -> AwsTarget:
-        """Where a run went (a record always names its region, whatever else its outputs lack)."""
-        return self.target_for(record.outputs["region"], record.endpoint_url)
+        """Where a run went (a record always names its region, whatever else its outputs lack);
+        for a local run, where its emulator answers now."""
+        endpoint = record.endpoint_url
+        if endpoint is not None:
+            with contextlib.suppress(RunnerError):  # answers nowhere: a call says it cannot be reached
+                endpoint = self.locate(record)
+        return self.target_for(record.outputs["region"], endpoint)
 
     def require_emulator(self, record: RunRecord) -> None:
-        """A local run's jobs live in the emulator that ran them: say so at once if it is gone."""
-        if record.endpoint_url and not self.emulator_answers(record.endpoint_url):
-            raise RunnerError(
-                f"run {record.run_id} ran on the local emulator at {record.endpoint_url}, which is no "
-                "longer running, and its jobs went with it; `runner runs --prune` forgets such runs"
-            )
+        """A local run's jobs live in the local stack that ran them: say so at once if it is not running."""
+        if record.endpoint_url:
+            self.locate(record)
 
     def resolve(self, run_or_job_id: str) -> JobRef:
         """A run id, AWS job id or task id to what it names (the run's own record first).

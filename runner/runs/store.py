@@ -68,7 +68,9 @@ class RunRecord:
     shards: list[Shard] = field(default_factory=list)
     total_tasks: int = 1
     array: bool = False
-    endpoint_url: str | None = None
+    endpoint_url: str | None = None  # a local run: where its emulator answered when it was submitted
+    # A local run: which local stack ran it (its identity), found again wherever it answers now.
+    emulator: str | None = None
     error: str | None = None
     summary: dict[str, Any] | None = None
     parent_run_id: str | None = None
@@ -232,6 +234,7 @@ _OPTIONAL = (
     ("parent_run_id", str, "a run id"),
     ("retry_run_ids", list, "a list"),
     ("endpoint_url", str, "a URL"),
+    ("emulator", str, "a local stack's identity"),
     ("error", str, "a string"),
     ("summary", dict, "an object"),
     ("sweep", dict, "an object"),
@@ -548,9 +551,10 @@ class Pruned:
 
 
 def prune_runs(
-    store: RunStore, now: datetime, older_than_days: int, emulator_endpoint: str | None
+    store: RunStore, now: datetime, older_than_days: int, gone: Callable[[RunRecord], str | None]
 ) -> list[Pruned]:
-    """Remove unreadable records, local runs whose emulator is gone, and old finished runs.
+    """Remove unreadable records, local runs whose local stack is gone (``gone`` says why), and
+    old finished runs.
 
     A run that may still be going on AWS is never removed: its record is how it is found.
     """
@@ -562,11 +566,10 @@ def prune_runs(
         path.unlink(missing_ok=True)
     cutoff = now - timedelta(days=older_than_days)
     for record in records:
-        if record.endpoint_url and record.endpoint_url != emulator_endpoint:
-            reason = f"ran on an emulator that is gone ({record.endpoint_url})"
-        elif record.finished and _created(record) <= cutoff:
+        reason = gone(record)
+        if reason is None and record.finished and _created(record) <= cutoff:
             reason = f"{record.outcome}, created {record.created_at[:10]}"
-        else:
+        if reason is None:
             continue
         store.remove(record.run_id)
         pruned.append(Pruned(record.run_id, reason))

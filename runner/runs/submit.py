@@ -290,6 +290,7 @@ def new_run(
     array: bool,
     endpoint_url: str | None,
     parent_run_id: str | None = None,
+    emulator: str | None = None,
 ) -> RunRecord:
     """The record of a run about to be submitted: its request and planned shards, none sent yet."""
     shards = plan_shards(pieces, params["jobName"])
@@ -305,6 +306,7 @@ def new_run(
         total_tasks=total_tasks,
         array=array,
         endpoint_url=endpoint_url,
+        emulator=emulator,
         parent_run_id=parent_run_id,
     )
 
@@ -371,6 +373,7 @@ def prepare_run(
     run_id: str | None = None,
     depends_on_job_ids: Sequence[str] = (),
     endpoint_url: str | None = None,
+    emulator: str | None = None,
     container_command: list[str] | None = None,
     system_env: Mapping[str, str] | None = None,
 ) -> RunRecord:
@@ -398,6 +401,7 @@ def prepare_run(
         total_tasks=total,
         array=options.array_size is not None,
         endpoint_url=endpoint_url,
+        emulator=emulator,
     )
 
 
@@ -410,6 +414,7 @@ def submit_run(
     now: datetime,
     depends_on_job_ids: Sequence[str] = (),
     endpoint_url: str | None = None,
+    emulator: str | None = None,
     limiter: RateLimiter | None = None,
     launch: Launch | None = None,
     s3: Any = None,
@@ -432,6 +437,7 @@ def submit_run(
         now=now,
         depends_on_job_ids=depends_on_job_ids,
         endpoint_url=endpoint_url,
+        emulator=emulator,
         container_command=container_command,
         system_env=system_env,
     )

@@ -206,6 +206,7 @@ def submit_sweep(
     python: str = IMAGE_PYTHON,
     depends_on_job_ids: Sequence[str] = (),
     endpoint_url: str | None = None,
+    emulator: str | None = None,
     limiter: RateLimiter | None = None,
     input_base: Path | None = None,
     uploads: Callable[[list[LocalInput]], list[LocalInput]] | None = None,
@@ -241,6 +242,7 @@ def submit_sweep(
         run_id=run_id,
         depends_on_job_ids=depends_on_job_ids,
         endpoint_url=endpoint_url,
+        emulator=emulator,
         container_command=launch.command(),
         system_env={**sweep.environment(), **launch.environment(row_command)},
     )
