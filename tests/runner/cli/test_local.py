@@ -139,12 +139,12 @@ def test_a_stale_pid_file_is_cleared(project: Path, isolated_environment: Path):
         )
     )
     state.stack_file("dev").parent.mkdir()
-    state.stack_file("dev").write_text(json.dumps({"region": "us-east-1"}))  # left by a dead emulator
+    state.stack_file("dev").write_text(json.dumps({"region": "us-east-1"}))  # kept with its data
     state.deployment_file("dev").write_text(json.dumps({"fingerprint": "test", "created": []}))
     result = run("--local", "outputs")
     assert result.output == "Error: the local emulator is not running; start it with `runner local up`\n"
     assert not state.server_file.exists()
-    assert state.deployed_stacks() == []
+    assert state.deployed_stacks() == ["dev"]  # the data folder keeps it for the next `local up`
 
 
 def test_up_again_keeps_an_unchanged_stack_and_replaces_a_changed_one(
