@@ -32,13 +32,13 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from moto.batch.models import Job
-from moto.core.base_backend import BackendDict
+from moto.core.base_backend import BackendDict, BaseBackend
 from moto.iam.aws_managed_policies import aws_managed_policies_data
 from moto.iam.models import AWSManagedPolicy
 
@@ -69,10 +69,19 @@ def _reduce_job(job: Job) -> tuple[Callable[..., Job], tuple[type, dict[str, Any
     return _rebuild_job, (type(job), state)
 
 
+def _delegate(cls: type, account_id: str, region_name: str) -> Any:
+    """The live wrapper backend of ``cls`` for an account and region (see ``_delegates``)."""
+    module = sys.modules[cls.__module__]
+    backends = next(v for v in vars(module).values() if isinstance(v, BackendDict) and v.backend is cls)
+    return backends[account_id][region_name]
+
+
 class _Pickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, Job):
             return _reduce_job(obj)
+        if isinstance(obj, BaseBackend) and _delegates(type(obj)):  # a job's back-reference to it
+            return _delegate, (type(obj), obj.account_id, obj.region_name)
         return NotImplemented
 
     def persistent_id(self, obj: Any) -> Any:
@@ -126,12 +135,17 @@ class Where:
         return found
 
 
-def backends_in_use(skip: Iterable[BackendDict] = ()) -> dict[Where, BackendDict]:
-    """Every moto ``BackendDict`` a request has reached, by where it is declared."""
-    skipped = {id(b) for b in skip}
+def _delegates(backend: type) -> bool:
+    """Whether a backend class hands every attribute to another backend (moto's ``batch_simple``,
+    the emulator's own Batch): it holds nothing of its own to save."""
+    return any("__getattribute__" in vars(cls) for cls in backend.__mro__ if cls is not object)
+
+
+def backends_in_use() -> dict[Where, BackendDict]:
+    """Every moto ``BackendDict`` a request has reached that holds state, by where it is declared."""
     found: dict[Where, BackendDict] = {}
     for backends in list(BackendDict._instances):
-        if id(backends) in skipped or not len(backends):
+        if not len(backends) or _delegates(backends.backend):
             continue
         module = sys.modules.get(backends.backend.__module__)
         names = [n for n, v in vars(module or object()).items() if v is backends]
@@ -263,14 +277,12 @@ class Snapshots:
         path: Path,
         gate: Gate,
         executor_lock: threading.RLock,
-        skip: Iterable[BackendDict] = (),
         *,
         delay: float = DELAY,
     ) -> None:
         self.path = path
         self.gate = gate
         self.executor_lock = executor_lock
-        self.skip = tuple(skip)
         self.delay = delay
         self.saved = Saved()
         self._changed = threading.Event()
@@ -303,7 +315,7 @@ class Snapshots:
         with self._write_lock:
             began = time.monotonic()
             with self.gate.alone(), self.executor_lock:
-                data = dump(backends_in_use(self.skip))
+                data = dump(backends_in_use())
             held = time.monotonic() - began
             write_atomically(self.path, data)
             self.saved = Saved(len(data), held, time.monotonic() - began - held, self.saved.count + 1)

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         restored.jobs_lost_host = len(lost)
     gate_lock = Gate()
     identity.guard = gate_lock.request
-    snapshots = Snapshots(snapshot, gate_lock, executor.lock, skip=[local_backends]) if snapshot else None
+    snapshots = Snapshots(snapshot, gate_lock, executor.lock) if snapshot else None
     if snapshots is not None:
         executor.changed = snapshots.changed
         snapshots.save()  # what the restart changed, and the proof that the folder takes writes
