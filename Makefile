@@ -34,6 +34,7 @@ bench: $(STAMP)
 	PYTHONPATH=. $(BIN)/python scripts/bench_emulator.py
 	PYTHONPATH=. $(BIN)/python scripts/bench_sweep.py
 	PYTHONPATH=. $(BIN)/python scripts/bench_code.py
+	PYTHONPATH=. $(BIN)/python scripts/bench_persistence.py
 
 # moto's own Batch test suite (from moto's sdist of the installed version, downloaded once) in its
 # server mode against the emulator: fails if a test stock moto's server passes fails here; then

@@ -137,8 +137,11 @@ def start_server(
     options: ExecutorOptions = ExecutorOptions(),
     *,
     sleep: Callable[[float], None] = time.sleep,
+    persist: bool = True,
 ) -> tuple[ServerInfo, bool]:
-    """Start the emulator (or reuse the running one). Returns its info and whether it was started."""
+    """Start the emulator (or reuse the running one). Returns its info and whether it was started.
+
+    ``persist=False`` (the benchmark's comparison only) keeps nothing across restarts."""
     existing = running_server(state)
     if existing is not None:
         if port is not None and port != existing.port:
@@ -187,8 +190,7 @@ def start_server(
         str(state.isolation_file),
         "--credentials",
         str(state.credentials_file),
-        "--data-dir",
-        str(state.data_dir),
+        *(["--data-dir", str(state.data_dir)] if persist else []),
         "--restored-file",
         str(state.restored_file),
         "--identity",

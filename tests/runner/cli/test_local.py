@@ -240,3 +240,63 @@ def emulator_pids(state: Path) -> list[int]:
         ):
             pids.append(int(proc.name))
     return pids
+
+
+def test_a_reset_asks_first_and_a_stopped_local_stack_is_named_not_lost(
+    project: Path, isolated_environment: Path
+):
+    state = LocalState(isolated_environment / "batch-stacks")
+    identity = state.identity()
+    assert state.identity() == identity  # made once
+    state.prefer_port(41234)
+    assert state.identity().id == identity.id and state.identity().port == 41234
+
+    refused = CliRunner().invoke(cli, ["local", "reset"], input="")  # no terminal to ask on
+    assert refused.exit_code == 1
+    assert "pass --yes to confirm" in refused.output and state.identity_file.exists()
+    declined = CliRunner().invoke(cli, ["local", "reset"], input="n\n")
+    assert state.identity_file.exists(), declined.output
+
+    from runner.aws.stack_outputs import StackOutputs
+    from runner.runs.store import RunRecord, RunStore
+
+    outputs = StackOutputs(
+        stack="dev",
+        region="us-east-1",
+        job_queue_name="q",
+        job_queue_arn="arn:aws:batch:us-east-1:123456789012:job-queue/q",
+        job_definition_name="d",
+        job_definition_arn="arn:aws:batch:us-east-1:123456789012:job-definition/d:1",
+        compute_environment_arns=("arn:aws:batch:us-east-1:123456789012:compute-environment/c",),
+        job_role_arn="arn:aws:iam::123456789012:role/j",
+        log_group_name="/batch-stacks/dev",
+        purchase_model="spot",
+        max_vcpus=4,
+        job_vcpus=1,
+        job_memory_mib=2048,
+    ).to_json()
+    store = RunStore(isolated_environment / "batch-stacks")
+    record = RunRecord(
+        "20261204-100000-0a0b0c0d",
+        "dev",
+        "2026-12-04T10:00:00+00:00",
+        "j",
+        {},
+        outputs,
+        state="submitted",
+        endpoint_url="http://127.0.0.1:41234",
+        emulator=identity.id,
+    )
+    store.save(record)
+    result = run("--local", "summary", record.run_id)
+    assert result.exit_code == 1
+    assert (
+        "ran on this machine's local stack, which is not running; `runner local up` starts it"
+        in result.output
+    )
+    assert run("runs", "--prune").exit_code == 0
+    assert store.find(record.run_id) is not None  # it comes back with `local up`: never pruned
+
+    wiped = run("local", "reset", "--yes")
+    assert wiped.exit_code == 0 and "1 local run record(s)" in wiped.output, wiped.output
+    assert store.find(record.run_id) is None and state.identity(create=False) is None
