@@ -98,7 +98,9 @@ def large_stack() -> None:
     print(f"\n{OBJECTS:,} objects written in {filled:.0f} s ({OBJECTS / filled:.0f}/s, {CLIENTS} clients)")
     print("| snapshot MB | held the emulator s | restart: down s | up s | of which loading s |")
     print("|---:|---:|---:|---:|---:|")
-    print(f"| {size / 1e6:.1f} | {held:.2f} | {down:.1f} | {up:.1f} | {restored.seconds if restored else 0:.1f} |")
+    print(
+        f"| {size / 1e6:.1f} | {held:.2f} | {down:.1f} | {up:.1f} | {restored.seconds if restored else 0:.1f} |"
+    )
     assert restored is not None and restored.backends and listed, "the restart lost the stack"
 
 
