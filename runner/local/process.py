@@ -31,7 +31,8 @@ EMULATOR_MODULE = "runner.emulator.server"
 # The moto release the emulator is built and tested on (pyproject's `local` extra pins it).
 TESTED_MOTO = "5.2.5"
 START_TIMEOUT = 60.0
-STOP_TIMEOUT = 10.0
+# The emulator saves everything it holds as it stops: a large stack takes seconds to write.
+STOP_TIMEOUT = 60.0
 # Servers this process started: the emulator outlives `runner local up` by design, so the Popen
 # objects are kept (not garbage-collected as "still running") and reaped if we stop them.
 _STARTED: dict[int, subprocess.Popen] = {}
