@@ -21,7 +21,7 @@ from runner.aws.clients import AwsTarget
 from runner.local.deploy import deploy_or_keep
 from runner.local.process import ExecutorOptions, start_server, stop_server
 from runner.local.state import LocalState
-from runner.runs.watch import poll
+from scripts.bench_emulator import run_trivial_array
 
 TASKS = 500
 OBJECTS = 100_000
@@ -32,25 +32,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 def sweep(persist: bool) -> float:
     """Seconds for TASKS trivial tasks as one array job."""
-    with tempfile.TemporaryDirectory() as root:
-        state = LocalState(Path(root))
-        info, _ = start_server(state, None, ExecutorOptions(slots=os.cpu_count() or 1), persist=persist)
-        try:
-            outputs = deploy_or_keep(PROJECT_DIR, "prod", info.endpoint_url, state).outputs
-            batch = AwsTarget("us-east-1", info.endpoint_url, state.credentials()).client("batch")
-            started = time.perf_counter()
-            job_id = batch.submit_job(
-                jobName="bench",
-                jobQueue=outputs.job_queue_arn,
-                jobDefinition=outputs.job_definition_arn,
-                arrayProperties={"size": TASKS},
-                containerOverrides={"command": ["true"]},
-            )["jobId"]
-            while not poll(batch, job_id).done:
-                time.sleep(0.05)
-            return time.perf_counter() - started
-        finally:
-            stop_server(state)
+    return run_trivial_array(TASKS, os.cpu_count() or 1, persist=persist)[0]
 
 
 def large_stack() -> None:

@@ -178,3 +178,23 @@ def fail_children(job_id: str, indices: dict[int, tuple[str, int]]) -> None:
         child.status = "FAILED"
         child.job_stopped_reason = reason
         child.exit_code = exit_code
+
+
+def sample_outputs(**changes: Any) -> StackOutputs:
+    """A stack's outputs with placeholder names (``changes`` replace fields), for code that only reads them."""
+    base = dict(
+        stack="dev",
+        region=REGION,
+        job_queue_name="q",
+        job_queue_arn="arn:q",
+        job_definition_name="d",
+        job_definition_arn="arn:d:1",
+        compute_environment_arns=("arn:ce",),
+        job_role_arn="arn:r",
+        log_group_name="/g",
+        purchase_model="spot",
+        max_vcpus=32,
+        job_vcpus=1,
+        job_memory_mib=2048,
+    )
+    return StackOutputs(**{**base, **changes})

@@ -257,24 +257,10 @@ def test_a_reset_asks_first_and_a_stopped_local_stack_is_named_not_lost(
     declined = CliRunner().invoke(cli, ["local", "reset"], input="n\n")
     assert state.identity_file.exists(), declined.output
 
-    from runner.aws.stack_outputs import StackOutputs
     from runner.runs.store import RunRecord, RunStore
+    from tests.runner.conftest import sample_outputs
 
-    outputs = StackOutputs(
-        stack="dev",
-        region="us-east-1",
-        job_queue_name="q",
-        job_queue_arn="arn:aws:batch:us-east-1:123456789012:job-queue/q",
-        job_definition_name="d",
-        job_definition_arn="arn:aws:batch:us-east-1:123456789012:job-definition/d:1",
-        compute_environment_arns=("arn:aws:batch:us-east-1:123456789012:compute-environment/c",),
-        job_role_arn="arn:aws:iam::123456789012:role/j",
-        log_group_name="/batch-stacks/dev",
-        purchase_model="spot",
-        max_vcpus=4,
-        job_vcpus=1,
-        job_memory_mib=2048,
-    ).to_json()
+    outputs = sample_outputs().to_json()
     store = RunStore(isolated_environment / "batch-stacks")
     record = RunRecord(
         "20261204-100000-0a0b0c0d",

@@ -15,27 +15,9 @@ from runner.cli import cli
 from runner.errors import InvalidInputError, RunnerError
 from runner.runs.submit import SubmitOptions, job_name, parse_pairs, submit_params, validate
 from tests.runner.conftest import REGION, Runner, moto_jobs
+from tests.runner.conftest import sample_outputs as outputs
 
 RUN_ID = "20261124-120000-abcd"
-
-
-def outputs(**changes: Any) -> StackOutputs:
-    base = dict(
-        stack="dev",
-        region=REGION,
-        job_queue_name="q",
-        job_queue_arn="arn:q",
-        job_definition_name="d",
-        job_definition_arn="arn:d:1",
-        compute_environment_arns=("arn:ce",),
-        job_role_arn="arn:r",
-        log_group_name="/g",
-        purchase_model="spot",
-        max_vcpus=32,
-        job_vcpus=1,
-        job_memory_mib=2048,
-    )
-    return StackOutputs(**{**base, **changes})
 
 
 def records(state: Path) -> list[dict]:
