@@ -67,7 +67,7 @@ def large_stack() -> None:
             started = time.perf_counter()
             stop_server(state)
             down = time.perf_counter() - started
-            size = (state.data_dir / "emulator.snapshot").stat().st_size
+            size = (state.snapshot_file).stat().st_size
             started = time.perf_counter()
             info, _ = start_server(state, None, ExecutorOptions(slots=2))
             up = time.perf_counter() - started
@@ -90,7 +90,7 @@ def _snapshot_hold(state: LocalState) -> float:
     """How long one snapshot of that stack holds the emulator: the same dump, in this process."""
     from runner.emulator import persistence  # moto, in this process only for the measurement
 
-    persistence.load((state.data_dir / "emulator.snapshot").read_bytes())
+    persistence.load((state.snapshot_file).read_bytes())
     started = time.perf_counter()
     persistence.dump(persistence.backends_in_use())
     return time.perf_counter() - started

@@ -264,7 +264,11 @@ def status(context: CliContext, as_json: bool) -> None:
             }
         )
     elif info is None:
-        click.echo("The emulator is not running; start it with `runner local up`.")
+        kept = state.snapshot_file
+        click.echo(
+            "The emulator is not running; start it with `runner local up`"
+            + (f" (it brings back what {kept} keeps)." if kept.exists() else ".")
+        )
     else:
         click.echo(
             f"The emulator (moto) runs at {info.endpoint_url}, pid {info.pid}, since {info.started_at}."

@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> None:
         "--credentials", type=Path, help="JSON file with the owner's keys (an IAM user of the emulator)"
     )
     parser.add_argument(
-        "--data-dir",
+        "--snapshot",
         type=Path,
-        help="where the emulator keeps its state across restarts (default: nowhere, it is lost)",
+        help="the file the emulator keeps its state in across restarts (default: none, it is lost)",
     )
     parser.add_argument(
         "--restored-file",
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
     owner = getpass.getuser()
     moto_api_backend.set_config(MOTO_CONFIG)
-    snapshot = args.data_dir / "emulator.snapshot" if args.data_dir else None
+    snapshot = args.snapshot
     restored = restore(snapshot) if snapshot else None
     if args.credentials:
         keys = json.loads(args.credentials.read_text())
@@ -154,7 +154,10 @@ def main(argv: list[str] | None = None) -> None:
     def stop(_signum: int, _frame: Any) -> None:
         executor.shutdown()
         if snapshots is not None:
-            snapshots.stop()  # everything, after the last task stopped
+            try:
+                snapshots.stop()  # everything, after the last task stopped
+            except Exception as err:  # the previous snapshot stays whole; say why in the log
+                print(f"the emulator could not save its state as it stopped: {err}", file=sys.stderr)
         identity.shutdown()
         sys.exit(0)
 

@@ -191,7 +191,7 @@ def start_server(
         str(state.isolation_file),
         "--credentials",
         str(state.credentials_file),
-        *(["--data-dir", str(state.data_dir)] if persist else []),
+        *(["--snapshot", str(state.snapshot_file)] if persist else []),
         "--restored-file",
         str(state.restored_file),
         "--identity",

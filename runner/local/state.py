@@ -152,6 +152,11 @@ class LocalState:
         return self.root / "data"
 
     @property
+    def snapshot_file(self) -> Path:
+        """Everything the emulator holds, as its last snapshot (``--snapshot``)."""
+        return self.data_dir / "emulator.snapshot"
+
+    @property
     def identity_file(self) -> Path:
         return self.root / "identity.json"
 
