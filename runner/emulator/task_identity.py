@@ -82,7 +82,9 @@ class TaskIdentity:
     issued: set[str] = field(default_factory=set)  # access key ids of task sessions
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
-    # Held while moto's STS issues keys, as a request holds it (the emulator's snapshots wait).
+    # Held while a credentials request may have moto's STS issue keys, as a request holds it (the
+    # emulator's snapshots wait). Taken before ``lock``, never while holding it: the executor opens
+    # and closes sessions (``lock``) under its own lock, which a snapshot waits for under the gate.
     guard: Callable[[], AbstractContextManager[None]] = field(default=nullcontext)
 
     # --- Lifecycle ------------------------------------------------------------------------------
@@ -164,7 +166,7 @@ class TaskIdentity:
         return 404, {"message": f"no such endpoint: {path}"}
 
     def _credentials(self, task_id: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
-        with self.lock:
+        with self.guard(), self.lock:
             session = self.sessions.get(task_id)
             if session is None or not authorization or not hmac.compare_digest(authorization, session.token):
                 return 401, {"message": "Unauthorized: the task's authorization token is missing or wrong"}
@@ -181,15 +183,14 @@ class TaskIdentity:
         }
 
     def _assume(self, session: TaskSession, now: datetime) -> tuple[dict[str, str], datetime]:
-        with self.guard():
-            assumed = sts_backends[self.account_id]["aws"].assume_role(
-                region_name=self.region,
-                role_session_name=session.task_id,
-                role_arn=str(session.role_arn),
-                policy="",
-                duration=int(self.lifetime.total_seconds()),
-                external_id="",
-            )
+        assumed = sts_backends[self.account_id]["aws"].assume_role(
+            region_name=self.region,
+            role_session_name=session.task_id,
+            role_arn=str(session.role_arn),
+            policy="",
+            duration=int(self.lifetime.total_seconds()),
+            external_id="",
+        )
         self.issued.add(assumed.access_key_id)
         keys = {
             "AccessKeyId": assumed.access_key_id,

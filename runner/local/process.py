@@ -33,6 +33,7 @@ TESTED_MOTO = "5.2.5"
 START_TIMEOUT = 60.0
 # The emulator saves everything it holds as it stops: a large stack takes seconds to write.
 STOP_TIMEOUT = 60.0
+PORT_SETTLE = 2.0  # seconds the port a killed emulator had may take to be free again
 # Servers this process started: the emulator outlives `runner local up` by design, so the Popen
 # objects are kept (not garbage-collected as "still running") and reaped if we stop them.
 _STARTED: dict[int, subprocess.Popen] = {}
@@ -54,6 +55,17 @@ def port_in_use(port: int) -> bool:
         except OSError:
             return True
     return False
+
+
+def port_frees(port: int, within: float = PORT_SETTLE, sleep: Callable[[float], None] = time.sleep) -> bool:
+    """Whether the port is free, or frees within ``within`` seconds: the listening socket of an
+    emulator that was just killed outlives its process for a moment."""
+    deadline = time.monotonic() + within
+    while port_in_use(port):
+        if time.monotonic() >= deadline:
+            return False
+        sleep(0.05)
+    return True
 
 
 def is_alive(pid: int) -> bool:
@@ -168,7 +180,7 @@ def start_server(
     identity = state.identity()
     if port is None:
         # The port it had, if it is free: the endpoint teammates and scripts were given stays good.
-        port = identity.port if identity.port and not port_in_use(identity.port) else free_port()
+        port = identity.port if identity.port and port_frees(identity.port) else free_port()
     if port_in_use(port):
         raise RunnerError(f"port {port} on {LOOPBACK} is in use; pick another with --port")
     state.root.mkdir(parents=True, exist_ok=True)

@@ -375,9 +375,15 @@ class RunService:
         return [ref.record, *self.store.lineage(ref.record)]
 
     def tasks_not_done(self, ref: JobRef) -> str:
-        """The tasks (as ranges) holding a sweep's rows not done: what ``retry --skip-existing`` runs."""
-        found = self.results(ref, shown=0)
-        tasks = sorted({found.sweep.task_of(fate.row) for fate in found.not_done})
+        """The tasks (as ranges) that ``retry --skip-existing`` runs: those holding a sweep's rows
+        not done, and those that failed after their last row (a host lost between the last upload
+        and the exit): rerun, they skip every row and end the lineage's failure."""
+        root = self.root(ref)
+        parts = self.lineage(root, with_times=True)
+        found = self.results(root, shown=0, parts=parts)
+        folded = fold_retries(parts[0].summary, parts[1:])
+        failed = {f.index for f in folded.failures if f.index is not None}
+        tasks = sorted({found.sweep.task_of(fate.row) for fate in found.not_done} | failed)
         if not tasks:
             raise RunnerError(f"every row of run {found.run_id} is done; there is nothing to retry")
         if any(fate.reason == NOT_FINISHED for fate in found.not_done):

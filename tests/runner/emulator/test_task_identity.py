@@ -5,11 +5,13 @@ would: each page once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ import psutil
 import pytest
 
 from runner.emulator.executor import Executor, ExecutorSettings
+from runner.emulator.persistence import Gate
 from runner.emulator.task_identity import CANNOT_ASSUME, RENEW_BEFORE, TaskIdentity, trusts_ecs_tasks
 
 TRUST_ECS = {
@@ -132,6 +135,37 @@ def test_a_role_missing_or_not_trusting_ecs_tasks_is_named(identity, roles):
     missing = roles["job"].replace("/job", "/gone")
     assert server.role_problem(missing) == CANNOT_ASSUME.format(role=missing)
     assert trusts_ecs_tasks(json.dumps(TRUST_ECS)) and not trusts_ecs_tasks(TRUST_EC2)
+
+
+def test_a_credentials_request_waiting_out_a_snapshot_does_not_hold_up_the_executor(roles):
+    """The deadlock a loaded restart once hit: a snapshot has the gate and waits for the
+    executor's lock; the executor, under its lock, closes a session; a task asking for keys waits
+    for the gate. The task must wait without holding what the executor needs."""
+    gate, asking = Gate(), threading.Event()
+
+    @contextlib.contextmanager
+    def guard() -> Iterator[None]:
+        asking.set()
+        with gate.request():
+            yield
+
+    identity = TaskIdentity("us-east-1", guard=guard)
+    identity.start()
+    env = identity.open("t1", roles["job"], {}, {})
+    with gate.alone():  # a snapshot in progress
+        task = threading.Thread(
+            target=identity.answer, args=("/v2/credentials/t1", env["AWS_CONTAINER_AUTHORIZATION_TOKEN"])
+        )
+        task.start()
+        assert asking.wait(10)
+        executor = threading.Thread(target=identity.close, args=("t1",))  # under the executor's lock
+        executor.start()
+        executor.join(10)
+        closed = not executor.is_alive()
+    task.join(10)
+    identity.shutdown()
+    assert closed, "the executor waited for a task that waited for the snapshot: a deadlock"
+    assert not task.is_alive()
 
 
 def test_memory_is_charged_once_per_page_over_the_process_tree(tmp_path):

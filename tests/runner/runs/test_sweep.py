@@ -16,6 +16,7 @@ from runner.aws.stack_outputs import DataLocation, StackOutputs
 from runner.runs import rows
 from runner.runs.launch import BOOTSTRAP
 from tests.runner.conftest import REGION, Runner, moto_jobs
+from tests.runner.runs.test_runs_at_scale import SPOT, fail
 
 BUCKET = "lab-data"
 
@@ -183,3 +184,19 @@ def test_results_and_collect_need_a_table_run(data_stack: Runner):
     run = data_stack.json("submit", "--array", "2")["runId"]
     result = data_stack("results", run)
     assert result.exit_code == 2 and "is not a run submitted with --tasks" in result.output
+
+
+def test_retry_skip_existing_reruns_the_rows_not_done_and_a_task_lost_after_its_last_row(
+    data_stack: Runner, tmp_path: Path
+):
+    run = data_stack.json(
+        "submit", "--tasks", str(table(tmp_path, 8)), "--per-task", "2", "--command", "true"
+    )
+    for row in (0, 1, 2, 3, 4, 6, 7):  # row 5 never finished; task 1 ended its rows, then its host
+        record(run["runId"], row, "succeeded", outputs=[])
+    fail(run["jobId"], {1: SPOT, 2: SPOT})
+    retried = data_stack.json("retry", run["runId"], "--skip-existing")
+    assert [(s["offset"], s["size"]) for s in retried["shards"]] == [(1, 2)]  # tasks 1 and 2
+    record(run["runId"], 5, "succeeded", outputs=[])  # the retry ran it (moto's tasks write nothing)
+    again = data_stack("retry", run["runId"], "--skip-existing")
+    assert again.exit_code == 1 and "every row of run" in again.output, again.output
