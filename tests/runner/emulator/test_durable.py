@@ -128,8 +128,8 @@ def test_a_sweep_killed_mid_run_loses_no_finished_row_and_a_retry_reruns_only_th
     assert reasons and all(
         r.startswith("Host EC2 (instance i-") and r.endswith(") terminated.") for r in reasons
     )
+    # Rows a lost task had not finished; maybe none, if its host went after its last row.
     unfinished = ROWS - len(rows_done(run_id))
-    assert unfinished > 0
 
     retried = as_json("retry", run_id, "--skip-existing", "--wait", "--interval", "1")
     assert retried["summary"]["counts"]["FAILED"] == 0, retried["summary"]["failures"]
