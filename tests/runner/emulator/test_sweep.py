@@ -20,13 +20,13 @@ from runner.runs import shards
 from tests.runner.emulator.conftest import PROJECT_DIR, as_json, batch, client, running_emulator
 
 pytestmark = pytest.mark.emulator
-ROWS, PER_TASK = 3_050, 100  # 31 tasks
-FAILING = (5, 2013)  # in tasks 0 and 20
+ROWS, PER_TASK = 1_050, 50  # 21 tasks, in 2 pieces of the table
+FAILING = (5, 1013)  # in tasks 0 and 20
 # Rows of the failing tasks leave a file (row 0 also a nested one); the rest leave nothing.
 # The failing rows fail only the first time (a retry's tasks have RUNNER_PARENT_RUN_ID).
 SCRIPT = (
-    'if [ -z "$RUNNER_PARENT_RUN_ID" ] && { [ "$RUNNER_ROW" = 5 ] || [ "$RUNNER_ROW" = 2013 ]; }; then exit 3; fi; '
-    'if [ "$RUNNER_ROW" -lt 100 ] || { [ "$RUNNER_ROW" -ge 2000 ] && [ "$RUNNER_ROW" -lt 2100 ]; }; then '
+    'if [ -z "$RUNNER_PARENT_RUN_ID" ] && { [ "$RUNNER_ROW" = 5 ] || [ "$RUNNER_ROW" = 1013 ]; }; then exit 3; fi; '
+    'if [ "$RUNNER_ROW" -lt 50 ] || { [ "$RUNNER_ROW" -ge 1000 ] && [ "$RUNNER_ROW" -lt 1050 ]; }; then '
     'printf "%s" "$sample" > "$RUNNER_OUTPUT_DIR/r.txt"; fi; '
     'if [ "$RUNNER_ROW" = 0 ]; then mkdir -p "$RUNNER_OUTPUT_DIR/sub" && cat "$RUNNER_ROW_FILE" > "$RUNNER_OUTPUT_DIR/sub/row.json"; fi'
 )
@@ -47,7 +47,7 @@ def sweep_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 def local(sweep_emulator: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setenv("XDG_STATE_HOME", str(sweep_emulator["root"]))
     monkeypatch.setenv("RUNNER_PROJECT_DIR", str(PROJECT_DIR))
-    monkeypatch.setattr(shards, "SHARD_SIZE", 16)  # 31 tasks in 2 shards, as 31,000 would be in 4
+    monkeypatch.setattr(shards, "SHARD_SIZE", 16)  # 21 tasks in 2 shards, as 21,000 would be in 3
     return sweep_emulator
 
 
@@ -55,7 +55,7 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(cli, ["--local", *args])
 
 
-def test_a_sweep_of_3050_rows_in_chunks_and_shards_retries_exactly_its_failed_rows(local, tmp_path: Path):
+def test_a_sweep_of_1050_rows_in_chunks_and_shards_retries_exactly_its_failed_rows(local, tmp_path: Path):
     path = tmp_path / "samples.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -76,29 +76,29 @@ def test_a_sweep_of_3050_rows_in_chunks_and_shards_retries_exactly_its_failed_ro
         "1",
     )
     run_id = submitted["runId"]
-    assert submitted["tasks"] == 31 and len(submitted["shards"]) == 2
+    assert submitted["tasks"] == 21 and len(submitted["shards"]) == 2
     summary = submitted["summary"]
     assert sorted(f["index"] for f in summary["failures"]) == [0, 20]
-    assert summary["rows"]["counts"]["failed"] == {"rows": 2, "ranges": "5,2013"}
+    assert summary["rows"]["counts"]["failed"] == {"rows": 2, "ranges": "5,1013"}
     assert [(r["row"], r["key"], r["exitCode"]) for r in summary["rows"]["notDone"]] == [
         (5, "s5", 3),
-        (2013, "s2013", 3),
+        (1013, "s1013", 3),
     ]
 
     before = as_json("results", run_id)["counts"]
-    assert before["failed"] == {"rows": 2, "ranges": "5,2013"}  # the other rows of their tasks ran
-    assert before["succeeded"] == {"rows": 198, "ranges": "0-4,6-99,2000-2012,2014-2099"}
-    assert before["no-outputs"]["rows"] == ROWS - 200
+    assert before["failed"] == {"rows": 2, "ranges": "5,1013"}  # the other rows of their tasks ran
+    assert before["succeeded"] == {"rows": 98, "ranges": "0-4,6-49,1000-1012,1014-1049"}
+    assert before["no-outputs"]["rows"] == ROWS - 100
     assert before["killed"]["rows"] == 0 and before["not-run"]["rows"] == 0
 
     text = run("summary", run_id).output
     assert (
-        "rows     3,050 rows, 100 per task: 198 succeeded with outputs, 2,850 succeeded without outputs, 2 failed"
+        "rows     1,050 rows, 50 per task: 98 succeeded with outputs, 950 succeeded without outputs, 2 failed"
         in text
     )
     retried = as_json("retry", run_id, "--skip-existing", "--wait", "--interval", "1")
     assert retried["tasks"] == 2 and retried["summary"]["counts"]["FAILED"] == 0
-    for task, row in ((0, 5), (20, 2013)):
+    for task, row in ((0, 5), (20, 1013)):
         log = run("logs", run_id, "--index", str(task)).output
         ran = [line for line in log.splitlines() if ": running (" in line]
         assert ran == [f"[batch-stacks] row {row}: running (sample s{row})"], log[-500:]
@@ -107,20 +107,20 @@ def test_a_sweep_of_3050_rows_in_chunks_and_shards_retries_exactly_its_failed_ro
     after = run("results", run_id)
     assert after.exit_code == 0, after.output
     counts = as_json("results", run_id)["counts"]
-    assert counts["succeeded"] == {"rows": 200, "ranges": "0-99,2000-2099"}
-    assert counts["failed"]["rows"] == 0 and counts["no-outputs"]["rows"] == ROWS - 200
+    assert counts["succeeded"] == {"rows": 100, "ranges": "0-49,1000-1049"}
+    assert counts["failed"]["rows"] == 0 and counts["no-outputs"]["rows"] == ROWS - 100
 
     dest = tmp_path / "collected"
-    collected = as_json("collect", run_id, "--to", str(dest), "--rows", "0-3,5,2013,2500")
-    assert collected["downloaded"] == 7 and collected["rows"] == 7  # row 0 has two files; 2500 none
+    collected = as_json("collect", run_id, "--to", str(dest), "--rows", "0-3,5,1013,500")
+    assert collected["downloaded"] == 7 and collected["rows"] == 7  # row 0 has two files; 500 none
     for row, value in enumerate(SPECIAL):
         assert (dest / str(row) / "r.txt").read_text(encoding="utf-8") == value
     assert json.loads((dest / "0" / "sub" / "row.json").read_text(encoding="utf-8")) == {
         "sample": "be,ta",
         "depth": "0",
     }
-    assert (dest / "2013" / "r.txt").read_text() == "s2013"
-    again = as_json("collect", run_id, "--to", str(dest), "--rows", "0-3,5,2013")
+    assert (dest / "1013" / "r.txt").read_text() == "s1013"
+    again = as_json("collect", run_id, "--to", str(dest), "--rows", "0-3,5,1013")
     assert again["downloaded"] == 0 and again["skipped"] == 7
     assert not any(name.endswith(".part") for _, _, names in os.walk(dest) for name in names)
 

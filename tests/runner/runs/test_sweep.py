@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -127,12 +128,12 @@ def test_a_stack_without_a_data_bucket_or_read_only_is_refused(
     assert moto_jobs() == {}
 
 
-def record(run: str, row: int, state: str, **fields: object) -> None:
+def record(run: str, row: int, state: str, s3: Any = None, **fields: object) -> None:
     """A row's record as the launcher writes it (after its task started)."""
     stamp = int(time.time() * 1000) + 60_000
     body = {"row": row, "key": f"s{row}", "state": state, "runId": run, **fields}
     name = rows.record_name(row, stamp, rows.attempt_name("job-1:0", 1), state)
-    boto3.client("s3", region_name=REGION).put_object(
+    (s3 or boto3.client("s3", region_name=REGION)).put_object(
         Bucket=BUCKET, Key=f"runs/{run}/rows/{name}", Body=json.dumps(body).encode()
     )
 
@@ -142,11 +143,12 @@ def test_results_list_records_a_thousand_a_call_and_read_only_the_rows_shown(
 ):
     run = data_stack.json("submit", "--tasks", str(table(tmp_path, 1_100)), "--command", "true")["runId"]
     failed = set(range(7, 1_050, 25))  # 42 rows failed
+    s3 = boto3.client("s3", region_name=REGION)
     for row in range(1_050):  # rows from 1,050 on left no record (moto's tasks "succeed" at once)
         if row in failed:
-            record(run, row, "failed", exitCode=3, reason="exit code 3", tail=["x", f"bad input s{row}"])
+            record(run, row, "failed", s3, exitCode=3, reason="exit code 3", tail=["x", f"bad input s{row}"])
         else:
-            record(run, row, "succeeded" if row % 2 else "no-outputs", outputs=[])
+            record(run, row, "succeeded" if row % 2 else "no-outputs", s3, outputs=[])
     data_stack("summary", run)  # the summary is cached: what follows is S3 alone
     api_calls.clear()
     found = data_stack.json("results", run)  # --json: every row's entry, by name
