@@ -8,12 +8,17 @@ import socket
 from runner.local.process import LOOPBACK, port_frees, port_in_use
 
 
-def test_a_listening_port_is_in_use_and_one_in_time_wait_is_not():
+def listening(port: int = 0) -> tuple[socket.socket, int]:
+    """A server socket on loopback, as the emulator binds it."""
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind((LOOPBACK, 0))
+    server.bind((LOOPBACK, port))
     server.listen()
-    port = server.getsockname()[1]
+    return server, server.getsockname()[1]
+
+
+def test_a_listening_port_is_in_use_and_one_in_time_wait_is_not():
+    server, port = listening()
     client = socket.create_connection((LOOPBACK, port))
     accepted, _ = server.accept()
     assert port_in_use(port)
@@ -24,11 +29,7 @@ def test_a_listening_port_is_in_use_and_one_in_time_wait_is_not():
 
 
 def test_the_port_a_killed_emulator_had_is_waited_for_a_moment_and_no_longer():
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind((LOOPBACK, 0))
-    server.listen()
-    port = server.getsockname()[1]
+    server, port = listening()
     waits: list[float] = []
 
     def sleep(seconds: float) -> None:  # the socket goes away while the start waits
@@ -37,8 +38,6 @@ def test_the_port_a_killed_emulator_had_is_waited_for_a_moment_and_no_longer():
             server.close()
 
     assert port_frees(port, sleep=sleep) and len(waits) == 3
-    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    taken.bind((LOOPBACK, port))
-    taken.listen()
+    taken, _ = listening(port)
     assert not port_frees(port, within=0.2)  # another program took it: the start picks another
     taken.close()
