@@ -40,6 +40,7 @@ from runner.emulator import sandbox
 from runner.emulator.task_identity import TaskIdentity
 
 TICK = 0.01  # how soon an exited task is noticed and its slot refilled
+MEMORY_EVERY = 0.1  # seconds between reads of a task's memory (each walks /proc: not every tick)
 HOST_RECLAIMED = "Host EC2 (instance i-{}) terminated."
 FARGATE_SPOT = "Your Spot Task was interrupted."
 EXITED = "Essential container in task exited"
@@ -163,6 +164,7 @@ class Attempt:
     stop_reason: str | None = None  # why the emulator is stopping it (OOM, timeout, reclaim, terminate)
     container_reason: str | None = None
     killed_at: float | None = None
+    memory_read_at: float = float("-inf")
 
 
 @dataclass
@@ -659,9 +661,11 @@ class Executor:
                 self._stop_attempt(attempt, reason, graceful=False, now=now)
             elif attempt.timeout_at is not None and now >= attempt.timeout_at:
                 self._stop_attempt(attempt, TIMED_OUT, graceful=True, now=now)
-            elif process.poll() is None and self._memory_mib(process) > task.memory_mib:
-                attempt.container_reason = OOM
-                self._stop_attempt(attempt, EXITED, graceful=False, now=now)
+            elif now - attempt.memory_read_at >= MEMORY_EVERY and process.poll() is None:
+                attempt.memory_read_at = now
+                if self._memory_mib(process) > task.memory_mib:
+                    attempt.container_reason = OOM
+                    self._stop_attempt(attempt, EXITED, graceful=False, now=now)
         if attempt.killed_at is not None and process.poll() is None and now >= attempt.killed_at:
             self._signal(process, signal.SIGKILL)
         code = process.poll()

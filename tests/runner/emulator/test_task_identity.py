@@ -1,7 +1,7 @@
 """The task identity server on its own (in moto's in-process backends): a task's token opens its
 credentials and metadata and nothing else, keys are renewed before they expire, and a role that
 is missing or does not trust ECS tasks is named in ECS's words. Memory is charged as a cgroup
-would: each page once."""
+would (each page once), and read ten times a second, not every tick."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import psutil
 import pytest
 
-from runner.emulator.executor import Executor, ExecutorSettings
+from runner.emulator.executor import MEMORY_EVERY, TICK, Attempt, Executor, ExecutorSettings
 from runner.emulator.persistence import Gate
 from runner.emulator.task_identity import CANNOT_ASSUME, RENEW_BEFORE, TaskIdentity, trusts_ecs_tasks
 
@@ -193,3 +194,22 @@ def test_memory_is_charged_once_per_page_over_the_process_tree(tmp_path):
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         process.stdout.close()  # type: ignore[union-attr]
+
+
+def test_a_running_tasks_memory_is_read_every_tenth_of_a_second_not_every_tick(tmp_path, monkeypatch):
+    """Each read walks /proc (the tree, then each member's smaps): at every 10 ms tick it was a
+    third of the emulator's time in a sweep."""
+    executor = Executor(ExecutorSettings(slots=1, work_dir=tmp_path, endpoint_url="", region="us-east-1"))
+    reads: list[float] = []
+    monkeypatch.setattr(executor, "_memory_mib", lambda process: reads.append(0.0) or 0.0)
+    process = subprocess.Popen(["sleep", "30"])
+    try:
+        attempt = Attempt(process, 1, "t1", 0.0, tmp_path / "out", 1)
+        compute = SimpleNamespace(fargate=False)
+        task = SimpleNamespace(attempt=attempt, terminate_reason=None, compute=compute, memory_mib=512)
+        for tick in range(35):  # 0.34 s of ticks
+            executor._supervise(task, tick * TICK)  # type: ignore[arg-type]
+        assert len(reads) == 4 and MEMORY_EVERY == 0.1  # at 0 s, then about every 0.1 s
+    finally:
+        process.kill()
+        process.wait()
