@@ -125,13 +125,14 @@ def test_a_sweep_of_1050_rows_in_chunks_and_shards_retries_exactly_its_failed_ro
     assert not any(name.endswith(".part") for _, _, names in os.walk(dest) for name in names)
 
 
+FILES = 500  # row 4's outputs: an upload long enough to be stopped in the middle
 # Rows 1 (exit 3), 4 (terminated mid-upload) and 6 (out of memory) fail the first time only.
 KILLS = (
     'first=$([ -z "$RUNNER_PARENT_RUN_ID" ] && echo 1); echo "row $RUNNER_ROW of $sample"; '
     'case "$RUNNER_ROW" in '
     '1) [ "$first" ] && { echo "bad input $sample" >&2; exit 3; };; '
     "2) exit 0;; "
-    '4) i=0; while [ $i -lt 1500 ]; do echo $i > "$RUNNER_OUTPUT_DIR/f$i"; i=$((i+1)); done;; '
+    f'4) i=0; while [ $i -lt {FILES} ]; do echo $i > "$RUNNER_OUTPUT_DIR/f$i"; i=$((i+1)); done;; '
     '6) [ "$first" ] && python3 -c "b = bytearray(700 * 2**20); import time; time.sleep(5)";; '
     'esac; echo "$sample" > "$RUNNER_OUTPUT_DIR/result.txt"'
 )
@@ -159,7 +160,7 @@ def test_rows_killed_in_every_way_are_never_done_and_a_retry_reruns_exactly_them
     s3 = client(local, "s3")
     bucket, prefix = local["stacks"]["dev"]["data"]["bucket"], f"runs/{run_id}/out/4/"
     deadline = time.monotonic() + 60
-    # Stop task 1 once row 4's upload has begun (its 1,500 files take seconds to upload).
+    # Stop task 1 once row 4's upload has begun (its files take seconds to upload).
     while (
         time.monotonic() < deadline
         and not (s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)["KeyCount"])
@@ -192,7 +193,7 @@ def test_rows_killed_in_every_way_are_never_done_and_a_retry_reruns_exactly_them
         page.get("KeyCount", 0)
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     )
-    assert 0 < leftovers < 1501  # the killed attempt's part of an upload is there, but no manifest
+    assert 0 < leftovers <= FILES  # the killed attempt's part of an upload is there, but no manifest
     row_log = run("logs", run_id, "--row", "1").output
     assert "row 1 of S01" in row_log and "bad input S01" in row_log and "row 0 of" not in row_log
 
@@ -208,7 +209,7 @@ def test_rows_killed_in_every_way_are_never_done_and_a_retry_reruns_exactly_them
     dest = tmp_path / "out"
     collected = as_json("collect", retried["runId"], "--to", str(dest))
     assert collected["notDone"] == [] and collected["rows"] == 9
-    assert sorted(os.listdir(dest / "4")) == sorted([f"f{i}" for i in range(1500)] + ["result.txt"])
+    assert sorted(os.listdir(dest / "4")) == sorted([f"f{i}" for i in range(FILES)] + ["result.txt"])
     assert all(
         (dest / str(row) / "result.txt").read_text() == f"S{row:02d}\n" for row in (0, 1, 3, 4, 5, 6, 7, 8)
     )
