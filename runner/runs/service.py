@@ -381,8 +381,7 @@ class RunService:
         root = self.root(ref)
         parts = self.lineage(root, with_times=True)
         found = self.results(root, shown=0, parts=parts)
-        folded = fold_retries(parts[0].summary, parts[1:])
-        failed = {f.index for f in folded.failures if f.index is not None}
+        failed = {f.index for f in self.fold(root, parts).failures if f.index is not None}
         tasks = sorted({found.sweep.task_of(fate.row) for fate in found.not_done} | failed)
         if not tasks:
             raise RunnerError(f"every row of run {found.run_id} is done; there is nothing to retry")

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -169,6 +170,11 @@ def test_a_credentials_request_waiting_out_a_snapshot_does_not_hold_up_the_execu
     assert not task.is_alive()
 
 
+def bare_executor(work_dir: Path) -> Executor:
+    """An executor that is never started: its supervision steps called one at a time."""
+    return Executor(ExecutorSettings(slots=1, work_dir=work_dir, endpoint_url="", region="us-east-1"))
+
+
 def test_memory_is_charged_once_per_page_over_the_process_tree(tmp_path):
     """Nine processes sharing 60 MiB copy-on-write: RSS counts it nine times, a cgroup once."""
     code = (
@@ -186,9 +192,7 @@ def test_memory_is_charged_once_per_page_over_the_process_tree(tmp_path):
         tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children()]
         assert len(tree) == 9
         rss = sum(p.memory_info().rss for p in tree) / 2**20
-        charged = Executor(
-            ExecutorSettings(slots=1, work_dir=tmp_path, endpoint_url="", region="us-east-1")
-        )._memory_mib(process)
+        charged = bare_executor(tmp_path)._memory_mib(process)
         assert rss > 9 * 60 and 60 < charged < rss / 3, (rss, charged)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
@@ -199,7 +203,7 @@ def test_memory_is_charged_once_per_page_over_the_process_tree(tmp_path):
 def test_a_running_tasks_memory_is_read_every_tenth_of_a_second_not_every_tick(tmp_path, monkeypatch):
     """Each read walks /proc (the tree, then each member's smaps): at every 10 ms tick it was a
     third of the emulator's time in a sweep."""
-    executor = Executor(ExecutorSettings(slots=1, work_dir=tmp_path, endpoint_url="", region="us-east-1"))
+    executor = bare_executor(tmp_path)
     reads: list[float] = []
     monkeypatch.setattr(executor, "_memory_mib", lambda process: reads.append(0.0) or 0.0)
     process = subprocess.Popen(["sleep", "30"])
